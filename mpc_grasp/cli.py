@@ -1,0 +1,225 @@
+"""``mpc-grasp`` command line: ``collect`` transitions, ``train`` a world model, and more.
+
+Subcommands are pluggable: ``COMMANDS`` maps a name to ``"module:function"``, where the function
+takes argparse's subparsers object, adds its parser and sets ``handler=callable(args) -> int``.
+Add a command from another module by adding one entry (or calling :func:`register_command`);
+modules are imported only when the parser is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["COMMANDS", "CLIError", "build_parser", "main", "parse_key_value", "register_command"]
+
+# name -> "module:function"; the function adds a subparser (see module docstring)
+COMMANDS: dict[str, str] = {
+    "collect": "mpc_grasp.cli:register_collect",
+    "train": "mpc_grasp.cli:register_train",
+}
+
+
+class CLIError(Exception):
+    """A user-facing command-line error: printed without a traceback, exit status 1."""
+
+
+def register_command(name: str, target: str | Callable[[Any], None]) -> None:
+    """Add (or replace) subcommand ``name``; ``target`` is ``"module:function"`` or the function."""
+    if isinstance(target, str) and ":" not in target:
+        raise ValueError(f"command target must look like 'package.module:function', got {target!r}")
+    COMMANDS[name] = target  # type: ignore[assignment]
+
+
+def _resolve(target: str | Callable[[Any], None]) -> Callable[[Any], None]:
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="mpc-grasp",
+        description="World models and long-horizon planning (GRASP) for Gymnasium environments.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, target in COMMANDS.items():
+        try:
+            _resolve(target)(subparsers)
+        except (ImportError, AttributeError) as error:  # a broken plug-in must not break the other commands
+            print(f"mpc-grasp: warning: command {name!r} unavailable ({error})", file=sys.stderr)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mpc-grasp`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (CLIError, ValueError, FileNotFoundError, TypeError) as error:
+        print(f"mpc-grasp {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mpc-grasp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def parse_key_value(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["layout=umaze", "frame_skip=2"]`` -> ``{"layout": "umaze", "frame_skip": 2}`` (JSON values, else strings)."""
+    result: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        result[key.strip()] = value
+    return result
+
+
+def _format_error_table(one_step: dict[str, Any], multi: dict[str, Any]) -> str:
+    lines = [
+        f"one-step RMSE {one_step['rmse']:.5f} (no-change baseline {one_step['no_change_rmse']:.5f}, "
+        f"MAE {one_step['mae']:.5f}, n={one_step['n']})",
+        f"{'horizon':>8} {'RMSE':>10} {'no-change':>10} {'windows':>8}",
+    ]
+    for h, rmse, base, count in zip(multi["horizons"], multi["rmse"], multi["no_change_rmse"], multi["n_windows"]):
+        if rmse is None:
+            lines.append(f"{h:>8} {'-':>10} {'-':>10} {count:>8}")
+        else:
+            lines.append(f"{h:>8} {rmse:>10.5f} {base:>10.5f} {count:>8}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- collect
+
+
+def register_collect(subparsers: Any) -> None:
+    """``mpc-grasp collect ENV_ID --steps N --out data.npz``."""
+    p = subparsers.add_parser("collect", help="collect exploration transitions into an .npz dataset")
+    p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, e.g. mpc_grasp/GridWorld-v0")
+    p.add_argument("--steps", type=int, required=True, help="number of transitions to record")
+    p.add_argument("--out", required=True, help="output .npz path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=int, default=1, help="parallel envs (gymnasium SyncVectorEnv)")
+    p.add_argument("--exploration", choices=("random", "correlated"), default="correlated")
+    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable)")
+    p.add_argument("--obs-key", default="observation", help="key of the state in dict observations")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=_run_collect)
+
+
+def _run_collect(args: argparse.Namespace) -> int:
+    from mpc_grasp.data import collect_transitions
+
+    start = time.perf_counter()
+    dataset = collect_transitions(
+        args.env_id,
+        args.steps,
+        seed=args.seed,
+        num_envs=args.num_envs,
+        exploration=args.exploration,
+        obs_key=args.obs_key,
+        progress=not args.no_progress,
+        env_kwargs=parse_key_value(args.env_kwarg),
+    )
+    path = dataset.save(args.out)
+    print(
+        f"collected {len(dataset)} transitions in {dataset.num_episodes} episodes from {args.env_id} "
+        f"({time.perf_counter() - start:.1f} s) -> {path}"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+
+
+def register_train(subparsers: Any) -> None:
+    """``mpc-grasp train DATA --out model.pt``."""
+    p = subparsers.add_parser("train", help="train an MLP world model on a collected dataset")
+    p.add_argument("data", metavar="DATA", help="dataset .npz from `mpc-grasp collect`")
+    p.add_argument("--out", required=True, help="output checkpoint path (.pt)")
+    p.add_argument("--env-id", default=None, help="refuse a dataset collected on another env")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], metavar="SIZE")
+    p.add_argument("--ensemble", type=int, default=1, help="ensemble size")
+    p.add_argument("--activation", default="silu")
+    p.add_argument("--loss", choices=("mse", "nll"), default="mse")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-5)
+    p.add_argument("--patience", type=int, default=25, help="early-stopping patience in epochs (0: run all epochs, keep the best)")
+    p.add_argument("--max-time", type=float, default=None, help="wall-time cap in seconds")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="episodes for early stopping")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="held-out episodes for the reported errors")
+    p.add_argument("--horizons", type=int, nargs="+", default=[1, 5, 10, 25, 50])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads while training")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from mpc_grasp.data import load_dataset
+    from mpc_grasp.models import multi_step_error, one_step_error, save_world_model, train_world_model
+
+    if args.device != "cpu" and str(args.device).startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError(f"device {args.device!r} requested but CUDA is not available")
+    dataset = load_dataset(args.data, expected_env_id=args.env_id)
+    test = None
+    train = dataset
+    if args.test_fraction > 0:
+        train, test = dataset.split(args.test_fraction, seed=args.seed + 1)
+    model = train_world_model(
+        train,
+        hidden_sizes=tuple(args.hidden),
+        ensemble_size=args.ensemble,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        val_fraction=args.val_fraction,
+        patience=args.patience or None,
+        max_time_s=args.max_time,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.no_progress,
+        loss=args.loss,
+        activation=args.activation,
+        num_threads=args.threads,
+    )
+    history = model.training_history
+    print(
+        f"trained on {history['n_train']} transitions (val {history['n_val']}) in {history['wall_time_s']:.1f} s, "
+        f"{len(history['epoch'])} epochs, best epoch {history['best_epoch']} ({history['stopped']})"
+    )
+    extra: dict[str, Any] = {"dataset_path": str(args.data)}
+    if test is not None:
+        one = one_step_error(model, test)
+        multi = multi_step_error(model, test, horizons=args.horizons)
+        extra["test_metrics"] = {"one_step": one, "multi_step": multi, "n_test": len(test)}
+        print(f"held-out errors on {len(test)} transitions ({test.num_episodes} episodes):")
+        print(_format_error_table(one, multi))
+    path = save_world_model(model, args.out, metadata=extra)
+    print(f"saved world model -> {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

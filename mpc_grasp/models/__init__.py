@@ -1,0 +1,30 @@
+"""World models: the ``WorldModel`` contract, the MLP dynamics model, training, checkpoints, metrics."""
+
+from __future__ import annotations
+
+from mpc_grasp.models.base import WorldModel, check_world_model, encode_observation, model_device
+from mpc_grasp.models.checkpoint import (
+    CheckpointError,
+    load_world_model,
+    register_model_class,
+    save_world_model,
+)
+from mpc_grasp.models.metrics import multi_step_error, one_step_error, open_loop_rollouts
+from mpc_grasp.models.mlp import MLPWorldModel
+from mpc_grasp.models.training import train_world_model
+
+__all__ = [
+    "CheckpointError",
+    "MLPWorldModel",
+    "WorldModel",
+    "check_world_model",
+    "encode_observation",
+    "load_world_model",
+    "model_device",
+    "multi_step_error",
+    "one_step_error",
+    "open_loop_rollouts",
+    "register_model_class",
+    "save_world_model",
+    "train_world_model",
+]

@@ -1,0 +1,58 @@
+"""The world-model contract every planner relies on (DESIGN.md §4).
+
+Any ``torch.nn.Module`` with ``state_dim``, ``action_dim``, ``forward(state, action) -> next_state``
+on any leading batch shape (and optionally ``encode`` / ``predict_distribution``) plugs in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mpc_grasp.validation import as_float_tensor
+
+
+@runtime_checkable
+class WorldModel(Protocol):
+    """Deterministic (mean) dynamics ``F(state, action) -> next_state`` in the planning space."""
+
+    state_dim: int
+    action_dim: int
+
+    def __call__(self, state: Tensor, action: Tensor) -> Tensor: ...
+
+
+def check_world_model(model: Any) -> None:
+    """Raise a clear ``TypeError`` when ``model`` lacks the attributes planners need."""
+    missing = [name for name in ("state_dim", "action_dim") if not hasattr(model, name)]
+    if missing or not callable(model):
+        raise TypeError(
+            f"world model {type(model).__name__} must be callable as model(state, action) and define "
+            f"integer attributes state_dim and action_dim (missing: {', '.join(missing) or 'callable'})"
+        )
+
+
+def model_device(model: Any, default: str | torch.device = "cpu") -> torch.device:
+    """The device of the model's first parameter or buffer (``default`` for parameter-free models)."""
+    if isinstance(model, torch.nn.Module):
+        for tensor in model.parameters():
+            return tensor.device
+        for tensor in model.buffers():
+            return tensor.device
+    return torch.device(default)
+
+
+def encode_observation(model: Any, obs: Any, device: torch.device | str = "cpu") -> Tensor:
+    """Map an environment observation to the model's state space.
+
+    Uses ``model.encode`` when it exists (pixel models), the identity otherwise (vector observations).
+    """
+    encode = getattr(model, "encode", None)
+    if encode is not None:
+        if isinstance(obs, np.ndarray):
+            obs = torch.as_tensor(obs, device=device)
+        return encode(obs)
+    return as_float_tensor(obs, "obs", device=device)

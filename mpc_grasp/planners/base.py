@@ -1,0 +1,400 @@
+"""The one planner interface: ``Planner.plan(state, goal, init) -> PlanResult``.
+
+Everything planners share lives here: input validation, the objective (goal distance plus an
+optional differentiable running cost), batched model rollouts, candidate selection by true model
+rollout, and the result type. Each algorithm only implements ``_optimize``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mpc_grasp.models.base import check_world_model, model_device
+from mpc_grasp.validation import as_float_tensor, check_positive
+
+RunningCost = Callable[[Tensor, Tensor], Tensor]
+"""Differentiable per-step cost ``(next_state [..., S], action [..., A]) -> [...]``, summed over time."""
+
+
+IterationCallback = Callable[[int, "Tensor | None", Tensor], None]
+"""Called after every iteration as ``callback(iteration, virtual_states or None, actions)`` (detached)."""
+
+
+class PlanningError(RuntimeError):
+    """Planning produced no usable plan (e.g. the world model returned NaN/inf)."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Options every planner understands."""
+
+    iterations: int = 100
+    """Optimisation iterations (upper bound when early stopping)."""
+    goal_tolerance: float | None = None
+    """Stop early once the best rollout ends within this (unweighted) distance of the goal."""
+    check_every: int = 25
+    """Iterations between early-stop checks (each costs one model rollout and a host sync)."""
+    seed: int = 0
+    """Seed of the planner's random generator; a plan is deterministic given seed and inputs."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.check_every < 1:
+            raise ValueError(f"check_every must be >= 1, got {self.check_every}")
+        if self.goal_tolerance is not None:
+            check_positive(self.goal_tolerance, "goal_tolerance")
+
+
+@dataclass(frozen=True)
+class PlanInit:
+    """A starting point for the optimiser (warm start): actions and, for GRASP, virtual states."""
+
+    actions: Tensor
+    """[T, A] (or [N, T, A] for ``plan_batch``)."""
+    virtual_states: Tensor | None = None
+    """[T-1, S] intermediate states s_1..s_{T-1} (or [N, T-1, S]); planners without them ignore it."""
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """The chosen plan. Leading dim N only for ``plan_batch``; tensors are detached, on CPU."""
+
+    actions: Tensor
+    """[T, A] actions of the best candidate."""
+    states: Tensor
+    """[T+1, S] model rollout of ``actions`` from the start state (index 0 is the start)."""
+    cost: Tensor
+    """Rollout cost of the best candidate (scalar, or [N])."""
+    virtual_states: Tensor | None = None
+    """[T-1, S] GRASP's lifted states of the best candidate (None for shooting planners)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Diagnostics: loss history, gradient norms, iterations, wall time, model calls, ..."""
+
+    @property
+    def horizon(self) -> int:
+        return int(self.actions.shape[-2])
+
+    def shifted(self, steps: int = 1, fill: str = "repeat") -> PlanInit:
+        """The warm start for the next control step: drop the first ``steps`` actions, pad the end.
+
+        ``fill`` is ``"repeat"`` (repeat the last action / state) or ``"zero"`` (zero actions).
+        """
+        if fill not in ("repeat", "zero"):
+            raise ValueError(f"fill must be 'repeat' or 'zero', got {fill!r}")
+        if not 0 <= steps < self.horizon:
+            raise ValueError(f"steps must be in [0, {self.horizon}), got {steps}")
+        actions = _shift_with_fill(self.actions, steps, zero=fill == "zero")
+        virtual = None
+        if self.virtual_states is not None and self.virtual_states.shape[-2] > 0:
+            virtual = _shift_with_fill(self.virtual_states, steps, zero=False)
+        return PlanInit(actions=actions, virtual_states=virtual)
+
+
+def _shift_with_fill(sequence: Tensor, steps: int, zero: bool) -> Tensor:
+    """Shift ``sequence`` left along dim -2 by ``steps``; pad with the last entry (or zeros)."""
+    if steps == 0:
+        return sequence.clone()
+    tail = sequence[..., -1:, :].expand(*sequence.shape[:-2], steps, sequence.shape[-1])
+    pad = torch.zeros_like(tail) if zero else tail
+    return torch.cat([sequence[..., steps:, :], pad], dim=-2)
+
+
+@dataclass
+class Problem:
+    """One batch of N planning problems, validated and on the planner's device."""
+
+    start: Tensor  # [N, S]
+    goal: Tensor | None  # [N, S]
+    init: PlanInit | None  # batched: [N, T, A], [N, T-1, S]
+
+    @property
+    def size(self) -> int:
+        return int(self.start.shape[0])
+
+
+@dataclass
+class Candidates:
+    """What ``_optimize`` hands back: B candidate plans for each of the N problems."""
+
+    actions: Tensor  # [N, B, T, A]
+    virtual_states: Tensor | None = None  # [N, B, T-1, S]
+    history: dict[str, Tensor] = field(default_factory=dict)  # per-iteration diagnostics
+    iterations: int = 0
+    early_stopped: bool = False
+
+
+class Planner(ABC):
+    """Base class: a world model, a horizon, action bounds and an objective.
+
+    The objective of a plan with rollout s_1..s_T is
+    ``‖s_T − g‖²_w + dense_goal_weight · mean_t ‖s_t − g‖²_w + Σ_t running_cost(s_{t+1}, a_t)``,
+    with ``w`` the per-dimension ``state_weights``. Every planner's result is scored by it.
+    """
+
+    name: ClassVar[str] = "base"
+    config_class: ClassVar[type[PlannerConfig]] = PlannerConfig
+
+    def __init__(
+        self,
+        model: Any,
+        horizon: int,
+        config: PlannerConfig | None = None,
+        *,
+        action_low: Any = -1.0,
+        action_high: Any = 1.0,
+        state_weights: Any = None,
+        dense_goal_weight: float = 0.0,
+        running_cost: RunningCost | None = None,
+        device: str | torch.device | None = None,
+        callback: IterationCallback | None = None,
+    ) -> None:
+        check_world_model(model)
+        if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        config = config if config is not None else self.config_class()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        self.model = model
+        self.horizon = int(horizon)
+        self.config = config
+        self.state_dim = int(model.state_dim)
+        self.action_dim = int(model.action_dim)
+        self.device = torch.device(device) if device is not None else model_device(model)
+        self.action_low, self.action_high = self._bounds(action_low, action_high)
+        self.state_weights = (
+            torch.ones(self.state_dim, device=self.device)
+            if state_weights is None
+            else as_float_tensor(state_weights, "state_weights", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+        )
+        if bool((self.state_weights < 0).any()):
+            raise ValueError("state_weights must be non-negative")
+        check_positive(dense_goal_weight, "dense_goal_weight", allow_zero=True)
+        self.dense_goal_weight = float(dense_goal_weight)
+        self.running_cost = running_cost
+        self.callback = callback
+        self.generator = torch.Generator(device=self.device)
+        self._model_calls = 0
+        self._model_transitions = 0
+
+    # ------------------------------------------------------------------ public API
+    def plan(self, state: Any, goal: Any = None, init: PlanInit | PlanResult | Tensor | None = None) -> PlanResult:
+        """Plan from one ``state`` [S] toward ``goal`` [S]; returns a single (unbatched) result."""
+        state_t = as_float_tensor(state, "state", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+        goal_t = None if goal is None else as_float_tensor(goal, "goal", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+        batched_init = None if init is None else self._validate_init(init, batched=False)
+        result = self._run(Problem(start=state_t[None], goal=None if goal_t is None else goal_t[None], init=batched_init))
+        return PlanResult(
+            actions=result.actions[0],
+            states=result.states[0],
+            cost=result.cost[0],
+            virtual_states=None if result.virtual_states is None else result.virtual_states[0],
+            info={key: (value[0] if key in _PER_PROBLEM_INFO and value is not None else value) for key, value in result.info.items()},
+        )
+
+    def plan_batch(self, states: Any, goals: Any = None, init: PlanInit | PlanResult | Tensor | None = None) -> PlanResult:
+        """Plan N problems at once (states [N, S], goals [N, S]) in one batched optimisation."""
+        start = as_float_tensor(states, "states", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,))
+        goal = None
+        if goals is not None:
+            goal = as_float_tensor(goals, "goals", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,))
+            if goal.shape[0] != start.shape[0]:
+                raise ValueError(f"goals has {goal.shape[0]} rows but states has {start.shape[0]}")
+        problem = Problem(start=start, goal=goal, init=None)
+        if init is not None:
+            problem.init = self._expand_init(self._validate_init(init, batched=True), problem.size)
+        return self._run(problem)
+
+    def _run(self, problem: Problem) -> PlanResult:
+        """Seed, optimise, select; time the whole plan."""
+        if problem.goal is None and self.running_cost is None:
+            raise ValueError("goal is required unless the planner was given a running_cost")
+        self.generator.manual_seed(self.config.seed)
+        self._model_calls = 0
+        self._model_transitions = 0
+        started = time.perf_counter()
+        candidates = self._optimize(problem)
+        result = self._select(problem, candidates)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        result.info["wall_time"] = time.perf_counter() - started
+        return result
+
+    def reset(self) -> None:
+        """Drop any internal state (the base planner keeps none between calls)."""
+
+    # ------------------------------------------------------------------ shared machinery
+    def predict(self, states: Tensor, actions: Tensor) -> Tensor:
+        """One batched model call on any leading shape, counted for the diagnostics."""
+        leading = states.shape[:-1]
+        next_states = self.model(states.reshape(-1, self.state_dim), actions.reshape(-1, self.action_dim))
+        self._model_calls += 1
+        self._model_transitions += int(np.prod(leading)) if leading else 1
+        return next_states.reshape(*leading, self.state_dim)
+
+    def rollout(self, start: Tensor, actions: Tensor) -> Tensor:
+        """Sequential model rollout: start [N, S], actions [N, B, T, A] -> states [N, B, T+1, S]."""
+        state = start[:, None, :].expand(actions.shape[0], actions.shape[1], self.state_dim)
+        states = [state]
+        for step in range(actions.shape[2]):
+            state = self.predict(state, actions[:, :, step])
+            states.append(state)
+        return torch.stack(states, dim=2)
+
+    def goal_distance(self, states: Tensor, goal: Tensor) -> Tensor:
+        """Weighted squared distance ``‖s − g‖²_w`` for states [N, B, ..., S] and goal [N, S]."""
+        goal = goal.reshape(goal.shape[0], *([1] * (states.ndim - 2)), self.state_dim)
+        return ((states - goal) ** 2 * self.state_weights).sum(-1)
+
+    def trajectory_cost(self, states: Tensor, actions: Tensor, goal: Tensor | None) -> Tensor:
+        """The shared objective for rollouts states [N, B, T+1, S], actions [N, B, T, A] -> [N, B]."""
+        cost = torch.zeros(states.shape[:2], device=states.device, dtype=states.dtype)
+        if goal is not None:
+            cost = cost + self.goal_distance(states[:, :, -1], goal)
+            if self.dense_goal_weight > 0:
+                cost = cost + self.dense_goal_weight * self.goal_distance(states[:, :, 1:], goal).mean(-1)
+        if self.running_cost is not None:
+            cost = cost + self.running_cost(states[:, :, 1:], actions).sum(-1)
+        return cost
+
+    def clamp_actions(self, actions: Tensor) -> Tensor:
+        """Clip actions to the bounds (out of place)."""
+        return torch.maximum(torch.minimum(actions, self.action_high), self.action_low)
+
+    def goal_reached(self, states: Tensor, goal: Tensor | None) -> Tensor:
+        """Per problem: does any candidate's rollout end within ``goal_tolerance``? -> [N] bool."""
+        if goal is None or self.config.goal_tolerance is None:
+            return torch.zeros(states.shape[0], dtype=torch.bool, device=states.device)
+        distance = (states[:, :, -1] - goal[:, None]).norm(dim=-1)
+        return (distance <= self.config.goal_tolerance).any(dim=1)
+
+    def should_stop(self, iteration: int, problem: Problem, actions: Tensor) -> bool:
+        """Early-stop check every ``check_every`` iterations (one rollout, one host sync)."""
+        if problem.goal is None or self.config.goal_tolerance is None:
+            return False
+        if (iteration + 1) % self.config.check_every != 0:
+            return False
+        with torch.no_grad():
+            states = self.rollout(problem.start, actions)
+        return bool(self.goal_reached(states, problem.goal).all())
+
+    def initial_actions(self, problem: Problem, num_candidates: int, noise_std: float = 0.0, warm_candidates: int | None = None) -> Tensor:
+        """[N, B, T, A]: the warm start for the first ``warm_candidates`` (default all), zeros for the
+        rest (fresh starts keep the search from locking onto an old plan); noise after the first."""
+        shape = (problem.size, num_candidates, self.horizon, self.action_dim)
+        actions = torch.zeros(shape, device=self.device)
+        if problem.init is not None:
+            warm = num_candidates if warm_candidates is None else max(1, min(num_candidates, warm_candidates))
+            actions[:, :warm] = problem.init.actions[:, None]
+        if noise_std > 0 and num_candidates > 1:
+            noise = torch.randn(shape, generator=self.generator, device=self.device) * noise_std
+            noise[:, 0] = 0.0
+            actions = actions + noise
+        return self.clamp_actions(actions)
+
+    @abstractmethod
+    def _optimize(self, problem: Problem) -> Candidates:
+        """Run the algorithm; return B candidates per problem (selection happens in the base)."""
+
+    # ------------------------------------------------------------------ helpers
+    def _select(self, problem: Problem, candidates: Candidates) -> PlanResult:
+        """Roll every candidate out through the model and keep the cheapest per problem."""
+        with torch.no_grad():
+            actions = self.clamp_actions(candidates.actions.detach())
+            states = self.rollout(problem.start, actions)
+            costs = self.trajectory_cost(states, actions, problem.goal)
+            finite = torch.isfinite(costs) & torch.isfinite(states).flatten(2).all(-1) & torch.isfinite(actions).flatten(2).all(-1)
+            if not bool(finite.any(dim=1).all()):
+                raise PlanningError(
+                    f"{self.name} planner: every candidate of some problem has a non-finite rollout cost or "
+                    "action; the world model returned NaN/inf (check the model and its inputs)"
+                )
+            costs_for_choice = torch.where(finite, costs, torch.full_like(costs, float("inf")))
+            best = costs_for_choice.argmin(dim=1)
+            rows = torch.arange(problem.size, device=self.device)
+            virtual = None
+            if candidates.virtual_states is not None:
+                virtual = candidates.virtual_states.detach()[rows, best].cpu()
+            reached = self.goal_reached(states[rows, best][:, None], problem.goal) if problem.goal is not None else None
+            final_distance = (
+                (states[rows, best, -1] - problem.goal).norm(dim=-1).cpu() if problem.goal is not None else None
+            )
+        info: dict[str, Any] = {
+            "planner": self.name,
+            "iterations": candidates.iterations,
+            "early_stopped": candidates.early_stopped,
+            "model_calls": self._model_calls,
+            "model_transitions": self._model_transitions,
+            "candidate_costs": costs.cpu(),
+            "best_candidate": best.cpu(),
+            "final_distance": final_distance,
+            "reached_under_model": None if reached is None or self.config.goal_tolerance is None else reached.cpu(),
+        }
+        info.update({key: value.detach().cpu().numpy() for key, value in candidates.history.items()})
+        return PlanResult(
+            actions=actions[rows, best].cpu(),
+            states=states[rows, best].cpu(),
+            cost=costs[rows, best].cpu(),
+            virtual_states=virtual,
+            info=info,
+        )
+
+    def _bounds(self, low: Any, high: Any) -> tuple[Tensor, Tensor]:
+        low_t = as_float_tensor(low, "action_low", device=self.device).expand(self.action_dim).clone()
+        high_t = as_float_tensor(high, "action_high", device=self.device).expand(self.action_dim).clone()
+        if bool((low_t >= high_t).any()):
+            raise ValueError(f"action_low must be < action_high elementwise, got {low_t.tolist()} and {high_t.tolist()}")
+        return low_t, high_t
+
+    def _validate_init(self, init: PlanInit | PlanResult | Tensor, batched: bool) -> PlanInit:
+        """Check a warm start's shapes; accept a PlanInit, a previous PlanResult or bare actions."""
+        if isinstance(init, PlanResult):
+            init = PlanInit(actions=init.actions, virtual_states=init.virtual_states)
+        elif not isinstance(init, PlanInit):
+            init = PlanInit(actions=init)
+        lead = (None,) if batched else ()
+        actions = as_float_tensor(init.actions, "init.actions", device=self.device, allowed_ndims=(len(lead) + 2,), trailing_shape=(self.horizon, self.action_dim))
+        virtual = None
+        if init.virtual_states is not None:
+            virtual = as_float_tensor(
+                init.virtual_states, "init.virtual_states", device=self.device, allowed_ndims=(len(lead) + 2,),
+                trailing_shape=(self.num_virtual_states, self.state_dim),
+            )
+        if not batched:
+            actions = actions[None]
+            virtual = None if virtual is None else virtual[None]
+        return PlanInit(actions=self.clamp_actions(actions), virtual_states=virtual)
+
+    def _expand_init(self, init: PlanInit, size: int) -> PlanInit:
+        if init.actions.shape[0] not in (1, size):
+            raise ValueError(f"init.actions has {init.actions.shape[0]} rows for {size} problems")
+        actions = init.actions.to(self.device).expand(size, -1, -1)
+        virtual = None if init.virtual_states is None else init.virtual_states.to(self.device).expand(size, -1, -1)
+        return PlanInit(actions=actions, virtual_states=virtual)
+
+    @property
+    def num_virtual_states(self) -> int:
+        """Intermediate states s_1..s_{T-1} (s_T is the goal)."""
+        return self.horizon - 1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(horizon={self.horizon}, config={self.config})"
+
+
+_PER_PROBLEM_INFO = {"candidate_costs", "best_candidate", "final_distance", "reached_under_model"}
+
+
+def config_from_kwargs(config_class: type[PlannerConfig], options: dict[str, Any]) -> PlannerConfig:
+    """Build a config dataclass, rejecting unknown option names with the list of valid ones."""
+    valid = {item.name for item in fields(config_class)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for {config_class.__name__}; valid: {sorted(valid)}")
+    return config_class(**options)

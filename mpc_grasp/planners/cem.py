@@ -1,0 +1,81 @@
+"""Cross-entropy method over action sequences (the sampling baseline of DINO-WM / PETS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
+from mpc_grasp.validation import check_positive
+
+
+@dataclass(frozen=True)
+class CEMConfig(PlannerConfig):
+    """Gaussian over action sequences, refit to the elites of each population."""
+
+    iterations: int = 30
+    population: int = 256
+    elites: int = 32
+    init_std: float = 1.0
+    """Initial std in units of the half action range."""
+    min_std: float = 0.05
+    momentum: float = 0.1
+    """Fraction of the previous mean/std kept at each refit (0 = plain CEM)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.elites <= self.population:
+            raise ValueError(f"need 1 <= elites <= population, got elites={self.elites}, population={self.population}")
+        check_positive(self.init_std, "init_std")
+        check_positive(self.min_std, "min_std", allow_zero=True)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+
+
+class CEMPlanner(Planner):
+    """Sample, score by model rollout, refit mean/std to the elites; return the best of mean and samples."""
+
+    name = "cem"
+    config_class = CEMConfig
+    config: CEMConfig
+
+    def _optimize(self, problem: Problem) -> Candidates:
+        config = self.config
+        half_range = (self.action_high - self.action_low) / 2
+        mean = self.initial_actions(problem, 1)[:, 0]  # [N, T, A]
+        std = (config.init_std * half_range).expand_as(mean).clone()
+        size, shape = problem.size, (problem.size, config.population, self.horizon, self.action_dim)
+        best_actions = mean[:, None].clone()
+        best_cost = torch.full((size, 1), float("inf"), device=self.device)
+        history = {name: torch.zeros(config.iterations, device=self.device) for name in ("loss", "elite_cost", "mean_std")}
+        iteration, early_stopped = 0, False
+        with torch.no_grad():
+            for iteration in range(config.iterations):
+                noise = torch.randn(shape, generator=self.generator, device=self.device)
+                samples = self.clamp_actions(mean[:, None] + std[:, None] * noise)
+                samples[:, 0] = mean  # always score the current mean
+                costs = self.trajectory_cost(self.rollout(problem.start, samples), samples, problem.goal)
+                costs = torch.nan_to_num(costs, nan=float("inf"))
+                elite_costs, elite_index = costs.topk(config.elites, dim=1, largest=False)
+                elites = samples.gather(1, elite_index[..., None, None].expand(-1, -1, self.horizon, self.action_dim))
+                improved = elite_costs[:, :1] < best_cost
+                best_cost = torch.where(improved, elite_costs[:, :1], best_cost)
+                best_actions = torch.where(improved[..., None, None], elites[:, :1], best_actions)
+                mean = config.momentum * mean + (1 - config.momentum) * elites.mean(1)
+                std = (config.momentum * std + (1 - config.momentum) * elites.std(1)).clamp_min(config.min_std)
+                history["loss"][iteration] = costs.mean()
+                history["elite_cost"][iteration] = elite_costs.mean()
+                history["mean_std"][iteration] = std.mean()
+                if self.callback is not None:
+                    self.callback(iteration, None, mean)
+                if self.should_stop(iteration, problem, best_actions):
+                    early_stopped = True
+                    break
+        iterations = iteration + 1
+        return Candidates(
+            actions=torch.cat([best_actions, self.clamp_actions(mean)[:, None]], dim=1),
+            history={name: values[:iterations] for name, values in history.items()},
+            iterations=iterations,
+            early_stopped=early_stopped,
+        )

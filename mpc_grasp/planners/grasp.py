@@ -1,0 +1,245 @@
+"""GRASP: Gradient RelAxed Stochastic Planner (Psenka et al., 2026; DESIGN.md §2).
+
+Read top to bottom, one iteration is:
+
+1. lifted loss — the T model calls F(s̄_t, a_t) for t = 0..T-1 are ONE batched call on [N·B·T]
+   rows, where s̄ = stop-gradient(s) (the *gradient reshaping*: nothing flows into the model's
+   state input), and
+       L = Σ_t ‖F(s̄_t, a_t) − s_{t+1}‖²  +  γ Σ_t ‖F(s̄_t, a_t) − g‖²      (s_0 fixed, s_T := g);
+2. Adam step on actions (then clip to bounds) and on virtual states s_1..s_{T-1};
+3. fresh Gaussian noise σ_k ξ on every virtual state (stochastic state iterates, annealed);
+4. every ``sync_every`` iterations, a few plain GD steps on the *shooting* loss through the
+   full rollout, to re-ground the plan in true model rollouts;
+5. every ``check_every`` iterations, stop early if a rollout already reaches the goal.
+Each mechanism has a flag, so the ablations (no detach / no noise / no goal term / no sync) run
+through this same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
+from mpc_grasp.validation import check_positive
+
+
+@dataclass(frozen=True)
+class GraspConfig(PlannerConfig):
+    """GRASP options. Defaults follow the authors' solver where it fits short CPU budgets."""
+
+    iterations: int = 300
+    num_candidates: int = 16
+    """B candidate plans optimised in parallel; the best by model rollout is returned."""
+    lr_states: float = 0.1
+    """Adam learning rate of the virtual states."""
+    lr_actions: float = 0.05
+    """Adam learning rate of the actions (the authors' 0.005 suits 750+ iterations)."""
+    action_grad_scale: float = 1.0
+    """Emphasis factor on the action gradient (only matters with ``optimizer='sgd'``: Adam is scale-invariant)."""
+    goal_weight: float = 1.0
+    """γ, weight of the dense goal term; 0 is the 'no goal term' ablation."""
+    detach_states: bool = True
+    """Stop-gradient on the model's state input; False is the 'full gradients' ablation."""
+    noise_scale: float = 0.05
+    """σ_0 of the Gaussian noise added to the virtual states each iteration (state units)."""
+    noise_schedule: str = "linear"
+    """'constant' or 'linear' (σ decays linearly to 0 over ``noise_decay_iterations``)."""
+    noise_decay_iterations: int | None = None
+    """Length of the linear decay; None means ``iterations``."""
+    init_state_noise: float = 0.05
+    """ε of the initial virtual states s_t = (t/T) g + (1 − t/T) s_0 + N(0, ε²)."""
+    init_action_noise: float = 0.0
+    """Std of Gaussian noise on the initial actions of candidates 2..B (candidate 1 keeps the init)."""
+    warm_start_fraction: float = 0.5
+    """With a warm start, the fraction of candidates started from it; the others start fresh."""
+    sync_every: int = 50
+    """Iterations between shooting-GD syncs; 0 disables sync (the 'no sync' ablation)."""
+    sync_steps: int = 10
+    sync_lr: float = 0.05
+    sync_max_grad_norm: float | None = 10.0
+    """Per-candidate clip of the shooting gradient during sync (long rollouts can explode); None = off."""
+    sync_reset_states: bool = True
+    """After a sync, reset the virtual states to the synced rollout (keeps the lifted plan consistent)."""
+    dynamics_loss: str = "mse"
+    """'mse', or 'nll' (Gaussian NLL under ``model.predict_distribution``)."""
+    optimizer: str = "adam"
+    """'adam' or 'sgd'."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_candidates < 1:
+            raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
+        for name in ("lr_states", "lr_actions", "sync_lr", "action_grad_scale"):
+            check_positive(getattr(self, name), name, allow_zero=name == "lr_states")
+        if not 0.0 < self.warm_start_fraction <= 1.0:
+            raise ValueError(f"warm_start_fraction must be in (0, 1], got {self.warm_start_fraction}")
+        for name in ("goal_weight", "noise_scale", "init_state_noise", "init_action_noise"):
+            check_positive(getattr(self, name), name, allow_zero=True)
+        if self.noise_schedule not in ("constant", "linear"):
+            raise ValueError(f"noise_schedule must be 'constant' or 'linear', got {self.noise_schedule!r}")
+        if self.noise_decay_iterations is not None and self.noise_decay_iterations < 1:
+            raise ValueError(f"noise_decay_iterations must be >= 1, got {self.noise_decay_iterations}")
+        if self.sync_every < 0 or self.sync_steps < 0:
+            raise ValueError("sync_every and sync_steps must be >= 0")
+        if self.dynamics_loss not in ("mse", "nll"):
+            raise ValueError(f"dynamics_loss must be 'mse' or 'nll', got {self.dynamics_loss!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+
+    def noise_at(self, iteration: int) -> float:
+        """σ_k, the state-noise scale at 0-based ``iteration``."""
+        if self.noise_schedule == "constant":
+            return self.noise_scale
+        decay = self.noise_decay_iterations or self.iterations
+        return self.noise_scale * max(0.0, 1.0 - iteration / decay)
+
+
+class GraspPlanner(Planner):
+    """Lifted, stochastic, gradient-reshaped planning over actions and virtual states."""
+
+    name = "grasp"
+    config_class = GraspConfig
+    config: GraspConfig
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.config.dynamics_loss == "nll" and not hasattr(self.model, "predict_distribution"):
+            raise ValueError("dynamics_loss='nll' needs a model with predict_distribution(state, action) -> (mean, std)")
+
+    # -------------------------------------------------------------- the lifted loss
+    def lifted_loss(self, problem: Problem, virtual_states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-candidate (dynamics, goal, running) losses, each [N, B], from ONE batched model call.
+
+        ``virtual_states`` [N, B, T-1, S] (or [N, B, T, S] with no goal), ``actions`` [N, B, T, A].
+        """
+        size, candidates = actions.shape[:2]
+        start = problem.start[:, None, None, :].expand(size, candidates, 1, self.state_dim)
+        inputs = torch.cat([start, virtual_states], dim=2)[:, :, : self.horizon]  # s_0..s_{T-1}
+        if self.config.detach_states:
+            inputs = inputs.detach()  # the gradient reshaping: no gradient into the state input
+        if problem.goal is not None:
+            goal = problem.goal[:, None, None, :].expand(size, candidates, 1, self.state_dim)
+            targets = torch.cat([virtual_states, goal], dim=2)  # s_1..s_{T-1}, g
+        else:
+            targets = virtual_states  # s_1..s_T, s_T free
+
+        if self.config.dynamics_loss == "nll":
+            flat_mean, flat_std = self.model.predict_distribution(
+                inputs.reshape(-1, self.state_dim), actions.reshape(-1, self.action_dim)
+            )
+            self._model_calls += 1
+            self._model_transitions += inputs[..., 0].numel()
+            predicted = flat_mean.reshape(inputs.shape)
+            std = flat_std.reshape(inputs.shape)
+            dynamics = (((predicted - targets) / std) ** 2 / 2 + std.log()).mul(self.state_weights).sum((-1, -2))
+        else:
+            predicted = self.predict(inputs, actions)
+            dynamics = ((predicted - targets) ** 2 * self.state_weights).sum((-1, -2))
+
+        zero = torch.zeros_like(dynamics)
+        goal_term = self.goal_distance(predicted, problem.goal).sum(-1) if problem.goal is not None else zero
+        running = self.running_cost(predicted, actions).sum(-1) if self.running_cost is not None else zero
+        return dynamics, goal_term, running
+
+    # -------------------------------------------------------------- the optimisation
+    def _optimize(self, problem: Problem) -> Candidates:
+        config = self.config
+        actions = self.initial_actions(problem, config.num_candidates, config.init_action_noise, self.warm_candidates).requires_grad_(True)
+        virtual_states = self._initial_states(problem).requires_grad_(True)
+        groups = [{"params": [virtual_states], "lr": config.lr_states}, {"params": [actions], "lr": config.lr_actions}]
+        optimizer = torch.optim.Adam(groups) if config.optimizer == "adam" else torch.optim.SGD(groups)
+
+        history = {
+            name: torch.zeros(config.iterations, device=self.device)
+            for name in ("loss", "dynamics_loss", "goal_loss", "state_grad_norm", "action_grad_norm", "noise_scale")
+        }
+        iteration, early_stopped = 0, False
+        for iteration in range(config.iterations):
+            optimizer.zero_grad(set_to_none=True)
+            dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
+            loss = dynamics + config.goal_weight * goal_term + running  # [N, B]
+            loss.sum().backward()  # candidates are independent: summing keeps their gradients separate
+            if config.action_grad_scale != 1.0:
+                actions.grad.mul_(config.action_grad_scale)
+            sigma = config.noise_at(iteration)
+            with torch.no_grad():
+                history["loss"][iteration] = loss.mean()
+                history["dynamics_loss"][iteration] = dynamics.mean()
+                history["goal_loss"][iteration] = goal_term.mean()
+                history["state_grad_norm"][iteration] = virtual_states.grad.flatten(2).norm(dim=-1).mean()
+                history["action_grad_norm"][iteration] = actions.grad.flatten(2).norm(dim=-1).mean()
+                history["noise_scale"][iteration] = sigma
+            optimizer.step()
+            with torch.no_grad():
+                actions.copy_(self.clamp_actions(actions))
+                if sigma > 0:  # fresh noise per state, per candidate, per iteration
+                    virtual_states.add_(torch.randn(virtual_states.shape, generator=self.generator, device=self.device), alpha=sigma)
+            if config.sync_every and config.sync_steps and (iteration + 1) % config.sync_every == 0:
+                self._sync(problem, actions, virtual_states)
+            if self.callback is not None:
+                self.callback(iteration, virtual_states.detach(), actions.detach())
+            if self.should_stop(iteration, problem, actions.detach()):
+                early_stopped = True
+                break
+
+        iterations = iteration + 1
+        return Candidates(
+            actions=actions.detach(),
+            virtual_states=virtual_states.detach()[:, :, : self.num_virtual_states],
+            history={name: values[:iterations] for name, values in history.items()},
+            iterations=iterations,
+            early_stopped=early_stopped,
+        )
+
+    @property
+    def warm_candidates(self) -> int:
+        """How many candidates start from a warm start (the rest start fresh)."""
+        return max(1, round(self.config.warm_start_fraction * self.config.num_candidates))
+
+    def _initial_states(self, problem: Problem) -> Tensor:
+        """[N, B, T-1, S] virtual states: warm start for the first candidates, else the straight line
+        s_0 → g (or s_0 without a goal); plus noise ε."""
+        config = self.config
+        count = self.num_virtual_states if problem.goal is not None else self.horizon
+        shape = (problem.size, config.num_candidates, count, self.state_dim)
+        if problem.goal is not None:
+            fraction = torch.arange(1, count + 1, device=self.device, dtype=torch.float32) / self.horizon
+            fraction = fraction[None, None, :, None]
+            states = (fraction * problem.goal[:, None, None] + (1 - fraction) * problem.start[:, None, None]).expand(shape).clone()
+        else:
+            states = problem.start[:, None, None].expand(shape).clone()
+        if problem.init is not None:
+            if problem.init.virtual_states is not None:
+                warm = problem.init.virtual_states[:, None]
+                if count > warm.shape[2]:  # goal-free: the free terminal state starts at the last one
+                    warm = torch.cat([warm, warm[:, :, -1:]], dim=2)
+            else:  # actions only: start the states on the model rollout
+                with torch.no_grad():
+                    warm = self.rollout(problem.start, problem.init.actions[:, None])[:, :, 1 : count + 1]
+            states[:, : self.warm_candidates] = warm
+        if config.init_state_noise > 0:
+            states = states + config.init_state_noise * torch.randn(shape, generator=self.generator, device=self.device)
+        return states
+
+    def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor) -> None:
+        """A few plain GD steps on the shooting objective (full backprop through the rollout)."""
+        config = self.config
+        synced = actions.detach().clone()
+        for _ in range(config.sync_steps):
+            synced.requires_grad_(True)
+            states = self.rollout(problem.start, synced)
+            cost = self.trajectory_cost(states, synced, problem.goal)
+            (gradient,) = torch.autograd.grad(cost.sum(), synced)
+            with torch.no_grad():
+                if config.sync_max_grad_norm is not None:
+                    norm = gradient.flatten(2).norm(dim=-1)[..., None, None]
+                    gradient = gradient * (config.sync_max_grad_norm / norm.clamp_min(config.sync_max_grad_norm))
+                synced = self.clamp_actions(synced - config.sync_lr * torch.nan_to_num(gradient))
+        with torch.no_grad():
+            actions.copy_(synced)
+            if config.sync_reset_states:
+                states = self.rollout(problem.start, synced)
+                virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1])

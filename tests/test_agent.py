@@ -1,0 +1,132 @@
+"""GraspMPC in closed loop: Gymnasium episodes, SB3's evaluate_policy, warm starts, failures."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.evaluation import evaluate_policy
+from torch import nn
+
+import mpc_grasp  # noqa: F401  (registers the envs)
+from mpc_grasp.agent import GraspMPC
+from mpc_grasp.planners import PlanningError
+from mpc_grasp.testbeds import PointMassWalls
+
+WALL = "mpc_grasp/GridWorldWall-v0"
+
+
+def analytic_agent(env: gym.Env, **options) -> GraspMPC:
+    """GraspMPC on the analytic copy of the walls: isolates the agent from model learning."""
+    defaults = dict(horizon=50, iterations=400, goal_tolerance=0.3)
+    return GraspMPC(PointMassWalls.from_layout("wall"), "grasp", action_space=env.action_space, **{**defaults, **options})
+
+
+TASKS = [([2.5, 5.0], [6.5, 5.0]), ([3.0, 4.5], [6.0, 5.5]), ([6.5, 5.5], [2.0, 4.5])]  # the wall blocks each straight line
+
+
+def test_closed_loop_grasp_goes_around_the_wall() -> None:
+    env = gym.make(WALL)
+    successes, steps_taken = 0, []
+    for episode, (start, goal) in enumerate(TASKS):
+        agent = analytic_agent(env, seed=episode, horizon=40, replan_every=10, replan_threshold=0.15)
+        obs, info = env.reset(seed=episode, options={"start": start, "goal": goal})
+        for step in range(100):
+            action, state = agent.predict(obs, deterministic=True)
+            assert state is None and env.action_space.contains(action)
+            obs, reward, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        successes += bool(info["is_success"])
+        steps_taken.append(step + 1)
+    assert successes >= 2, (successes, steps_taken)
+
+
+def test_evaluate_policy_runs_the_agent_unchanged() -> None:
+    env = gym.make(WALL, task="across", max_episode_steps=30)
+    agent = analytic_agent(env, iterations=100, num_candidates=4)
+    rewards, lengths = evaluate_policy(agent, env, n_eval_episodes=2, return_episode_rewards=True)
+    assert len(rewards) == 2 and all(np.isfinite(rewards)) and all(1 <= n <= 30 for n in lengths)
+
+
+def test_reset_and_episode_start_clear_the_warm_start() -> None:
+    env = gym.make(WALL)
+    agent = analytic_agent(env, iterations=30, num_candidates=2, horizon=10)
+    obs, _ = env.reset(seed=0)
+    agent.predict(obs)
+    agent.predict(obs)
+    assert agent.diagnostics[-1].warm_started
+    agent.reset()
+    agent.predict(obs)
+    assert not agent.diagnostics[-1].warm_started
+    agent.predict(obs, episode_start=np.array([True]))
+    assert not agent.diagnostics[-1].warm_started
+
+
+def test_replan_every_executes_the_plan_between_replans() -> None:
+    env = gym.make(WALL)
+    agent = analytic_agent(env, iterations=20, num_candidates=2, horizon=10, replan_every=3)
+    obs, _ = env.reset(seed=1)
+    actions = []
+    for _ in range(7):
+        action, _ = agent.predict(obs)
+        actions.append(action)
+        obs, *_ = env.step(action)
+    assert [d.step for d in agent.diagnostics] == [0, 3, 6]
+    plan = agent.diagnostics  # the second replan was warm-started from the first plan shifted by 3
+    assert plan[1].warm_started and plan[2].warm_started
+
+
+def test_explicit_goal_overrides_the_env_goal_and_batches_plan_together() -> None:
+    env = gym.make(WALL)
+    agent = analytic_agent(env, iterations=200, num_candidates=4, horizon=12, goal=[2.0, 2.0])
+    obs, _ = env.reset(seed=0, options={"start": [3.0, 3.0], "goal": [7.0, 7.0]})
+    batch = {key: np.stack([value, value + 0.5]) for key, value in obs.items()}
+    actions, _ = agent.predict(batch)
+    assert actions.shape == (2, 2)
+    assert (actions < 0).all(), "both agents head to the explicit goal (2, 2), down-left"
+
+
+class NaNModel(nn.Module):
+    state_dim, action_dim = 2, 2
+
+    def forward(self, state, action):
+        return state + float("nan") * action
+
+
+def test_a_nan_model_fails_loudly_and_never_returns_a_nan_action() -> None:
+    env = gym.make(WALL)
+    agent = GraspMPC(NaNModel(), "grasp", horizon=5, action_space=env.action_space, iterations=3)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(PlanningError, match="NaN"):
+        agent.predict(obs)
+
+
+def test_bad_observations_and_settings_raise_clear_errors() -> None:
+    env = gym.make(WALL)
+    agent = analytic_agent(env, iterations=5, horizon=5)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        agent.predict({**obs, "observation": np.array([np.nan, 1.0], dtype=np.float32)})
+    with pytest.raises(ValueError, match="no key 'observation'"):
+        agent.predict({"pos": obs["observation"]})
+    with pytest.raises(ValueError, match="encodes to shape"):
+        agent.predict(np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="no goal"):
+        analytic_agent(env, horizon=5).predict(obs["observation"])
+    with pytest.raises(ValueError, match="action_space"):
+        GraspMPC(PointMassWalls.from_layout("wall"), "grasp", horizon=5)
+    with pytest.raises(ValueError, match="replan_every"):
+        analytic_agent(env, replan_every=0)
+
+
+def test_actions_stay_inside_a_narrow_action_space() -> None:
+    env = gym.make(WALL)
+    space = gym.spaces.Box(-0.3, 0.2, (2,), np.float32)
+    agent = GraspMPC(PointMassWalls.from_layout("wall"), "cem", horizon=10, action_space=space, iterations=5)
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        action, _ = agent.predict(obs)
+        assert space.contains(action) and np.isfinite(action).all()
+        obs, *_ = env.step(action)

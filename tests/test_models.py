@@ -1,0 +1,262 @@
+"""MLP world model: shapes and validation, ensembles, checkpoints, training quality, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mpc_grasp.data import TransitionDataset, collect_transitions
+from mpc_grasp.models import (
+    CheckpointError,
+    MLPWorldModel,
+    WorldModel,
+    load_world_model,
+    multi_step_error,
+    one_step_error,
+    save_world_model,
+    train_world_model,
+)
+from mpc_grasp.models.checkpoint import CHECKPOINT_FORMAT
+
+
+def make_model(ensemble_size: int = 1, seed: int = 0) -> MLPWorldModel:
+    torch.manual_seed(seed)
+    model = MLPWorldModel(3, 2, hidden_sizes=(32, 32), ensemble_size=ensemble_size)
+    model.set_normalizers(torch.ones(3), 2 * torch.ones(3), torch.zeros(2), torch.ones(2), 0.1 * torch.ones(3), 0.5 * torch.ones(3))
+    return model
+
+
+class LinearTruth(nn.Module):
+    """The exact dynamics ``s' = s + 0.1 a`` of :func:`linear_dataset`, as a world model."""
+
+    state_dim, action_dim = 2, 2
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return state + 0.1 * action
+
+
+def linear_dataset(seed: int = 0) -> TransitionDataset:
+    """Episodes of ``s' = s + 0.1 a`` with random lengths and far-apart starts, rows shuffled
+    (as if interleaved by vector envs): a window crossing an episode boundary would show a jump."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple] = []
+    for episode in range(12):
+        s = rng.uniform(-50, 50, size=2)
+        for step in range(int(rng.integers(5, 60))):
+            a = rng.uniform(-1, 1, size=2)
+            rows.append((s, a, s + 0.1 * a, episode, step))
+            s = s + 0.1 * a
+    order = rng.permutation(len(rows))
+    obs, act, nxt, eps, steps = (np.array([rows[i][k] for i in order]) for k in range(5))
+    return TransitionDataset(
+        observations=obs.astype(np.float32), actions=act.astype(np.float32), next_observations=nxt.astype(np.float32),
+        terminated=np.zeros(len(rows), bool), episode_ids=eps, step_ids=steps,
+    )
+
+
+# --------------------------------------------------------------------------- shapes and API
+
+
+@pytest.mark.parametrize("ensemble_size", [1, 4])
+@pytest.mark.parametrize("lead", [(), (5,), (4, 7), (2, 3, 2)])
+def test_forward_any_leading_shape(ensemble_size: int, lead: tuple[int, ...]) -> None:
+    model = make_model(ensemble_size)
+    state, action = torch.randn(*lead, 3), torch.randn(*lead, 2)
+    out = model(state, action)
+    assert out.shape == (*lead, 3) and out.dtype == torch.float32
+    # batched evaluation equals row-by-row evaluation
+    flat = model(state.reshape(-1, 3), action.reshape(-1, 2)).reshape(*lead, 3)
+    torch.testing.assert_close(out, flat)
+    mean, std = model.predict_distribution(state, action)
+    assert mean.shape == std.shape == (*lead, 3) and bool((std > 0).all())
+    torch.testing.assert_close(mean, out)
+    means, stds = model.member_predictions(state, action)
+    assert means.shape == (ensemble_size, *lead, 3)
+    torch.testing.assert_close(means.mean(0), out)
+    assert isinstance(model, WorldModel)
+
+
+def test_forward_validates_shapes() -> None:
+    model = make_model()
+    with pytest.raises(ValueError, match="state must have last dimension state_dim=3"):
+        model(torch.zeros(5, 4), torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="action must have last dimension action_dim=2"):
+        model(torch.zeros(5, 3), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="same leading"):
+        model(torch.zeros(5, 3), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="state must have last dimension"):
+        model(torch.tensor(1.0), torch.zeros(2))
+    # float64 / numpy inputs are accepted and cast
+    assert model(np.zeros(3), np.zeros(2, dtype=np.float64)).shape == (3,)
+
+
+def test_ensemble_members_differ_and_std_includes_disagreement() -> None:
+    model = make_model(ensemble_size=5)
+    state, action = torch.randn(10, 3), torch.randn(10, 2)
+    means, stds = model.member_predictions(state, action)
+    assert not torch.allclose(means[0], means[1])
+    _, std = model.predict_distribution(state, action)
+    assert bool((std >= stds.square().mean(0).sqrt() - 1e-6).all())
+
+
+def test_encode_and_gradients() -> None:
+    model = make_model()
+    torch.testing.assert_close(model.encode(np.array([1.0, 2.0, 3.0])), torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(model.encode({"observation": [1, 2, 3], "desired_goal": [0, 0, 0]}), torch.tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="must end in shape"):
+        model.encode(np.zeros(4))
+    action = torch.zeros(6, 2, requires_grad=True)
+    model(torch.randn(6, 3), action).sum().backward()
+    assert action.grad is not None and bool(action.grad.abs().sum() > 0)
+
+
+def test_config_rebuilds_architecture() -> None:
+    model = make_model(ensemble_size=3)
+    clone = MLPWorldModel(**model.config)
+    clone.load_state_dict(model.state_dict())
+    x, a = torch.randn(8, 3), torch.randn(8, 2)
+    assert torch.equal(clone(x, a), model(x, a))
+    with pytest.raises(ValueError, match="activation"):
+        MLPWorldModel(3, 2, activation="swish!")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_round_trip_is_bit_identical(tmp_path: Path) -> None:
+    model = make_model(ensemble_size=2)
+    model.training_history = {"best_epoch": 3, "train_loss": [1.0, 0.5]}
+    path = save_world_model(model, tmp_path / "m.pt", metadata={"env_id": "Pendulum-v1"})
+    loaded = load_world_model(path)
+    assert type(loaded) is MLPWorldModel and loaded.config == model.config and not loaded.training
+    x, a = torch.randn(64, 3), torch.randn(64, 2)
+    assert torch.equal(loaded(x, a), model(x, a))
+    m1, s1 = loaded.predict_distribution(x, a)
+    m2, s2 = model.predict_distribution(x, a)
+    assert torch.equal(m1, m2) and torch.equal(s1, s2)
+    assert loaded.metadata["env_id"] == "Pendulum-v1"
+    assert loaded.training_history["best_epoch"] == 3
+    for name in ("state_mean", "state_std", "delta_std"):
+        assert torch.equal(getattr(loaded, name), getattr(model, name))
+
+
+def test_checkpoint_rejects_bad_files(tmp_path: Path) -> None:
+    path = save_world_model(make_model(), tmp_path / "good.pt")
+    blob = path.read_bytes()
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt.*corrupt or truncated"):
+        load_world_model(truncated)
+
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 50)
+    with pytest.raises(CheckpointError, match="garbage.pt.*corrupt"):
+        load_world_model(garbage)
+
+    payload = torch.load(path, weights_only=True)
+    wrong_version = tmp_path / "v2.pt"
+    torch.save({**payload, "version": 2}, wrong_version)
+    with pytest.raises(CheckpointError, match="v2.pt.*version 2"):
+        load_world_model(wrong_version)
+
+    wrong_format = tmp_path / "other.pt"
+    torch.save({"state_dict": payload["state_dict"]}, wrong_format)
+    with pytest.raises(CheckpointError, match="other.pt.*not an mpc_grasp world-model checkpoint"):
+        load_world_model(wrong_format)
+
+    tampered_weights = {k: v.clone() for k, v in payload["state_dict"].items()}
+    tampered_weights["weights.0"][0, 0, 0] += 1e-3
+    tampered = tmp_path / "tampered.pt"
+    torch.save({**payload, "state_dict": tampered_weights}, tampered)
+    with pytest.raises(CheckpointError, match="tampered.pt.*sha256 mismatch"):
+        load_world_model(tampered)
+
+    tampered_config = tmp_path / "config.pt"
+    torch.save({**payload, "config": {**payload["config"], "hidden_sizes": [64, 64]}}, tampered_config)
+    with pytest.raises(CheckpointError, match="sha256 mismatch"):
+        load_world_model(tampered_config)
+
+    with pytest.raises(FileNotFoundError):
+        load_world_model(tmp_path / "missing.pt")
+    assert issubclass(CheckpointError, ValueError) and payload["format"] == CHECKPOINT_FORMAT
+
+
+# --------------------------------------------------------------------------- training and metrics
+
+
+def test_training_beats_no_change_predictor_on_pendulum() -> None:
+    data = collect_transitions("Pendulum-v1", 6000, seed=0, num_envs=4, progress=False)
+    train, test = data.split(0.15, seed=1)
+    model = train_world_model(train, hidden_sizes=(128, 128), epochs=30, batch_size=256, seed=0, progress=False, num_threads=1)
+    history = model.training_history
+    assert history["n_train"] + history["n_val"] == len(train) and history["n_val"] > 0
+    assert len(history["train_loss"]) == len(history["val_mse"]) >= history["best_epoch"] >= 1
+    assert history["val_mse"][history["best_epoch"] - 1] == min(history["val_mse"])
+    one = one_step_error(model, test)
+    assert one["rmse"] < 0.25 * one["no_change_rmse"], one
+    multi = multi_step_error(model, test, horizons=(1, 10, 50))
+    assert multi["rmse"][0] == pytest.approx(one["rmse"], rel=1e-4)
+    assert all(r < b for r, b in zip(multi["rmse"], multi["no_change_rmse"]))
+    assert multi["n_windows"][0] > multi["n_windows"][2] > 0
+
+
+def test_training_options_and_time_cap() -> None:
+    data = collect_transitions("Pendulum-v1", 2000, seed=0, progress=False, env_kwargs={"max_episode_steps": 100})
+    model = train_world_model(
+        data, hidden_sizes=(32,), ensemble_size=3, epochs=100_000, patience=None, max_time_s=1.0, loss="nll", progress=False
+    )
+    assert model.training_history["stopped"] == "max_time_s" and model.ensemble_size == 3
+    assert model.training_history["wall_time_s"] < 10.0
+    assert model.metadata["env_id"] == "Pendulum-v1"
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_world_model(data, loss="huber", progress=False)
+
+
+def test_metrics_are_zero_for_the_true_model_and_windows_respect_episodes() -> None:
+    data = linear_dataset()
+    truth = LinearTruth()
+    one = one_step_error(truth, data)
+    assert one["rmse"] < 1e-5 and one["n"] == len(data)
+    assert one["no_change_rmse"] == pytest.approx(0.1 * np.sqrt(np.mean(data.actions.astype(np.float64) ** 2)), rel=1e-3)
+    horizons = (1, 10, 40)
+    multi = multi_step_error(truth, data, horizons=horizons, max_windows=None)
+    assert max(multi["rmse"]) < 1e-4  # float32 round-off only; a window across episodes would be off by ~50
+    lengths = [len(t) for t in data.trajectories()]
+    assert multi["n_windows"] == [sum(max(0, n - h + 1) for n in lengths) for h in horizons]
+    assert 0 < multi["no_change_rmse"][0] < multi["no_change_rmse"][2]
+    capped = multi_step_error(truth, data, horizons=horizons, max_windows=50)
+    assert capped["n_windows"][0] == 50
+    empty = multi_step_error(truth, data, horizons=(1000,))
+    assert empty["n_windows"] == [0] and empty["rmse"] == [None]
+
+
+def test_grid_world_wall_model_is_accurate_and_respects_the_wall() -> None:
+    """Small budget (20k transitions, 60 epochs of a 3x256 MLP: ~10 s of CPU): one-step error far
+    below the 0.25 step, and pushing into the wall at full speed for 10 steps does not pass it."""
+    data = collect_transitions("mpc_grasp/GridWorld-v0", 20000, seed=0, num_envs=8, progress=False, env_kwargs={"layout": "wall"})
+    train, test = data.split(0.1, seed=1)
+    model = train_world_model(
+        train, hidden_sizes=(256, 256, 256), epochs=60, batch_size=512, lr=3e-3, seed=0, progress=False, num_threads=1
+    )
+    one = one_step_error(model, test)
+    assert one["rmse"] < 0.05, one  # displacement per step is up to 0.25
+    assert multi_step_error(model, test, horizons=(10,))["rmse"][0] < 0.25
+    face_left, face_right = 4.0 - 0.1, 5.0 + 0.1  # the agent's centre stops agent_radius from the wall
+    ys = torch.tensor([2.0, 3.0, 4.0])  # the wall spans y in [1, 6]; the door is y in [6, 7]
+    with torch.no_grad():
+        left = torch.stack([torch.full_like(ys, 3.4), ys], dim=1)
+        right = torch.stack([torch.full_like(ys, 5.6), ys], dim=1)
+        push = torch.tensor([[1.0, 0.0]]).expand(len(ys), 2)
+        max_left, min_right = left[:, 0].clone(), right[:, 0].clone()
+        for _ in range(10):
+            left, right = model(left, push), model(right, -push)
+            max_left, min_right = torch.maximum(max_left, left[:, 0]), torch.minimum(min_right, right[:, 0])
+    tolerance = 0.1  # the wall cell itself starts 0.1 beyond the face
+    assert bool((max_left < face_left + tolerance).all()), max_left
+    assert bool((min_right > face_right - tolerance).all()), min_right
+    assert bool((max_left > face_left - 0.1).all()) and bool((min_right < face_right + 0.1).all())  # it does reach the wall

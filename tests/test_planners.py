@@ -1,0 +1,284 @@
+"""Planner behaviour on analytic dynamics with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mpc_grasp.planners import PLANNERS, GraspConfig, PlanInit, PlanningError, make_planner
+from mpc_grasp.envs.grid_world import sample_task, segment_hits_wall
+from mpc_grasp.testbeds import LinearSystem, PointMassWalls
+
+FAST = {
+    "grasp": dict(iterations=200, num_candidates=8),
+    "gd": dict(iterations=200, num_candidates=8),
+    "cem": dict(iterations=20, population=128, elites=16),
+    "mppi": dict(iterations=30, samples=128),
+}
+
+
+def min_distance(states: torch.Tensor, goal) -> float:
+    return float((states - torch.as_tensor(goal, dtype=torch.float32)).norm(dim=-1).min())
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_every_planner_reaches_goal_on_linear_system(name: str) -> None:
+    model = LinearSystem.point(step_size=0.25)
+    for seed, (start, goal) in enumerate([([0.0, 0.0], [2.0, 1.5]), ([1.0, -1.0], [-1.5, 0.5])]):
+        planner = make_planner(name, model, horizon=20, seed=seed, goal_tolerance=0.05, **FAST[name])
+        result = planner.plan(start, goal)
+        assert result.actions.shape == (20, 2)
+        assert result.states.shape == (21, 2)
+        assert torch.allclose(result.states[0], torch.tensor(start))
+        assert float(result.info["final_distance"]) < 0.1, (name, result.info["final_distance"])
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_every_planner_steers_double_integrator(name: str) -> None:
+    model = LinearSystem.double_integrator(dt=0.1, dims=1)
+    # with inertia, GRASP's dense goal term is greedy (overshoots): a small goal weight is the documented setting
+    options = {**FAST[name], **({"goal_weight": 0.03, "iterations": 300} if name == "grasp" else {})}
+    planner = make_planner(name, model, horizon=25, seed=0, action_low=-3.0, action_high=3.0, **options)
+    result = planner.plan([0.0, 0.0], [0.5, 0.0])
+    assert float(result.info["final_distance"]) < 0.1, (name, result.info["final_distance"])
+
+
+def _wall_tasks(count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Start and goal in opposite rooms of grid world `wall`: the straight line is blocked."""
+    rng = np.random.default_rng(123)
+    return [sample_task("wall", rng) for _ in range(count)]
+
+
+def wall_model() -> PointMassWalls:
+    return PointMassWalls.from_layout("wall")  # same walls as mpc_grasp/GridWorldWall-v0, door at y in [6, 7]
+
+
+def test_grasp_goes_around_the_wall_where_gd_shooting_gets_stuck() -> None:
+    model = wall_model()
+    tasks = _wall_tasks(6)
+    assert all(segment_hits_wall("wall", start, goal) for start, goal in tasks)
+    successes = {"grasp": 0, "gd": 0}
+    for seed, (start, goal) in enumerate(tasks):
+        for name, options in (("grasp", dict(iterations=600, num_candidates=16)), ("gd", dict(iterations=100, num_candidates=8))):
+            planner = make_planner(name, model, horizon=50, seed=seed, goal_tolerance=0.3, **options)
+            result = planner.plan(start, goal)
+            assert not bool(model.inside_wall(result.states, margin=0.05).any()), "rollout entered a wall"
+            successes[name] += min_distance(result.states, goal) < 0.3
+    assert successes["grasp"] >= 4, successes
+    assert successes["grasp"] >= successes["gd"] + 2, successes
+
+
+class RecordingModel(nn.Module):
+    """Wraps a model and records the gradient that reaches its state input."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.state_dim, self.action_dim = inner, inner.state_dim, inner.action_dim
+        self.state_input_grads: list[torch.Tensor] = []
+        self.state_input_required_grad: list[bool] = []
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        self.state_input_required_grad.append(state.requires_grad)
+        if state.requires_grad:
+            state.register_hook(lambda grad: self.state_input_grads.append(grad.detach().clone()))
+        return self.inner(state, action)
+
+
+def _lifted_gradients(detach: bool):
+    model = RecordingModel(wall_model())
+    planner = make_planner("grasp", model, horizon=6, num_candidates=2, seed=0, detach_states=detach, noise_scale=0.0)
+    problem_start, goal = torch.tensor([[2.0, 3.0]]), torch.tensor([[6.0, 3.0]])
+    from mpc_grasp.planners.base import Problem
+
+    problem = Problem(start=problem_start, goal=goal, init=None)
+    virtual = planner._initial_states(problem).requires_grad_(True)
+    actions = (0.3 * torch.randn(1, 2, 6, 2)).requires_grad_(True)
+    dynamics, goal_term, _ = planner.lifted_loss(problem, virtual, actions)
+    (dynamics + goal_term).sum().backward()
+    return model, planner, problem, virtual, actions
+
+
+def test_detach_blocks_every_gradient_into_the_model_state_input() -> None:
+    model, planner, problem, virtual, actions = _lifted_gradients(detach=True)
+    assert model.state_input_required_grad == [False]
+    assert model.state_input_grads == []
+    # states then only feel the pull 2 (s_{t+1} - F(s̄_t, a_t)) toward the one-step prediction
+    inputs = torch.cat([problem.start[:, None, None].expand(1, 2, 1, 2), virtual.detach()], dim=2)[:, :, :6]
+    predicted = planner.model.inner(inputs, actions.detach())
+    expected = 2 * (virtual.detach() - predicted[:, :, :-1])
+    assert torch.allclose(virtual.grad, expected, atol=1e-5)
+    assert actions.grad is not None and float(actions.grad.abs().sum()) > 0
+
+
+def test_without_detach_gradient_reaches_the_model_state_input() -> None:
+    model, _, _, virtual, actions = _lifted_gradients(detach=False)
+    assert model.state_input_required_grad == [True]
+    assert len(model.state_input_grads) == 1 and float(model.state_input_grads[0].abs().sum()) > 0
+    assert actions.grad is not None
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_state_noise_is_fresh_per_state_and_iteration_and_follows_schedule(schedule: str) -> None:
+    snapshots: list[torch.Tensor] = []
+    planner = make_planner(
+        "grasp", LinearSystem.point(), horizon=30, num_candidates=64, iterations=40, seed=3,
+        lr_states=0.0, sync_every=0, noise_scale=0.1, noise_schedule=schedule, init_state_noise=0.0,
+        callback=lambda iteration, virtual, actions: snapshots.append(virtual.clone()),
+    )
+    result = planner.plan([0.0, 0.0], [2.0, 2.0])
+    increments = [after - before for before, after in zip(snapshots, snapshots[1:])]  # pure noise (lr_states = 0)
+    first = increments[0]
+    assert not torch.allclose(increments[0], increments[1]), "noise must be fresh every iteration"
+    assert bool((first[:, 0] != first[:, 1]).all()), "noise must differ between candidates"
+    assert bool((first[:, :, 1:] != first[:, :, :-1]).all()), "noise must differ between states"
+    assert abs(float(torch.corrcoef(torch.stack([first[:, :, :, 0].flatten(), first[:, :, :, 1].flatten()]))[0, 1])) < 0.1
+    expected = [GraspConfig(noise_scale=0.1, noise_schedule=schedule, iterations=40).noise_at(k) for k in range(40)]
+    assert np.allclose(result.info["noise_scale"], expected)
+    for k in (1, 20, 38):
+        assert float(increments[k - 1].std()) == pytest.approx(expected[k], rel=0.1, abs=1e-6)
+    if schedule == "linear":
+        assert expected[-1] < 0.01 and float(increments[-1].std()) < 0.01
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_actions_never_leave_the_bounds(name: str) -> None:
+    space = gym.spaces.Box(low=np.array([-0.2, -0.5], dtype=np.float32), high=np.array([0.4, 0.1], dtype=np.float32))
+    planner = make_planner(name, LinearSystem.point(), horizon=15, action_space=space, seed=0, **FAST[name])
+    result = planner.plan([0.0, 0.0], [10.0, -10.0])  # far goal: unconstrained optimum is way out of bounds
+    low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
+    assert bool((result.actions >= low).all() and (result.actions <= high).all())
+    assert torch.isfinite(result.actions).all()
+
+
+@pytest.mark.parametrize("argument, call", [
+    ("state", lambda p: p.plan([float("nan"), 0.0], [1.0, 1.0])),
+    ("goal", lambda p: p.plan([0.0, 0.0], [1.0, float("inf")])),
+    ("state", lambda p: p.plan([0.0, 0.0, 0.0], [1.0, 1.0])),
+    ("goal", lambda p: p.plan([0.0, 0.0], [[1.0, 1.0]])),
+    ("init.actions", lambda p: p.plan([0.0, 0.0], [1.0, 1.0], init=torch.zeros(3, 2))),
+])
+def test_bad_input_raises_value_error_naming_the_argument(argument: str, call) -> None:
+    planner = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=5)
+    with pytest.raises(ValueError, match=argument.replace(".", r"\.")):
+        call(planner)
+
+
+def test_bad_construction_is_rejected_clearly() -> None:
+    model = LinearSystem.point()
+    with pytest.raises(ValueError, match="unknown planner"):
+        make_planner("ilqr", model, horizon=10)
+    with pytest.raises(TypeError, match="unknown option"):
+        make_planner("grasp", model, horizon=10, populaton=5)
+    with pytest.raises(ValueError, match="horizon"):
+        make_planner("cem", model, horizon=0)
+    with pytest.raises(ValueError, match="action_low"):
+        make_planner("gd", model, horizon=5, action_low=1.0, action_high=-1.0)
+    with pytest.raises(ValueError, match="noise_schedule"):
+        make_planner("grasp", model, horizon=5, noise_schedule="cosine")
+    with pytest.raises(TypeError, match="state_dim"):
+        make_planner("grasp", nn.Linear(2, 2), horizon=5)
+
+
+class NaNModel(nn.Module):
+    state_dim, action_dim = 2, 2
+
+    def forward(self, state, action):
+        return state + action * float("nan")
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_nan_model_raises_planning_error_instead_of_returning_nan_actions(name: str) -> None:
+    planner = make_planner(name, NaNModel(), horizon=5, iterations=3)
+    with pytest.raises(PlanningError, match="NaN"):
+        planner.plan([0.0, 0.0], [1.0, 1.0])
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_same_seed_same_plan(name: str) -> None:
+    def plan(seed: int):
+        return make_planner(name, wall_model(), horizon=12, seed=seed, **{**FAST[name], "iterations": 10}).plan([2.0, 3.0], [5.5, 3.0])
+
+    first, again, other = plan(1), plan(1), plan(2)
+    assert torch.equal(first.actions, again.actions)
+    assert not torch.equal(first.actions, other.actions)
+
+
+def test_grasp_diagnostics_are_complete() -> None:
+    planner = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=60, num_candidates=4, sync_every=20)
+    result = planner.plan([0.0, 0.0], [1.0, 1.0])
+    info = result.info
+    for key in ("loss", "dynamics_loss", "goal_loss", "state_grad_norm", "action_grad_norm", "noise_scale"):
+        assert info[key].shape == (info["iterations"],), key
+        assert np.isfinite(info[key]).all()
+    assert info["loss"][-1] < info["loss"][0]
+    assert info["wall_time"] > 0
+    # 60 lifted calls + 3 syncs x (10 steps x 10 rollout calls + 10 reset calls) + the final rollout
+    assert info["model_calls"] == 60 + 3 * (10 * 10 + 10) + 10
+    assert result.virtual_states.shape == (9, 2)
+    assert info["candidate_costs"].shape == (4,)
+
+
+def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
+    model = wall_model()
+    planner = make_planner("grasp", model, horizon=50, iterations=600, seed=0, goal_tolerance=0.3)
+    start, goal = [2.0, 5.0], [6.5, 5.0]
+    cold = planner.plan(start, goal)
+    assert cold.info["early_stopped"], cold.info["final_distance"]
+    warm_init = cold.shifted(1)
+    assert warm_init.actions.shape == (50, 2) and torch.equal(warm_init.actions[:-1], cold.actions[1:])
+    assert warm_init.virtual_states.shape == (49, 2)
+    warm = planner.plan(cold.states[1], goal, init=warm_init)
+    assert warm.info["early_stopped"] and warm.info["iterations"] <= 10 < cold.info["iterations"]
+
+
+def test_plan_batch_solves_several_problems_in_one_call() -> None:
+    planner = make_planner("grasp", LinearSystem.point(), horizon=15, iterations=300, num_candidates=4)
+    starts, goals = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.5]]), torch.tensor([[1.0, 1.0], [0.0, 2.0], [1.0, -1.0]])
+    result = planner.plan_batch(starts, goals)
+    assert result.actions.shape == (3, 15, 2) and result.states.shape == (3, 16, 2) and result.cost.shape == (3,)
+    assert (result.info["final_distance"] < 0.15).all(), result.info["final_distance"]
+    # one model call per iteration for all problems x candidates x time steps
+    assert result.info["model_transitions"] >= 150 * 3 * 4 * 15
+
+
+@pytest.mark.parametrize("name", ["grasp", "gd", "cem"])
+def test_running_cost_alone_drives_the_plan(name: str) -> None:
+    target = torch.tensor([1.0, -1.0])
+    planner = make_planner(
+        name, LinearSystem.point(), horizon=12, seed=0, **FAST[name],
+        running_cost=lambda state, action: ((state - target) ** 2).sum(-1),
+    )
+    result = planner.plan([0.0, 0.0])
+    assert float((result.states[-1] - target).norm()) < 0.15
+
+
+class GaussianPoint(nn.Module):
+    """A probabilistic point model for the NLL dynamics loss."""
+
+    state_dim, action_dim = 2, 2
+
+    def forward(self, state, action):
+        return state + 0.25 * action
+
+    def predict_distribution(self, state, action):
+        return self(state, action), torch.full_like(state, 0.1)
+
+
+def test_nll_dynamics_loss_uses_the_predictive_distribution() -> None:
+    planner = make_planner("grasp", GaussianPoint(), horizon=10, dynamics_loss="nll", iterations=200, seed=0)
+    result = planner.plan([0.0, 0.0], [1.5, 0.5])
+    assert float(result.info["final_distance"]) < 0.15
+    with pytest.raises(ValueError, match="predict_distribution"):
+        make_planner("grasp", LinearSystem.point(), horizon=10, dynamics_loss="nll")
+
+
+def test_runs_on_the_device_of_the_model() -> None:
+    planner = make_planner("grasp", LinearSystem.point(), horizon=5, iterations=3, device="cpu")
+    result = planner.plan(np.zeros(2, dtype=np.float64), np.ones(2))
+    assert result.actions.device.type == "cpu" and result.actions.dtype == torch.float32
+    assert math.isfinite(float(result.cost))
