@@ -60,7 +60,7 @@ class PointMassWalls(nn.Module):
     effect — the local minimum that traps greedy planners.
     """
 
-    def __init__(self, boxes: Any, open_faces: Any = None, step_size: float = 0.25, smoothing: float = 0.0, passes: int = 2) -> None:
+    def __init__(self, boxes: Any, open_faces: Any = None, step_size: float = 0.25, smoothing: float = 0.02, passes: int = 2) -> None:
         super().__init__()
         boxes_t = as_float_tensor(boxes, "boxes", allowed_ndims=(2,), trailing_shape=(4,))
         if bool((boxes_t[:, 2] <= boxes_t[:, 0]).any() or (boxes_t[:, 3] <= boxes_t[:, 1]).any()):
@@ -140,10 +140,10 @@ class PointMassWalls(nn.Module):
         inside, exit_depth = inside.gather(-1, deepest)[..., 0], exit_depth.gather(-1, deepest)[..., 0]
         face = face.gather(-1, deepest)[..., 0]
         tau = self.smoothing
-        depth = exit_depth.clamp(0.0, self.max_depth)
-        if tau > 0:  # a softplus cushion of width tau at the face (smooth in the depth)
-            depth = tau * nn.functional.softplus(exit_depth.clamp_max(self.max_depth) / tau)
-        magnitude = torch.where(inside > 0, depth, torch.zeros_like(depth))
+        if tau > 0:  # smooth: a softplus cushion of width tau at the face, soft inside-gate
+            magnitude = tau * nn.functional.softplus(exit_depth.clamp_max(self.max_depth) / tau) * torch.sigmoid(4 * inside / tau)
+        else:  # exact projection onto the face
+            magnitude = torch.where(inside > 0, exit_depth.clamp(0.0, self.max_depth), torch.zeros_like(exit_depth))
         return magnitude[..., None] * self.directions[face]
 
     def inside_wall(self, position: Tensor, margin: float = 0.0) -> Tensor:

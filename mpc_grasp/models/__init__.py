@@ -11,11 +11,33 @@ from mpc_grasp.models.checkpoint import (
 )
 from mpc_grasp.models.metrics import multi_step_error, one_step_error, open_loop_rollouts
 from mpc_grasp.models.mlp import MLPWorldModel
+from mpc_grasp.models.pixel import (
+    PixelDataset,
+    PixelWorldModel,
+    collect_pixel_dataset,
+    decode_latent_strip,
+    evaluate_pixel_world_model,
+    latent_distance_correlation,
+    load_or_train_pixel_world_model,
+    load_pixel_world_model,
+    save_pixel_world_model,
+    train_pixel_world_model,
+)
 from mpc_grasp.models.training import train_world_model
 
 __all__ = [
     "CheckpointError",
     "MLPWorldModel",
+    "PixelDataset",
+    "PixelWorldModel",
+    "collect_pixel_dataset",
+    "decode_latent_strip",
+    "evaluate_pixel_world_model",
+    "latent_distance_correlation",
+    "load_or_train_pixel_world_model",
+    "load_pixel_world_model",
+    "save_pixel_world_model",
+    "train_pixel_world_model",
     "WorldModel",
     "check_world_model",
     "encode_observation",
