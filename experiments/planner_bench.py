@@ -578,6 +578,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefix", default="planner_bench", help="output file name prefix")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="reuse the plans of an interrupted run with identical settings and code")
     return parser.parse_args(argv)
 
 
@@ -635,6 +636,30 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         family: {str(h): {name: [] for name in planners} for h in horizons} for family in args.families
     }
     example_plans: dict[int, dict[str, Any]] = {}  # pair -> planner -> plan (wall, example horizon)
+
+    # checkpoint: every finished plan is appended to a JSON-lines file; --resume reuses the lines written by
+    # a run with the same settings and the same source code (a killed run continues where it stopped)
+    checkpoint = out_dir / f"{args.prefix}.partial.jsonl"
+    fingerprint = json.dumps(
+        {"pairs": pairs, "seed": args.seed, "goal_tolerance": args.goal_tolerance, "budgets": budgets, "example_horizon": example_horizon, "source": hashes_at_start},
+        sort_keys=True,
+    )
+    done: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    if args.resume and checkpoint.is_file():
+        lines = checkpoint.read_text().splitlines()
+        if lines and json.loads(lines[0]).get("fingerprint") == fingerprint:
+            for line in lines[1:]:
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:  # a line cut off by the kill
+                    continue
+                done[item["family"], item["h"], item["planner"], item["pair"]] = item
+    with checkpoint.open("w") as handle:  # rewrite: header + the reused lines
+        handle.write(json.dumps({"fingerprint": fingerprint}) + "\n")
+        for item in done.values():
+            handle.write(json.dumps(item) + "\n")
+    resumed = len(done)
+
     total = len(args.families) * len(horizons) * len(planners) * pairs
     progress = tqdm(total=total, desc="planner bench", disable=args.no_progress, dynamic_ncols=True, mininterval=5.0)
     for family in args.families:
@@ -643,18 +668,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for name in planners:
                 for pair, task in enumerate(task_sets[family, h]):
                     progress.set_postfix_str(f"{family} H={h} {name}", refresh=False)
-                    record, result = run_plan(
-                        name, model, h, task, pair, budgets[name], args.goal_tolerance, env=env if family == "wall" else None
-                    )
-                    records[family][str(h)][name].append(record)
-                    if family == "wall" and h == example_horizon and name in ("grasp", "gd", "cem"):
-                        example_plans.setdefault(pair, {})[name] = {
-                            "states": result.states.numpy().tolist(),
-                            "virtual": None if result.virtual_states is None else result.virtual_states.numpy().tolist(),
-                            "success": record["success"],
-                            "min_distance": record["min_distance"],
-                            "executed": execute_in_env(env, task["start"], result.actions.numpy().astype(np.float64)).tolist(),
-                        }
+                    item = done.get((family, str(h), name, pair))
+                    if item is None:
+                        record, result = run_plan(
+                            name, model, h, task, pair, budgets[name], args.goal_tolerance, env=env if family == "wall" else None
+                        )
+                        item = {"family": family, "h": str(h), "planner": name, "pair": pair, "record": record}
+                        if family == "wall" and h == example_horizon and name in ("grasp", "gd", "cem"):
+                            item["example"] = {
+                                "states": result.states.numpy().tolist(),
+                                "virtual": None if result.virtual_states is None else result.virtual_states.numpy().tolist(),
+                                "success": record["success"],
+                                "min_distance": record["min_distance"],
+                                "executed": execute_in_env(env, task["start"], result.actions.numpy().astype(np.float64)).tolist(),
+                            }
+                        with checkpoint.open("a") as handle:
+                            handle.write(json.dumps(item) + "\n")
+                    records[family][str(h)][name].append(item["record"])
+                    if "example" in item:
+                        example_plans.setdefault(pair, {})[name] = item["example"]
                     progress.update(1)
     progress.close()
     bench_time = time.perf_counter() - started
@@ -742,6 +774,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "records": records,
         "example": example,
         "benchmark_seconds": bench_time,
+        "plans_resumed_from_checkpoint": resumed,
         "total_seconds": time.perf_counter() - started,
     }
     prefix = args.prefix
@@ -752,6 +785,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         plot_example(example, out_dir / f"{prefix}_example.png")
     report["total_seconds"] = time.perf_counter() - started
     (out_dir / f"{prefix}.json").write_text(json.dumps(report, indent=1))
+    checkpoint.unlink(missing_ok=True)  # everything is in the JSON now
     if not args.no_progress:
         print(markdown_report(report))
         print(f"wrote {out_dir / prefix}.{{json,md,png}} in {report['total_seconds']:.0f} s")

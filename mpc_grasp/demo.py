@@ -35,6 +35,7 @@ def run_demo(
     out_dir: str | Path = "results",
     seed: int = 0,
     train_seconds: float = 90.0,
+    task: str = "random",
 ) -> dict:
     """Collect, train, act; returns the summary written to ``out_dir/demo.json``."""
     torch.set_num_threads(1)  # small models: one thread is fastest and avoids oversubscription
@@ -51,8 +52,9 @@ def run_demo(
     train_time = time.perf_counter() - started
     print(f"      one-step RMSE on held-out episodes: {error['rmse']:.4f} (max step 0.25)")
 
-    print(f"[3/3] GraspMPC, horizon {horizon}, {episodes} episodes (start and goal on opposite sides of the wall)")
-    env = gym.make(ENV_ID, task="across")
+    where = "on opposite sides of the wall" if task == "across" else "anywhere in free space"
+    print(f"[3/3] GraspMPC, horizon {horizon}, {episodes} episodes (start and goal {where})")
+    env = gym.make(ENV_ID, task=task)
     records, panels = [], []
     for episode in tqdm(range(episodes), desc="episodes"):
         agent = GraspMPC(
@@ -84,7 +86,7 @@ def run_demo(
         })
     successes = sum(r["success"] for r in records)
     summary = {
-        "env_id": ENV_ID, "transitions": steps, "one_step_rmse": error["rmse"], "horizon": horizon,
+        "env_id": ENV_ID, "task": task, "transitions": steps, "one_step_rmse": error["rmse"], "horizon": horizon,
         "episodes": episodes, "success_rate": successes / episodes,
         "median_plan_time_s": float(np.median([r["median_plan_time_s"] for r in records])),
         "total_time_s": time.perf_counter() - started, "train_and_collect_time_s": train_time,
@@ -111,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replan-every", type=int, default=10)
     parser.add_argument("--out", default="results")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task", choices=("random", "across"), default="random",
+                        help="start/goal distribution: anywhere (random) or across the wall (non-greedy)")
     args = parser.parse_args(argv)
-    run_demo(args.steps, args.episodes, args.horizon, args.iterations, args.replan_every, args.out, args.seed)
+    run_demo(args.steps, args.episodes, args.horizon, args.iterations, args.replan_every, args.out, args.seed, task=args.task)
     return 0
 
 

@@ -110,3 +110,30 @@ def test_shortest_path_goes_through_the_door(bench) -> None:
     task = {"path_length": 9.0, "path_length_chebyshev": 9.0}
     assert not bench.feasible(task, 30, 0.3) and bench.feasible(task, 35, 0.3)
     assert np.isfinite(bench.shortest_path_length("wall", [1.5, 4.5], [7.5, 1.5]))
+
+
+def test_resume_reuses_finished_plans(bench, tmp_path, monkeypatch) -> None:
+    argv = [
+        "--pairs", "3", "--horizons", "5", "--families", "linear", "--planners", "cem", "mppi",
+        "--cem-iterations", "2", "--cem-population", "8", "--cem-elites", "2", "--mppi-iterations", "2", "--mppi-samples", "8",
+        "--timing-horizons", "--no-progress", "--out-dir", str(tmp_path),
+    ]  # fmt: skip
+    real_run_plan, calls = bench.run_plan, []
+
+    def failing_run_plan(*args, **kwargs):
+        if len(calls) == 4:
+            raise KeyboardInterrupt("simulated kill")
+        calls.append(args[0])
+        return real_run_plan(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "run_plan", failing_run_plan)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(argv)
+    assert len((tmp_path / "planner_bench.partial.jsonl").read_text().splitlines()) == 1 + 4
+    calls.clear()
+    monkeypatch.setattr(bench, "run_plan", lambda *a, **k: (calls.append(a[0]), real_run_plan(*a, **k))[1])
+    report = bench.main([*argv, "--resume"])
+    assert len(calls) == 2 and report["plans_resumed_from_checkpoint"] == 4
+    assert all(s["n"] == 3 for s in report["results"]["linear"]["5"].values())
+    assert report["time_per_iteration"] is None
+    assert not (tmp_path / "planner_bench.partial.jsonl").exists()
