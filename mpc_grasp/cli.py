@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "CLIError", "build_parser", "main", "parse_key_value", "r
 COMMANDS: dict[str, str] = {
     "collect": "mpc_grasp.cli:register_collect",
     "train": "mpc_grasp.cli:register_train",
+    "run": "mpc_grasp.run_command:register_run",
 }
 
 

@@ -14,14 +14,11 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
-from tqdm import tqdm
-
 from mpc_grasp.agent import GraspMPC
 from mpc_grasp.data import collect_transitions
 from mpc_grasp.models import one_step_error, train_world_model
-from mpc_grasp.plotting import plot_plans_on_layout
+from mpc_grasp.evaluation import plot_episodes, run_episodes, summarize_episodes
 
 ENV_ID = "mpc_grasp/GridWorldWall-v0"
 
@@ -55,48 +52,26 @@ def run_demo(
     where = "on opposite sides of the wall" if task == "across" else "anywhere in free space"
     print(f"[3/3] GraspMPC, horizon {horizon}, {episodes} episodes (start and goal {where})")
     env = gym.make(ENV_ID, task=task)
-    records, panels = [], []
-    for episode in tqdm(range(episodes), desc="episodes"):
-        agent = GraspMPC(
-            model, "grasp", horizon=horizon, action_space=env.action_space, iterations=iterations,
-            goal_tolerance=0.3, replan_every=replan_every, replan_threshold=0.2, seed=episode,
-        )
-        obs, info = env.reset(seed=seed + episode)
-        start, goal = obs["observation"].copy(), obs["desired_goal"].copy()
-        path, first_plan, episode_return = [start], None, 0.0
-        for _ in range(env.spec.max_episode_steps or 100):
-            action, _ = agent.predict(obs)
-            if first_plan is None:
-                first_plan = agent.last_plan
-            obs, reward, terminated, truncated, info = env.step(action)
-            path.append(obs["observation"].copy())
-            episode_return += float(reward)
-            if terminated or truncated:
-                break
-        plan_times = [d.wall_time for d in agent.diagnostics]
-        records.append({
-            "success": bool(info["is_success"]), "steps": len(path) - 1, "return": episode_return,
-            "replans": len(plan_times), "median_plan_time_s": float(np.median(plan_times)),
-            "start": start.tolist(), "goal": goal.tolist(),
-        })
-        panels.append({
-            "title": f"episode {episode}: {'success' if info['is_success'] else 'failure'} in {len(path) - 1} steps",
-            "start": start, "goal": goal, "executed": np.array(path),
-            "planned": first_plan.states[0].numpy(), "virtual": first_plan.virtual_states[0].numpy(),
-        })
-    successes = sum(r["success"] for r in records)
+    agent = GraspMPC(
+        model, "grasp", horizon=horizon, action_space=env.action_space, iterations=iterations,
+        goal_tolerance=0.3, replan_every=replan_every, replan_threshold=0.2,
+    )
+    records = run_episodes(env, agent, episodes, seed=seed)
+    stats = summarize_episodes(records)
+    successes = stats["successes"]
     summary = {
         "env_id": ENV_ID, "task": task, "transitions": steps, "one_step_rmse": error["rmse"], "horizon": horizon,
-        "episodes": episodes, "success_rate": successes / episodes,
-        "median_plan_time_s": float(np.median([r["median_plan_time_s"] for r in records])),
+        "episodes": episodes, "success_rate": stats["success_rate"], "success_ci95": stats["success_ci95"],
+        "mean_return": stats["mean_return"], "mean_steps_to_goal": stats["mean_steps_to_goal"],
+        "median_plan_time_s": stats["median_plan_time_s"],
         "total_time_s": time.perf_counter() - started, "train_and_collect_time_s": train_time,
-        "episodes_detail": records, "command": " ".join(sys.argv),
+        "episodes_detail": [record.to_json() for record in records], "command": " ".join(sys.argv),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "demo.json").write_text(json.dumps(summary, indent=2))
-    figure = plot_plans_on_layout(
-        "wall", panels[:3], out_dir / "demo.png",
-        suptitle=f"GraspMPC on a learned model of grid world `wall`: {successes}/{episodes} reached the goal",
+    figure = plot_episodes(
+        env, records, out_dir / "demo.png",
+        title=f"GraspMPC on a learned model of grid world `wall`: {successes}/{episodes} reached the goal",
     )
     print(f"\nsuccess: {successes}/{episodes} episodes | median plan time {summary['median_plan_time_s']:.2f} s | "
           f"total {summary['total_time_s']:.0f} s")

@@ -79,3 +79,43 @@ def plot_plans_on_layout(
     if suptitle:
         fig.suptitle(suptitle)
     return save_figure(fig, path)
+
+
+def plot_state_trajectories(
+    executed: Any,
+    plans: Sequence[tuple[int, Any, Any]],
+    path: str | Path,
+    goal: Any = None,
+    dim_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """State dimensions vs time: the executed states, each plan's model rollout from its step, virtual states.
+
+    ``plans`` holds ``(step, rollout states [T+1, S], virtual states [T-1, S] or None)``; the first
+    plan is drawn bold, later ones thin. For envs without a map (cart-pole, ...).
+    """
+    executed = np.asarray(executed, dtype=np.float64)
+    if executed.ndim != 2:
+        raise ValueError(f"executed must be [steps+1, S], got shape {executed.shape}")
+    dims = executed.shape[1]
+    names = list(dim_names) if dim_names is not None else [f"state[{i}]" for i in range(dims)]
+    fig, axes = plt.subplots(dims, 1, figsize=(8, 1.6 * dims + 0.8), sharex=True, squeeze=False)
+    for d, ax in enumerate(axes[:, 0]):
+        for k, (step, states, virtual) in enumerate(plans):
+            states = np.asarray(states)
+            t = step + np.arange(len(states))
+            ax.plot(t, states[:, d], "-", color="tab:blue", lw=1.5 if k == 0 else 0.6, alpha=1.0 if k == 0 else 0.35,
+                    label="planned (model rollout)" if k == 0 else None)
+            if k == 0 and virtual is not None:
+                virtual = np.asarray(virtual)
+                ax.plot(step + 1 + np.arange(len(virtual)), virtual[:, d], "o", ms=2.5, color="tab:orange", alpha=0.7,
+                        label="virtual states (first plan)")
+        ax.plot(np.arange(len(executed)), executed[:, d], "-", color="tab:red", lw=2, label="executed (real env)")
+        if goal is not None:
+            ax.axhline(float(np.asarray(goal)[d]), color="tab:green", ls="--", lw=1, label="goal")
+        ax.set_ylabel(names[d] if d < len(names) else f"state[{d}]", fontsize=8)
+    axes[-1, 0].set_xlabel("control step")
+    axes[0, 0].legend(loc="upper right", fontsize=7, framealpha=0.9)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)

@@ -1,0 +1,151 @@
+"""Closed-loop evaluation: ``run_episodes`` bookkeeping and the ``mpc-grasp run`` command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from PIL import Image
+
+from mpc_grasp import cli
+from mpc_grasp.agent import GraspMPC
+from mpc_grasp.data import collect_transitions
+from mpc_grasp.evaluation import check_model_matches_env, plot_episodes, run_episodes, save_gif, summarize_episodes
+from mpc_grasp.models import MLPWorldModel, save_world_model, train_world_model
+
+WALL = "mpc_grasp/GridWorldWall-v0"
+CARTPOLE = "mpc_grasp/CartPoleSwingup-v0"
+
+
+@pytest.fixture(scope="module")
+def wall_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny MLP world model of grid world `wall`, trained in about a second."""
+    dataset = collect_transitions(WALL, 800, seed=0, num_envs=2, progress=False)
+    model = train_world_model(dataset, hidden_sizes=(32, 32), epochs=3, seed=0, progress=False)
+    return save_world_model(model, tmp_path_factory.mktemp("ckpt") / "wall.pt")
+
+
+class TowardGoal:
+    """Scripted SB3-style agent: full speed toward the goal of a dict observation."""
+
+    def __init__(self) -> None:
+        self.resets = 0
+        self.goals: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        self.goals.append(np.asarray(goal))
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        if isinstance(obs, dict):
+            return np.clip((obs["desired_goal"] - obs["observation"]) * 4.0, -1, 1).astype(np.float32), None
+        return np.zeros(1, dtype=np.float32), None
+
+
+def test_run_episodes_seeds_like_evaluate_agent_and_counts_steps() -> None:
+    env = gym.make("mpc_grasp/GridWorldOpen-v0")
+    agent = TowardGoal()
+    records = run_episodes(env, agent, 3, seed=7, progress=False)
+    reference = gym.make("mpc_grasp/GridWorldOpen-v0")
+    starts = [reference.reset(seed=7)[0]["observation"]] + [reference.reset()[0]["observation"] for _ in range(2)]
+    assert agent.resets == 3
+    for record, start in zip(records, starts):
+        np.testing.assert_allclose(record.states[0], start)
+        assert record.success and record.success_any and record.terminated  # open room: straight line works
+        assert record.first_success_step == record.steps == len(record.states) - 1
+        assert record.plans == ()  # not a planning agent
+    summary = summarize_episodes(records)
+    assert summary["success_rate"] == 1.0 and summary["success_ci95"][1] == 1.0 and summary["median_plan_time_s"] is None
+    assert summary["env_steps"] == sum(r.steps for r in records)
+
+
+def test_run_episodes_hands_cartpole_goal_to_agent_and_records_frames(tmp_path: Path) -> None:
+    env = gym.make(CARTPOLE, render_mode="rgb_array")
+    agent = TowardGoal()
+    records = run_episodes(env, agent, 2, seed=0, max_steps=5, record_frames=1, progress=False)
+    assert len(agent.goals) == 2 and np.allclose(agent.goals[0], [0, 0, 1, 0, 0])
+    assert [r.steps for r in records] == [5, 5] and not any(r.success for r in records)
+    assert len(records[0].frames) == 6 and records[1].frames == ()
+    gif = save_gif(records[0].frames, tmp_path / "a.gif")
+    with Image.open(gif) as image:
+        assert 1 < image.n_frames <= 6 and min(image.size) >= 256  # Pillow merges identical frames
+    with pytest.raises(ValueError, match="render_mode"):
+        run_episodes(gym.make(CARTPOLE), agent, 1, record_frames=1, progress=False)
+    with pytest.raises(ValueError, match="positive integer"):
+        run_episodes(env, agent, 0, progress=False)
+
+
+def test_grasp_mpc_episode_on_cartpole_keeps_plans_and_plots(tmp_path: Path) -> None:
+    model = MLPWorldModel(5, 1, hidden_sizes=(16,))  # untrained: only the bookkeeping is tested
+    env = gym.make(CARTPOLE)
+    agent = GraspMPC(model, "grasp", horizon=6, action_space=env.action_space, iterations=3, num_candidates=2, replan_every=3)
+    records = run_episodes(env, agent, 1, seed=0, max_steps=7, progress=False)
+    plans = records[0].plans
+    assert [p.step for p in plans] == [0, 3, 6]
+    assert plans[0].states.shape == (7, 5) and plans[0].virtual_states.shape == (5, 5)
+    assert not plans[0].warm_started and plans[1].warm_started and plans[0].iterations == 3
+    path = plot_episodes(env, records, tmp_path / "cartpole.png")
+    assert path.stat().st_size > 10_000
+    assert check_model_matches_env(model, env) == []
+    with pytest.raises(ValueError, match="action_dim is 1"):
+        check_model_matches_env(model, gym.make(WALL))
+
+
+def test_run_command_writes_summary_plot_and_gif(wall_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = cli.main([
+        "run", WALL, "--model", str(wall_checkpoint), "--episodes", "1", "--horizon", "8", "--iterations", "5",
+        "--replan-every", "4", "--max-steps", "6", "--seed", "3", "--out-dir", str(out), "--no-progress",
+        "--set", "num_candidates=2", "--set", "dense_goal_weight=0.1", "--env-kwarg", "task=across",
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "success 0/1" in captured.out or "success 1/1" in captured.out
+    assert "95% Wilson" in captured.out and "median plan time" in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 1 and summary["plans"] == 2 and summary["planner_config"]["num_candidates"] == 2
+    assert summary["planner_options"] == {"num_candidates": 2, "dense_goal_weight": 0.1, "iterations": 5}
+    assert summary["model_trained_on"]["env_id"] == WALL and summary["env_kwargs"] == {"task": "across"}
+    assert summary["episodes_detail"][0]["steps"] == 6
+    assert (out / "plans.png").stat().st_size > 10_000
+    with Image.open(out / "episode.gif") as image:
+        assert 1 < image.n_frames <= 7
+
+
+def test_run_command_errors_are_clear(wall_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def run(*extra: str) -> tuple[int, str]:
+        code = cli.main(["run", *extra, "--episodes", "1", "--no-progress", "--out-dir", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return code, err
+
+    code, err = run("mpc_grasp/GridWorldWal-v0", "--model", str(wall_checkpoint))
+    assert code == 1 and "unknown Gymnasium env id 'mpc_grasp/GridWorldWal-v0'" in err and "GridWorldWall-v0" in err
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(wall_checkpoint.read_bytes()[:500])
+    code, err = run(WALL, "--model", str(corrupt))
+    assert code == 1 and "corrupt or truncated" in err
+
+    code, err = run(WALL, "--model", str(tmp_path / "missing.pt"))
+    assert code == 1 and "does not exist" in err
+
+    code, err = run(CARTPOLE, "--model", str(wall_checkpoint))
+    assert code == 1 and "action_dim is 2" in err
+
+    code, err = run(WALL, "--model", str(wall_checkpoint), "--set", "no_such_option=1")
+    assert code == 1 and "unknown option(s) ['no_such_option']" in err
+
+    code, err = run(WALL, "--model", str(wall_checkpoint), "--horizon", "0")
+    assert code == 1 and "--horizon must be >= 1" in err
+
+    other_env = tmp_path / "open.pt"
+    model = MLPWorldModel(2, 2, hidden_sizes=(8,))
+    save_world_model(model, other_env, metadata={"env_id": "mpc_grasp/GridWorldOpen-v0"})
+    code, err = run(WALL, "--model", str(other_env), "--max-steps", "1", "--iterations", "1", "--horizon", "2", "--no-gif")
+    assert code == 0 and "trained on 'mpc_grasp/GridWorldOpen-v0'" in err
