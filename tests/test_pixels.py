@@ -120,6 +120,17 @@ def test_collect_dataset_segments_and_roundtrip(tmp_path: Path) -> None:
         collect_pixel_dataset("mpc_grasp/GridWorldWall-v0", 5)
 
 
+def test_collection_goes_through_collect_transitions_with_vector_envs() -> None:
+    data = collect_pixel_dataset(WALL_ID, 80, seed=5, episode_length=15, num_envs=2)
+    assert data.num_transitions == 80 and data.states is not None and np.isfinite(data.states).all()
+    base: PixelGridWorldEnv = gym.make(WALL_ID).unwrapped
+    for i in range(0, len(data), 7):  # every frame shows the agent at its recorded true state
+        np.testing.assert_array_equal(data.frames[i], base.render_position(data.states[i], None))
+    for i in data.window_starts(1):  # consecutive frames of a segment are one action apart
+        assert np.abs(data.states[i + 1] - data.states[i]).max() <= 0.25 + 1e-9
+    assert np.all(np.bincount(data.segment_ids) <= 16)  # episodes end after episode_length steps
+
+
 def test_from_transitions_rebuilds_sequences() -> None:
     data = collect_pixel_dataset(WALL_ID, 30, seed=4, episode_length=10)
     keep = np.flatnonzero(data.segment_ids[1:] == data.segment_ids[:-1])  # transition rows
