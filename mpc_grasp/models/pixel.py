@@ -49,6 +49,7 @@ __all__ = [
     "collect_pixel_dataset",
     "decode_latent_strip",
     "evaluate_pixel_world_model",
+    "image_strip",
     "latent_distance_correlation",
     "load_or_train_pixel_world_model",
     "load_pixel_world_model",
@@ -1045,6 +1046,20 @@ def latent_distance_correlation(
     }
 
 
+def image_strip(images: np.ndarray, gap: int = 2) -> np.ndarray:
+    """uint8 RGB images ``[T, H, W, 3]`` side by side in one ``[H, T*W + (T-1)*gap, 3]`` image (white gaps)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty uint8 array [T, H, W, 3], got {images.dtype} {images.shape}")
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
+    t, h, w, _ = images.shape
+    out = np.full((h, t * w + (t - 1) * gap, 3), 255, dtype=np.uint8)
+    for k in range(t):
+        out[:, k * (w + gap) : k * (w + gap) + w] = images[k]
+    return out
+
+
 @torch.no_grad()
 def decode_latent_strip(
     model: PixelWorldModel,
@@ -1078,14 +1093,7 @@ def decode_latent_strip(
             raise ValueError(f"reference has {len(ref_images)} frames but latents have {len(decoded)}")
         rows.append(ref_images)
 
-    def strip(images: np.ndarray) -> np.ndarray:
-        t, h, w, _ = images.shape
-        out = np.full((h, t * w + (t - 1) * gap, 3), 255, dtype=np.uint8)
-        for k in range(t):
-            out[:, k * (w + gap) : k * (w + gap) + w] = images[k]
-        return out
-
-    strips = [strip(r) for r in rows]
+    strips = [image_strip(r, gap) for r in rows]
     if len(strips) > 1:
         spacer = np.full((gap, strips[0].shape[1], 3), 255, dtype=np.uint8)
         image = np.concatenate([strips[0], spacer, strips[1]], axis=0)
