@@ -330,3 +330,28 @@ def test_grasp_mpc_reaches_the_goal_image_in_pixel_wall(trained: tuple[PixelWorl
     # the last observation encodes close to the goal image (latent distance shrank from the start)
     with torch.no_grad():
         assert float((model.encode(obs["observation"]) - model.encode(obs["desired_goal"])).norm()) < 0.3
+
+
+def test_diagnostics_gradient_norms_and_filmstrip(trained: tuple[PixelWorldModel, PixelDataset]) -> None:
+    from mpc_grasp import make_planner
+    from mpc_grasp.diagnostics import HISTORY_KEYS, gradient_reshaping_histories, plan_filmstrip
+
+    model, held_out = trained
+    with torch.no_grad():
+        z = model.encode(held_out.frames[[0, 20, 40, 60]])
+    histories = gradient_reshaping_histories(model, z[:2], z[2:], horizon=6, iterations=7, num_candidates=2, sync_every=0)
+    assert set(histories) == {"detached", "full"}
+    for hist in histories.values():
+        assert all(hist[key].shape == (7,) and np.isfinite(hist[key]).all() for key in HISTORY_KEYS)
+        assert hist["final_distance"].shape == (2,)
+    # same seed and initialisation: only the detach differs, and it changes the state gradients (D_sF terms)
+    assert not np.allclose(histories["detached"]["state_grad_norm"], histories["full"]["state_grad_norm"])
+    with pytest.raises(ValueError, match="detach_states"):
+        gradient_reshaping_histories(model, z[0], z[1], horizon=4, detach_states=False)
+
+    plan = make_planner("grasp", model, horizon=6, iterations=3, num_candidates=2).plan(z[0], z[1])
+    rows = plan_filmstrip(model, plan, z[1], held_out.frames[:5], every=2)
+    assert [label for label, _ in rows] == ["virtual states (decoded)", "model rollout (decoded)", "real env"]
+    assert all(image.dtype == np.uint8 and image.shape == (64, 4 * 64 + 3 * 2, 3) for _, image in rows)  # steps 0, 2, 4, 6
+    with pytest.raises(ValueError, match="at most 7"):
+        plan_filmstrip(model, plan, z[1], held_out.frames[:9])
