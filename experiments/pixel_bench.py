@@ -334,7 +334,7 @@ def plot_success(rows: Sequence[dict[str, Any]], path: Path) -> Path:
             h = np.array([r["horizon"] for r in sel])
             rate = np.array([r["rate"] for r in sel])
             err = np.array([[r["rate"] - r["ci95"][0], r["ci95"][1] - r["rate"]] for r in sel]).T
-            ax.errorbar(h, rate, yerr=err, marker="o", capsize=3, label=variant)
+            ax.errorbar(h, rate, yerr=err, marker="o", capsize=3, label=variant, color=f"C{list(VARIANTS).index(variant)}")
         n = max(r["n"] for r in rows if (r["mode"], r["family"]) == (mode, family))
         ax.set_title(f"{mode.replace('_', ' ')}, {family} tasks (n={n})")
         ax.set_xlabel("horizon H")
