@@ -14,7 +14,7 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ _ARRAY_FIELDS = (
     "step_ids",
 )
 _METADATA_KEY = "metadata_json"
+_EXTRA_PREFIX = "extra."  # optional per-row arrays (TransitionDataset.extras) are stored as "extra.<name>"
 
 
 class DatasetError(ValueError):
@@ -85,6 +86,8 @@ class TransitionDataset:
     ``episode_ids[i]`` / ``step_ids[i]`` locate each row in its episode (rows of different episodes
     may be interleaved, e.g. from vector envs). ``terminated[i]`` / ``truncated[i]`` mark the last
     transition of an episode; ``next_observations`` of such a row is the true final observation.
+    ``extras`` holds optional per-row arrays (``[N, ...]``), e.g. ``"state"`` / ``"next_state"``
+    recorded from ``info`` by ``collect_transitions(info_keys=("state",))`` for evaluation.
     """
 
     observations: np.ndarray
@@ -96,6 +99,7 @@ class TransitionDataset:
     metadata: dict[str, Any] = field(default_factory=dict)
     truncated: np.ndarray | None = None
     rewards: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = _leading_len(self.actions, "actions")
@@ -113,6 +117,9 @@ class TransitionDataset:
         self.step_ids = _as_integer(self.step_ids, "step_ids")
         if not isinstance(self.metadata, dict):
             raise DatasetError(f"metadata must be a dict, got {type(self.metadata).__name__}")
+        if not isinstance(self.extras, Mapping):
+            raise DatasetError(f"extras must be a dict of arrays, got {type(self.extras).__name__}")
+        self.extras = {str(k): _as_numeric(v, f"extras[{k!r}]") for k, v in self.extras.items()}
         self._check_consistency()
 
     # -- validation -----------------------------------------------------------------------------
@@ -135,6 +142,9 @@ class TransitionDataset:
         if len(set(lengths.values())) != 1:
             detail = ", ".join(f"{k}={v}" for k, v in lengths.items())
             raise DatasetError(f"dataset arrays have inconsistent lengths ({detail}); expected all {n}")
+        for name, value in self.extras.items():
+            if value.ndim < 1 or len(value) != n:
+                raise DatasetError(f"extras[{name!r}] must have shape [N={n}, ...], got {value.shape}")
         if n and (self.step_ids.min() < 0 or self.episode_ids.min() < 0):
             raise DatasetError("episode_ids and step_ids must be non-negative")
 
@@ -185,6 +195,7 @@ class TransitionDataset:
             metadata=meta,
             truncated=self.truncated[index],
             rewards=self.rewards[index],
+            extras={name: value[index] for name, value in self.extras.items()},
         )
 
     def split(self, val_fraction: float = 0.1, seed: int = 0) -> tuple[TransitionDataset, TransitionDataset]:
@@ -245,6 +256,7 @@ class TransitionDataset:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**self.metadata, "format": DATASET_FORMAT, "format_version": DATASET_VERSION}
         arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS}
+        arrays.update({_EXTRA_PREFIX + name: value for name, value in self.extras.items()})
         arrays[_METADATA_KEY] = np.array(json.dumps(_jsonable(meta), sort_keys=True))
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as handle:
@@ -277,6 +289,7 @@ def load_dataset(path: str | os.PathLike[str], expected_env_id: str | None = Non
             if missing:
                 raise DatasetError(f"missing keys {missing} (has {sorted(keys)})")
             arrays = {k: npz[k] for k in (*_ARRAY_FIELDS, _METADATA_KEY)}
+            extras = {k[len(_EXTRA_PREFIX) :]: npz[k] for k in npz.files if k.startswith(_EXTRA_PREFIX)}
     except DatasetError as error:
         raise DatasetError(f"dataset {str(path)!r} is invalid: {error}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
@@ -303,7 +316,7 @@ def load_dataset(path: str | os.PathLike[str], expected_env_id: str | None = Non
             f"dataset {str(path)!r} was collected on env {meta.get('env_id')!r}, expected {expected_env_id!r}"
         )
     try:
-        return TransitionDataset(metadata=meta, **arrays)
+        return TransitionDataset(metadata=meta, extras=extras, **arrays)
     except DatasetError as error:
         raise DatasetError(f"dataset {str(path)!r} is invalid: {error}") from None
 
@@ -432,6 +445,8 @@ def collect_transitions(
     policy_noise: float = 0.1,
     correlation: float = 0.9,
     noise_scale: float = 0.8,
+    info_keys: Sequence[str] = (),
+    reset_options: Callable[[np.random.Generator], Mapping[str, Any] | None] | None = None,
 ) -> TransitionDataset:
     """Run exploration in ``env`` and return ``n_steps`` transitions.
 
@@ -444,6 +459,11 @@ def collect_transitions(
     ``obs[obs_key]``. With ``num_envs > 1`` a ``SyncVectorEnv`` (next-step autoreset) is used; the
     reset step it inserts after each episode is not a transition and is skipped, so the last
     ``next_observations`` of an episode is its true final observation. Deterministic given ``seed``.
+
+    ``info_keys``: ``info[key]`` of each row's start and end observation is kept as
+    ``dataset.extras[key]`` / ``extras["next_" + key]`` (e.g. the true state of a pixel env, for
+    evaluation); every step must report it. ``reset_options(rng)`` supplies the reset options of
+    every episode (also the automatic resets of vector envs), drawn with a generator seeded by ``seed``.
     """
     if int(n_steps) != n_steps or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
@@ -458,8 +478,15 @@ def collect_transitions(
         raise ValueError(f"correlation must be in [0, 1), got {correlation}")
     if noise_scale <= 0 or policy_noise < 0:
         raise ValueError(f"noise_scale must be > 0 and policy_noise >= 0, got {noise_scale}, {policy_noise}")
+    info_keys = tuple(info_keys)
+    if not all(isinstance(key, str) and key for key in info_keys) or len(set(info_keys)) != len(info_keys):
+        raise ValueError(f"info_keys must be distinct non-empty strings, got {info_keys!r}")
+    if reset_options is not None and not callable(reset_options):
+        raise TypeError(f"reset_options must be callable rng -> options dict, got {type(reset_options).__name__}")
     env_kwargs = dict(env_kwargs or {})
     factories, env_id, owned = _env_factories(env, env_kwargs, num_envs)
+    if reset_options is not None:
+        factories = [_with_reset_options(make, reset_options, np.random.default_rng([seed, i])) for i, make in enumerate(factories)]
 
     vec = gym.vector.SyncVectorEnv(factories, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     try:
@@ -487,6 +514,13 @@ def collect_transitions(
         rew_buf = np.empty(n_steps, dtype=np.float32)
         ep_buf = np.empty(n_steps, dtype=np.int64)
         step_buf = np.empty(n_steps, dtype=np.int64)
+        info_bufs: dict[str, list[Any]] = {name: [] for key in info_keys for name in (key, "next_" + key)}
+
+        def info_values(infos: Mapping[str, Any], key: str) -> np.ndarray:
+            values, present = infos.get(key), infos.get("_" + key)
+            if values is None or present is None or not np.all(present):
+                raise ValueError(f"info_keys: the env did not report info[{key!r}] at every step (info keys: {sorted(k for k in infos if not k.startswith('_'))})")
+            return np.asarray(values)
 
         def states(obs: Any) -> np.ndarray:
             return np.asarray(obs[obs_key] if isinstance(obs, Mapping) else obs)
@@ -496,7 +530,7 @@ def collect_transitions(
                 return [{k: v[i] for k, v in obs.items()} for i in range(num_envs)]
             return [obs[i] for i in range(num_envs)]
 
-        obs, _ = vec.reset(seed=seed)
+        obs, infos = vec.reset(seed=seed)
         episode = np.arange(num_envs, dtype=np.int64)
         next_episode = num_envs
         step = np.zeros(num_envs, dtype=np.int64)
@@ -506,8 +540,9 @@ def collect_transitions(
         try:
             while count < n_steps:
                 actions = explorer.actions(per_env(obs))
-                next_obs, rewards, terminated, truncated, _ = vec.step(actions)
+                next_obs, rewards, terminated, truncated, next_infos = vec.step(actions)
                 current, following = states(obs), states(next_obs)
+                recorded = {key: (info_values(infos, key), info_values(next_infos, key)) for key in info_keys}
                 for i in range(num_envs):
                     if resetting[i]:  # obs[i] was a final obs; next_obs[i] is the new episode's first obs
                         continue
@@ -515,6 +550,9 @@ def collect_transitions(
                         obs_buf[count], next_buf[count], act_buf[count] = current[i], following[i], actions[i]
                         term_buf[count], trunc_buf[count], rew_buf[count] = terminated[i], truncated[i], rewards[i]
                         ep_buf[count], step_buf[count] = episode[i], step[i]
+                        for key, (before, after) in recorded.items():
+                            info_bufs[key].append(before[i].copy())
+                            info_bufs["next_" + key].append(after[i].copy())
                         count += 1
                         bar.update(1)
                     step[i] += 1
@@ -524,7 +562,7 @@ def collect_transitions(
                         next_episode += 1
                         explorer.episode_started(i)
                 resetting = np.logical_or(terminated, truncated)
-                obs = next_obs
+                obs, infos = next_obs, next_infos
         finally:
             bar.close()
     finally:
@@ -551,6 +589,8 @@ def collect_transitions(
             if policy is None and exploration == "correlated"
             else ({"policy_noise": policy_noise} if policy is not None else {})
         ),
+        "info_keys": list(info_keys),
+        "reset_options": None if reset_options is None else getattr(reset_options, "__name__", type(reset_options).__name__),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "package_version": package_version,
         "gymnasium_version": gym.__version__,
@@ -565,7 +605,28 @@ def collect_transitions(
         metadata=metadata,
         truncated=trunc_buf,
         rewards=rew_buf,
+        extras={name: np.stack(values) for name, values in info_bufs.items()},
     )
+
+
+class _ResetOptionsWrapper(gym.Wrapper):
+    """Calls ``reset`` with ``options_fn(rng)`` whenever no options are given (incl. vector autoresets)."""
+
+    def __init__(self, env: gym.Env, options_fn: Callable[[np.random.Generator], Mapping[str, Any] | None], rng: np.random.Generator) -> None:
+        super().__init__(env)
+        self._options_fn, self._rng = options_fn, rng
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if options is None:
+            drawn = self._options_fn(self._rng)
+            options = None if drawn is None else dict(drawn)
+        return self.env.reset(seed=seed, options=options)
+
+
+def _with_reset_options(
+    make: Callable[[], gym.Env], options_fn: Callable[[np.random.Generator], Mapping[str, Any] | None], rng: np.random.Generator
+) -> Callable[[], gym.Env]:
+    return lambda: _ResetOptionsWrapper(make(), options_fn, rng)
 
 
 # --------------------------------------------------------------------------- helpers

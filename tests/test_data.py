@@ -227,3 +227,31 @@ def test_grid_world_dict_observations() -> None:
     assert np.mean(np.all(np.abs(delta) < 1e-6, axis=1) & np.any(np.abs(data.actions) > 0.2, axis=1)) < 0.5
     for traj in data.trajectories():
         np.testing.assert_array_equal(traj.next_observations[:-1], traj.observations[1:])
+
+
+def test_info_keys_and_reset_options_survive_vector_autoresets(tmp_path: Path) -> None:
+    starts = []
+
+    def options(rng: np.random.Generator) -> dict:
+        starts.append(rng.uniform(1.5, 2.5, size=2))
+        return {"start": starts[-1], "goal": (7.0, 2.0)}
+
+    data = collect_transitions(
+        "mpc_grasp/GridWorld-v0", 90, seed=0, num_envs=2, progress=False,
+        env_kwargs={"layout": "wall", "max_episode_steps": 20}, info_keys=("position",), reset_options=options,
+    )
+    # info[key] of each row's start / end observation is recorded, also across autoresets
+    np.testing.assert_allclose(data.extras["position"], data.observations, atol=1e-6)
+    np.testing.assert_allclose(data.extras["next_position"], data.next_observations, atol=1e-6)
+    # every episode (first resets and autoresets alike) began at a drawn start
+    first = data.observations[data.step_ids == 0]
+    assert len(first) >= 4 and np.all((first >= 1.5) & (first <= 2.5))
+    loaded = load_dataset(data.save(tmp_path / "extras.npz"))
+    np.testing.assert_array_equal(loaded.extras["next_position"], data.extras["next_position"])
+    assert set(data.subset(slice(0, 5)).extras) == {"position", "next_position"}
+    with pytest.raises(ValueError, match="did not report info\\['nope'\\]"):
+        collect_transitions("mpc_grasp/GridWorld-v0", 5, progress=False, info_keys=("nope",))
+    with pytest.raises(TypeError, match="reset_options must be callable"):
+        collect_transitions("mpc_grasp/GridWorld-v0", 5, progress=False, reset_options={"start": (2, 2)})
+    with pytest.raises(DatasetError, match="extras\\['x'\\]"):
+        TransitionDataset(**{name: getattr(data, name) for name in ("observations", "actions", "next_observations", "terminated", "episode_ids", "step_ids")}, extras={"x": np.zeros(3)})

@@ -120,6 +120,17 @@ def test_collect_dataset_segments_and_roundtrip(tmp_path: Path) -> None:
         collect_pixel_dataset("mpc_grasp/GridWorldWall-v0", 5)
 
 
+def test_collection_goes_through_collect_transitions_with_vector_envs() -> None:
+    data = collect_pixel_dataset(WALL_ID, 80, seed=5, episode_length=15, num_envs=2)
+    assert data.num_transitions == 80 and data.states is not None and np.isfinite(data.states).all()
+    base: PixelGridWorldEnv = gym.make(WALL_ID).unwrapped
+    for i in range(0, len(data), 7):  # every frame shows the agent at its recorded true state
+        np.testing.assert_array_equal(data.frames[i], base.render_position(data.states[i], None))
+    for i in data.window_starts(1):  # consecutive frames of a segment are one action apart
+        assert np.abs(data.states[i + 1] - data.states[i]).max() <= 0.25 + 1e-9
+    assert np.all(np.bincount(data.segment_ids) <= 16)  # episodes end after episode_length steps
+
+
 def test_from_transitions_rebuilds_sequences() -> None:
     data = collect_pixel_dataset(WALL_ID, 30, seed=4, episode_length=10)
     keep = np.flatnonzero(data.segment_ids[1:] == data.segment_ids[:-1])  # transition rows
@@ -292,3 +303,55 @@ def test_stacked_cartpole_frames_encode() -> None:
     assert z.shape == (3, 8) and model(z, torch.zeros(3, 1)).shape == (3, 8)
     with pytest.raises(ValueError, match="64, 64, 6"):
         model.encode(data.frames[:3, ..., :3])
+
+
+def test_grasp_mpc_reaches_the_goal_image_in_pixel_wall(trained: tuple[PixelWorldModel, PixelDataset]) -> None:
+    """Closed loop from pixels only: GraspMPC plans in the latent space toward the encoded goal
+    image (read from the observation) and the REAL env reports success."""
+    from mpc_grasp import GraspMPC
+
+    model, _ = trained
+    env = gym.make(WALL_ID)
+    agent = GraspMPC(
+        model, planner="grasp", horizon=15, action_space=env.action_space, replan_every=5,
+        iterations=100, num_candidates=8, lr_states=0.01, noise_scale=0.01, init_state_noise=0.01, seed=0,
+    )
+    reached = []
+    for start, goal in (((2.0, 2.0), (2.5, 4.5)), ((6.5, 3.0), (6.0, 5.5))):  # one task per room
+        obs, info = env.reset(seed=0, options={"start": start, "goal": goal})
+        agent.reset()
+        for step in range(1, 31):
+            action, _ = agent.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        reached.append((bool(info["is_success"]), step, float(np.linalg.norm(info["state"] - np.asarray(goal)))))
+    assert all(ok for ok, _, _ in reached), reached
+    # the last observation encodes close to the goal image (latent distance shrank from the start)
+    with torch.no_grad():
+        assert float((model.encode(obs["observation"]) - model.encode(obs["desired_goal"])).norm()) < 0.3
+
+
+def test_diagnostics_gradient_norms_and_filmstrip(trained: tuple[PixelWorldModel, PixelDataset]) -> None:
+    from mpc_grasp import make_planner
+    from mpc_grasp.diagnostics import HISTORY_KEYS, gradient_reshaping_histories, plan_filmstrip
+
+    model, held_out = trained
+    with torch.no_grad():
+        z = model.encode(held_out.frames[[0, 20, 40, 60]])
+    histories = gradient_reshaping_histories(model, z[:2], z[2:], horizon=6, iterations=7, num_candidates=2, sync_every=0)
+    assert set(histories) == {"detached", "full"}
+    for hist in histories.values():
+        assert all(hist[key].shape == (7,) and np.isfinite(hist[key]).all() for key in HISTORY_KEYS)
+        assert hist["final_distance"].shape == (2,)
+    # same seed and initialisation: only the detach differs, and it changes the state gradients (D_sF terms)
+    assert not np.allclose(histories["detached"]["state_grad_norm"], histories["full"]["state_grad_norm"])
+    with pytest.raises(ValueError, match="detach_states"):
+        gradient_reshaping_histories(model, z[0], z[1], horizon=4, detach_states=False)
+
+    plan = make_planner("grasp", model, horizon=6, iterations=3, num_candidates=2).plan(z[0], z[1])
+    rows = plan_filmstrip(model, plan, z[1], held_out.frames[:5], every=2)
+    assert [label for label, _ in rows] == ["virtual states (decoded)", "model rollout (decoded)", "real env"]
+    assert all(image.dtype == np.uint8 and image.shape == (64, 4 * 64 + 3 * 2, 3) for _, image in rows)  # steps 0, 2, 4, 6
+    with pytest.raises(ValueError, match="at most 7"):
+        plan_filmstrip(model, plan, z[1], held_out.frames[:9])

@@ -49,6 +49,7 @@ __all__ = [
     "collect_pixel_dataset",
     "decode_latent_strip",
     "evaluate_pixel_world_model",
+    "image_strip",
     "latent_distance_correlation",
     "load_or_train_pixel_world_model",
     "load_pixel_world_model",
@@ -446,11 +447,18 @@ class PixelDataset:
             raise ValueError(f"could not read pixel dataset {path}: {error}") from error
 
     @classmethod
-    def from_transitions(cls, dataset: Any, states: np.ndarray | None = None) -> "PixelDataset":
-        """Convert a transition dataset (``observations``, ``actions``, ``next_observations``,
-        ``episode_ids`` arrays, e.g. ``mpc_grasp.data.TransitionDataset`` collected with
-        ``obs_key="observation"`` on a pixel env) into frame sequences. ``states`` (optional,
-        evaluation only) are per-transition start states and are kept on the matching frames."""
+    def from_transitions(
+        cls, dataset: Any, states: np.ndarray | None = None, next_states: np.ndarray | None = None
+    ) -> "PixelDataset":
+        """Convert a transition dataset (``observations``, ``actions``, ``next_observations`` and
+        optionally ``episode_ids`` / ``step_ids`` arrays, e.g. ``mpc_grasp.data.TransitionDataset``
+        collected with ``obs_key="observation"`` on a pixel env) into frame sequences.
+
+        Rows are ordered by (episode, step) when ``step_ids`` exist, so interleaved vector-env rows
+        chain up. ``states`` / ``next_states`` (optional, evaluation only) are the true states of each
+        row's start / end frame; by default they come from ``dataset.extras["state"]`` /
+        ``["next_state"]`` when present. Frames without a known state get NaN.
+        """
         try:
             obs = np.asarray(dataset.observations)
             act = np.asarray(dataset.actions, dtype=np.float32)
@@ -462,54 +470,56 @@ class PixelDataset:
             raise ValueError(
                 f"observations must be uint8 images [N, H, W, C] (collect from a Pixel* env with obs_key='observation'), got {obs.dtype} {obs.shape}"
             )
+        extras = getattr(dataset, "extras", None) or {}
+        if states is None and next_states is None and "state" in extras and "next_state" in extras:
+            states, next_states = extras["state"], extras["next_state"]
+        n = len(obs)
+        for name, value in (("states", states), ("next_states", next_states)):
+            if value is not None and len(value) != n:
+                raise ValueError(f"{name} has {len(value)} rows but the dataset has {n} transitions")
+        step_ids = getattr(dataset, "step_ids", None)
+        order = np.lexsort((np.asarray(step_ids), episodes)) if step_ids is not None and n else np.arange(n)
+        has_states = states is not None or next_states is not None
+        state_dim = np.shape(states if states is not None else next_states)[1:] if has_states else ()
+        nan_state = np.full(state_dim, np.nan)
+
+        def state_of(values: np.ndarray | None, t: int) -> np.ndarray:
+            return nan_state if values is None else np.asarray(values[t], dtype=np.float64)
+
         frames: list[np.ndarray] = []
         actions: list[np.ndarray] = []
         segments: list[int] = []
         frame_states: list[np.ndarray] = []
-        nan_state = None if states is None else np.full(np.shape(states)[1:], np.nan)
         segment = -1
-        for t in range(len(obs)):
-            chained = t > 0 and episodes[t] == episodes[t - 1] and np.array_equal(obs[t], nxt[t - 1])
+        previous = -1
+        for t in order:
+            chained = (
+                previous >= 0
+                and episodes[t] == episodes[previous]
+                and (step_ids is None or step_ids[t] == step_ids[previous] + 1)
+                and np.array_equal(obs[t], nxt[previous])
+            )
             if not chained:
                 segment += 1
                 frames.append(obs[t])
                 actions.append(act[t])
                 segments.append(segment)
-                if states is not None:
-                    frame_states.append(np.asarray(states[t], dtype=np.float64))
+                frame_states.append(state_of(states, t))
             else:
                 actions[-1] = act[t]  # the previous next-frame is this frame: record its action
                 if states is not None:
-                    frame_states[-1] = np.asarray(states[t], dtype=np.float64)
+                    frame_states[-1] = state_of(states, t)
             frames.append(nxt[t])
             actions.append(np.zeros_like(act[t]))
             segments.append(segment)
-            if states is not None:
-                frame_states.append(nan_state)
+            frame_states.append(state_of(next_states, t))
+            previous = t
         return cls(
             np.stack(frames) if frames else np.zeros((0, 1, 1, 1), np.uint8),
             np.stack(actions) if actions else np.zeros((0, act.shape[-1] if act.ndim == 2 else 1), np.float32),
             np.asarray(segments, dtype=np.int64),
-            None if states is None else np.stack(frame_states),
+            np.stack(frame_states) if has_states and frames else None,
         )
-
-
-def _image_from_obs(obs: Any) -> np.ndarray:
-    image = obs["observation"] if isinstance(obs, Mapping) else obs
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3:
-        raise ValueError(
-            f"pixel data collection needs uint8 image observations [H, W, C] (or a dict with one under "
-            f"'observation'), got {image.dtype} {image.shape}; use a Pixel* env such as mpc_grasp/PixelGridWorldWall-v0"
-        )
-    return image
-
-
-def _true_state(info: Mapping[str, Any]) -> np.ndarray | None:
-    """``info["state"]`` flattened (evaluation only), or None when the env does not report it."""
-    if "state" in info:
-        return np.asarray(info["state"], dtype=np.float64).reshape(-1)
-    return None
 
 
 def collect_pixel_dataset(
@@ -521,82 +531,73 @@ def collect_pixel_dataset(
     smoothing: float = 0.8,
     policy: Callable[[Any, np.random.Generator], np.ndarray] | None = None,
     reset_options: Callable[[np.random.Generator], dict[str, Any] | None] | None = None,
+    num_envs: int = 1,
     progress: bool = False,
 ) -> PixelDataset:
     """Roll out ``n_steps`` environment steps from a pixel env and keep the image sequences.
 
-    ``env`` is a Gymnasium env or id (made with ``gymnasium.make``). Actions come from ``policy(obs,
-    rng)`` or, by default, temporally correlated noise ``n_t = smoothing * n_{t-1} + sqrt(1 -
-    smoothing²) * N(0, 1)`` clipped to [-1, 1] and mapped onto the action box (long pushes cover the
-    space and hit walls more than white noise). ``reset_options(rng)`` may supply reset options per
-    episode (e.g. random start states). Episodes end at termination, truncation or
-    ``episode_length`` steps. ``info["state"]`` is recorded as ``states`` for evaluation only.
+    A thin layer over :func:`mpc_grasp.data.collect_transitions` (the package's one collection
+    loop) followed by :meth:`PixelDataset.from_transitions`. ``env`` is a Gymnasium env or id.
+    Actions come from ``policy(obs, rng)`` or, by default, temporally correlated noise ``n_t =
+    smoothing * n_{t-1} + sqrt(1 - smoothing²) * N(0, 1)`` clipped to [-1, 1] and mapped onto the
+    action box (long pushes cover the space and hit walls more than white noise).
+    ``reset_options(rng)`` may supply reset options per episode (e.g. random start states).
+    Episodes end at termination or after ``episode_length`` steps. ``info["state"]`` (when the
+    env reports it) is recorded as ``states`` for evaluation only.
     """
     import gymnasium
 
-    from tqdm.auto import tqdm
+    from mpc_grasp.data import collect_transitions, make_env
 
     if int(n_steps) != n_steps or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
-    if episode_length < 1:
-        raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+    if int(episode_length) != episode_length or episode_length < 1:
+        raise ValueError(f"episode_length must be a positive integer, got {episode_length}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    own_env = isinstance(env, str)
-    if own_env:
-        env = gymnasium.make(env)
-    space = env.action_space
-    if not isinstance(space, gymnasium.spaces.Box):
-        raise ValueError(f"pixel data collection needs a Box action space, got {space}")
-    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ValueError(f"pixel data collection needs a bounded action box, got {space}")
-    centre, half_range = (high + low) / 2.0, (high - low) / 2.0
-    rng = np.random.default_rng(seed)
-    space.seed(int(rng.integers(2**31)))
-    frames: list[np.ndarray] = []
-    actions: list[np.ndarray] = []
-    segments: list[int] = []
-    states: list[np.ndarray | None] = []
-    segment = -1
-    steps = 0
-    bar = tqdm(total=n_steps, desc="collect pixels", disable=not progress)
+    probe = make_env(env) if isinstance(env, str) else env
     try:
-        while steps < n_steps:
-            segment += 1
-            options = reset_options(rng) if reset_options is not None else None
-            obs, info = env.reset(seed=int(rng.integers(2**31)), options=options)
-            noise = np.zeros(space.shape)
-            for t in range(episode_length):
-                if policy is not None:
-                    action = np.asarray(policy(obs, rng), dtype=np.float64).reshape(space.shape)
-                else:
-                    noise = smoothing * noise + math.sqrt(1.0 - smoothing**2) * rng.standard_normal(space.shape)
-                    action = centre + half_range * np.clip(noise, -1.0, 1.0)
-                frames.append(_image_from_obs(obs))
-                actions.append(action.astype(np.float32))
-                segments.append(segment)
-                states.append(_true_state(info))
-                obs, _, terminated, truncated, info = env.step(action.astype(space.dtype))
-                steps += 1
-                bar.update(1)
-                if terminated or truncated or t == episode_length - 1 or steps >= n_steps:
-                    frames.append(_image_from_obs(obs))
-                    actions.append(np.zeros(space.shape, dtype=np.float32))
-                    segments.append(segment)
-                    states.append(_true_state(info))
-                    break
+        space = probe.observation_space
+        image_space = space["observation"] if isinstance(space, gymnasium.spaces.Dict) and "observation" in space.spaces else space
+        if not isinstance(image_space, gymnasium.spaces.Box) or image_space.dtype != np.uint8 or len(image_space.shape) != 3:
+            raise ValueError(
+                f"pixel data collection needs uint8 image observations [H, W, C] (or a dict with one under "
+                f"'observation'), got {image_space}; use a Pixel* env such as mpc_grasp/PixelGridWorldWall-v0"
+            )
+        _, info = probe.reset(seed=seed)
+        info_keys = ("state",) if "state" in info else ()
     finally:
-        bar.close()
-        if own_env:
-            env.close()
-    has_states = all(s is not None for s in states) and len({s.shape for s in states}) == 1  # type: ignore[union-attr]
-    return PixelDataset(
-        np.stack(frames),
-        np.stack(actions).reshape(len(frames), -1),
-        np.asarray(segments, dtype=np.int64),
-        np.stack(states) if has_states else None,  # type: ignore[arg-type]
+        if isinstance(env, str):
+            probe.close()
+    if isinstance(env, str):
+        source: Any = env
+        env_kwargs: dict[str, Any] = {"max_episode_steps": int(episode_length)}
+    else:
+        source, env_kwargs = gymnasium.wrappers.TimeLimit(env, max_episode_steps=int(episode_length)), {}
+    wrapped_policy = None
+    if policy is not None:
+        policy_rng = np.random.default_rng([seed, 2**16])
+
+        def wrapped_policy(obs: Any) -> np.ndarray:
+            return np.asarray(policy(obs, policy_rng))
+
+    transitions = collect_transitions(
+        source,
+        n_steps,
+        policy=wrapped_policy,
+        seed=seed,
+        num_envs=num_envs,
+        exploration="correlated",
+        obs_key="observation",
+        progress=progress,
+        env_kwargs=env_kwargs,
+        policy_noise=0.0,
+        correlation=smoothing,
+        noise_scale=1.0,
+        info_keys=info_keys,
+        reset_options=reset_options,
     )
+    return PixelDataset.from_transitions(transitions)
 
 
 # --------------------------------------------------------------------------------- training
@@ -1045,6 +1046,20 @@ def latent_distance_correlation(
     }
 
 
+def image_strip(images: np.ndarray, gap: int = 2) -> np.ndarray:
+    """uint8 RGB images ``[T, H, W, 3]`` side by side in one ``[H, T*W + (T-1)*gap, 3]`` image (white gaps)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty uint8 array [T, H, W, 3], got {images.dtype} {images.shape}")
+    if gap < 0:
+        raise ValueError(f"gap must be >= 0, got {gap}")
+    t, h, w, _ = images.shape
+    out = np.full((h, t * w + (t - 1) * gap, 3), 255, dtype=np.uint8)
+    for k in range(t):
+        out[:, k * (w + gap) : k * (w + gap) + w] = images[k]
+    return out
+
+
 @torch.no_grad()
 def decode_latent_strip(
     model: PixelWorldModel,
@@ -1078,14 +1093,7 @@ def decode_latent_strip(
             raise ValueError(f"reference has {len(ref_images)} frames but latents have {len(decoded)}")
         rows.append(ref_images)
 
-    def strip(images: np.ndarray) -> np.ndarray:
-        t, h, w, _ = images.shape
-        out = np.full((h, t * w + (t - 1) * gap, 3), 255, dtype=np.uint8)
-        for k in range(t):
-            out[:, k * (w + gap) : k * (w + gap) + w] = images[k]
-        return out
-
-    strips = [strip(r) for r in rows]
+    strips = [image_strip(r, gap) for r in rows]
     if len(strips) > 1:
         spacer = np.full((gap, strips[0].shape[1], 3), 255, dtype=np.uint8)
         image = np.concatenate([strips[0], spacer, strips[1]], axis=0)
