@@ -33,6 +33,7 @@ __all__ = [
     "add_parallel_arguments",
     "ray_session",
     "require_ray",
+    "ship_by_value",
     "run_tasks",
 ]
 
@@ -181,7 +182,7 @@ def _run_on_ray(
 ) -> None:
     """Submit at most ``num_workers`` tasks at a time (back-pressure), collect as they finish."""
     with ray_session(address, num_workers) as ray:
-        _ship_by_value(function, ray)
+        ship_by_value(function, ray)
         remote = ray.remote(num_cpus=1, max_retries=0)(_call_in_worker)
         function_ref = ray.put(function)
         limit = int(num_workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
@@ -215,10 +216,10 @@ def _call_in_worker(function: Callable[[Any], Any], task: Any, threads: int) -> 
     return function(task)
 
 
-def _ship_by_value(function: Callable[[Any], Any], ray: Any) -> None:
-    """Pickle ``function`` by value (with its module's globals) when its module is neither this
-    package nor an installed distribution: an experiment script loaded from its path, a test
-    module. Ray workers could not import such a module by name."""
+def ship_by_value(function: Any, ray: Any) -> None:
+    """Make Ray pickle ``function`` (any object with a ``__module__``) by value, with its module's
+    globals, when that module is neither this package nor an installed distribution (an experiment
+    script loaded from its path, a test module): Ray workers could not import it by name."""
     module_name = getattr(function, "__module__", None)
     if not module_name or module_name == "__main__" or module_name.split(".")[0] == "mpc_grasp":
         return  # cloudpickle ships __main__ by value already; the package is importable everywhere
