@@ -20,7 +20,7 @@ the documented space:
   max_grad_norm {None, 1, 10}
 
 Score of a configuration = success rate on the tuning pairs (``wall`` start/goal pairs drawn with
-task seed ``--task-seed``, disjoint from the benchmark's) minus 0.01 × median closest distance
+task seed ``--task-seed``, disjoint from the benchmark's, keeping only pairs feasible at H) minus 0.01 × median closest distance
 (tie-break). The best configuration per planner and the default are then evaluated on
 ``--eval-pairs`` held-out pairs (the benchmark's own pairs, task seed 0).
 
@@ -229,11 +229,11 @@ def evaluate_held_out(
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--planners", nargs="+", default=list(PLANNER_ORDER), choices=PLANNER_ORDER)
-    parser.add_argument("--horizon", type=int, default=None, help="default 30 (--quick 10)")
-    parser.add_argument("--budget", type=int, default=None, help="model transitions per plan (default 100000, --quick 3000)")
-    parser.add_argument("--samples", type=int, default=None, help="random configurations per planner besides the default (default 11, --quick 2)")
-    parser.add_argument("--pairs", type=int, default=None, help="tuning start/goal pairs (default 8, --quick 2)")
-    parser.add_argument("--eval-pairs", type=int, default=None, help="held-out pairs for best vs default (default 16, --quick 2)")
+    parser.add_argument("--horizon", type=int, default=None, help="default 50 (--quick 10)")
+    parser.add_argument("--budget", type=int, default=None, help="model transitions per plan (default 50000, --quick 3000)")
+    parser.add_argument("--samples", type=int, default=None, help="random configurations per planner besides the default (default 5, --quick 2)")
+    parser.add_argument("--pairs", type=int, default=None, help="tuning start/goal pairs, all feasible at the horizon (default 6, --quick 2)")
+    parser.add_argument("--eval-pairs", type=int, default=None, help="held-out pairs for best vs default (default 12, --quick 2)")
     parser.add_argument("--task-seed", type=int, default=1000, help="task seed of the tuning pairs (the held-out pairs use 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search")
     parser.add_argument("--goal-tolerance", type=float, default=0.3)
@@ -259,14 +259,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    horizon = args.horizon or (10 if args.quick else 30)
-    budget = args.budget or (3000 if args.quick else 100_000)
-    samples = args.samples if args.samples is not None else (2 if args.quick else 11)
-    n_pairs = args.pairs or (2 if args.quick else 8)
-    n_eval = args.eval_pairs or (2 if args.quick else 16)
+    horizon = args.horizon or (10 if args.quick else 50)
+    budget = args.budget or (3000 if args.quick else 50_000)
+    samples = args.samples if args.samples is not None else (2 if args.quick else 5)
+    n_pairs = args.pairs or (2 if args.quick else 6)
+    n_eval = args.eval_pairs or (2 if args.quick else 12)
     started = time.perf_counter()
 
-    tuning_pairs = tuple(bench.wall_tasks(n_pairs, args.task_seed))
+    # tuning pairs that some plan of length H can solve (an infeasible pair scores every config alike)
+    candidates = bench.wall_tasks(20 * n_pairs, args.task_seed)
+    feasible = [task for task in candidates if bench.feasible(task, horizon, args.goal_tolerance)]
+    tuning_pairs = tuple((feasible or candidates)[:n_pairs])
     eval_pairs = tuple(bench.wall_tasks(n_eval, 0))
     trials: list[Trial] = []
     for planner in args.planners:
@@ -335,7 +338,7 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         f"Budget: **{config['budget_model_transitions_per_plan']:,} model transitions per plan** (forward rows; iterations derived "
         f"from each configuration), H={config['horizon']}, {config['samples_per_planner']} configurations per planner "
-        f"(the benchmark default + random samples), scored on {config['tuning_pairs']} tuning pairs (task seed "
+        f"(the benchmark default + random samples), scored on {config['tuning_pairs']} tuning pairs feasible at H (task seed "
         f"{config['tuning_task_seed']}); best vs default re-evaluated on {config['eval_pairs']} held-out pairs (the benchmark's, "
         f"task seed 0). Backend: {config['backend']}.",
         "",
