@@ -26,6 +26,12 @@ CEM's rollouts).
     python experiments/planner_bench.py                 # full benchmark (50 pairs, H 10/25/50/80)
     python experiments/planner_bench.py --quick         # ~1 minute smoke run (6 pairs, H 10/50, half budgets)
     python experiments/planner_bench.py --pairs 100 --grasp-iterations 600 --set grasp.lr_actions=0.1
+    python experiments/planner_bench.py --backend ray --workers 2   # the same plans as Ray tasks (local Ray)
+    python experiments/planner_bench.py --backend ray --address auto  # ... on a running Ray cluster
+
+Every plan is an independent task (planner x family x horizon x chunk of start/goal pairs, see
+``BenchTask``); a plan's planner seed is its pair index, so the records are identical whatever
+backend, chunking or order runs them (timings aside).
 """
 
 from __future__ import annotations
@@ -48,11 +54,12 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from mpc_grasp.envs.grid_world import GridWorldEnv, map_size, sample_task, segment_hits_wall, wall_boxes
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 from mpc_grasp.planners import PLANNERS, make_planner
 from mpc_grasp.plotting import plot_plans_on_layout, save_figure
+from mpc_grasp.rl import wilson_interval
 from mpc_grasp.testbeds import LinearSystem, PointMassWalls
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +70,6 @@ STEP_SIZE = 0.25
 AGENT_RADIUS = 0.1
 LINEAR_REACH_FRACTION = 0.6
 """Linear tasks put the goal at this fraction of the maximal reach H · STEP_SIZE."""
-Z95 = 1.959963984540054
 
 DEFAULT_BUDGETS: dict[str, dict[str, Any]] = {
     # roughly equal compute per plan at H = 50-80 for the gradient planners (GRASP's cost is dominated
@@ -90,19 +96,6 @@ _BUDGET_FLAGS = {  # CLI flag -> (planner, config field)
 
 
 # ----------------------------------------------------------------------------- statistics
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (``(0, 1)`` for no trials)."""
-    if trials <= 0:
-        return 0.0, 1.0
-    p = successes / trials
-    denom = 1.0 + z * z / trials
-    center = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    low = 0.0 if successes == 0 else min(p, center - half)  # exact ends at 0 and 1 (no float round-off)
-    high = 1.0 if successes == trials else max(p, center + half)
-    return low, high
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -289,6 +282,75 @@ def run_plan(
         record["max_one_step_gap"] = float(np.abs(env_steps - model_states[1:]).max())
         record["success_clean"] = bool(record["success"] and record["max_one_step_gap"] <= 0.05 and not record["rollout_entered_wall"])
     return record, result
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchTask:
+    """One independent unit of benchmark work: one planner on one family and horizon, a chunk of
+    start/goal pairs. Picklable; its result depends only on its fields (planner seed = pair index)."""
+
+    family: str
+    horizon: int
+    planner: str
+    pairs: tuple[int, ...]
+    """Pair indices (the planner seeds)."""
+    tasks: tuple[dict[str, Any], ...]
+    """The start/goal dicts of those pairs."""
+    budget: dict[str, Any]
+    goal_tolerance: float | None
+    example: bool = False
+    """Also return the plans drawn in the example figure (wall, example horizon)."""
+
+
+def run_bench_task(task: BenchTask) -> list[dict[str, Any]]:
+    """Plan every pair of ``task``; one checkpoint item per plan (``family/h/planner/pair/record``)."""
+    model = build_model(task.family)
+    env = GridWorldEnv(layout="wall", step_size=STEP_SIZE, agent_radius=AGENT_RADIUS, goal_radius=task.goal_tolerance) if task.family == "wall" else None
+    items = []
+    for pair, pair_task in zip(task.pairs, task.tasks):
+        record, result = run_plan(task.planner, model, task.horizon, pair_task, pair, task.budget, task.goal_tolerance, env=env)
+        item: dict[str, Any] = {"family": task.family, "h": str(task.horizon), "planner": task.planner, "pair": pair, "record": record}
+        if task.example and env is not None:
+            item["example"] = {
+                "states": result.states.numpy().tolist(),
+                "virtual": None if result.virtual_states is None else result.virtual_states.numpy().tolist(),
+                "success": record["success"],
+                "min_distance": record["min_distance"],
+                "executed": execute_in_env(env, pair_task["start"], result.actions.numpy().astype(np.float64)).tolist(),
+            }
+        items.append(item)
+    return items
+
+
+def bench_tasks(
+    families: Sequence[str],
+    horizons: Sequence[int],
+    planners: Sequence[str],
+    task_sets: dict[tuple[str, int], list[dict[str, Any]]],
+    budgets: dict[str, dict[str, Any]],
+    goal_tolerance: float | None,
+    example_horizon: int,
+    chunk: int,
+    skip: set[tuple[str, str, str, int]] = frozenset(),  # type: ignore[assignment]
+) -> list[BenchTask]:
+    """Split the benchmark into ``BenchTask`` s of at most ``chunk`` pairs, leaving out ``skip``
+    (plans already in the checkpoint)."""
+    out = []
+    for family in families:
+        for h in horizons:
+            for name in planners:
+                todo = [pair for pair in range(len(task_sets[family, h])) if (family, str(h), name, pair) not in skip]
+                for first in range(0, len(todo), chunk):
+                    pairs = tuple(todo[first : first + chunk])
+                    out.append(
+                        BenchTask(
+                            family=family, horizon=h, planner=name, pairs=pairs,
+                            tasks=tuple(task_sets[family, h][pair] for pair in pairs), budget=budgets[name],
+                            goal_tolerance=goal_tolerance,
+                            example=family == "wall" and h == example_horizon and name in ("grasp", "gd", "cem"),
+                        )
+                    )  # fmt: skip
+    return out
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -579,7 +641,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--resume", action="store_true", help="reuse the plans of an interrupted run with identical settings and code")
-    return parser.parse_args(argv)
+    parser.add_argument("--chunk", type=int, default=1, help="start/goal pairs per task (larger: less scheduling overhead, coarser checkpoints)")
+    add_parallel_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.chunk < 1:
+        parser.error(f"--chunk must be >= 1, got {args.chunk}")
+    try:
+        args.parallel = ParallelOptions.from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def resolve_budgets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -627,7 +698,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     hashes_at_start = source_hashes()  # the code imported now is the code that produced the numbers
 
-    env = GridWorldEnv(layout="wall", step_size=STEP_SIZE, agent_radius=AGENT_RADIUS, goal_radius=args.goal_tolerance)
     tasks_wall = wall_tasks(pairs, args.seed) if "wall" in args.families else []
     task_sets = {
         (family, h): (tasks_wall if family == "wall" else linear_tasks(pairs, h, args.seed)) for family in args.families for h in horizons
@@ -660,35 +730,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             handle.write(json.dumps(item) + "\n")
     resumed = len(done)
 
-    total = len(args.families) * len(horizons) * len(planners) * pairs
-    progress = tqdm(total=total, desc="planner bench", disable=args.no_progress, dynamic_ncols=True, mininterval=5.0)
-    for family in args.families:
-        model = build_model(family)
+    def finished(_: int, items: list[dict[str, Any]]) -> None:  # in this process, as each task's plans arrive
+        with checkpoint.open("a") as handle:
+            for item in items:
+                handle.write(json.dumps(item) + "\n")
+                done[item["family"], item["h"], item["planner"], item["pair"]] = item
+
+    work = bench_tasks(args.families, horizons, planners, task_sets, budgets, args.goal_tolerance, example_horizon, args.chunk, skip=set(done))
+    args.parallel.run(run_bench_task, work, progress=not args.no_progress, desc="planner bench", on_result=finished)
+    for family in args.families:  # assemble in pair order, whatever order the tasks finished in
         for h in horizons:
             for name in planners:
-                for pair, task in enumerate(task_sets[family, h]):
-                    progress.set_postfix_str(f"{family} H={h} {name}", refresh=False)
-                    item = done.get((family, str(h), name, pair))
-                    if item is None:
-                        record, result = run_plan(
-                            name, model, h, task, pair, budgets[name], args.goal_tolerance, env=env if family == "wall" else None
-                        )
-                        item = {"family": family, "h": str(h), "planner": name, "pair": pair, "record": record}
-                        if family == "wall" and h == example_horizon and name in ("grasp", "gd", "cem"):
-                            item["example"] = {
-                                "states": result.states.numpy().tolist(),
-                                "virtual": None if result.virtual_states is None else result.virtual_states.numpy().tolist(),
-                                "success": record["success"],
-                                "min_distance": record["min_distance"],
-                                "executed": execute_in_env(env, task["start"], result.actions.numpy().astype(np.float64)).tolist(),
-                            }
-                        with checkpoint.open("a") as handle:
-                            handle.write(json.dumps(item) + "\n")
+                for pair in range(len(task_sets[family, h])):
+                    item = done[family, str(h), name, pair]
                     records[family][str(h)][name].append(item["record"])
                     if "example" in item:
                         example_plans.setdefault(pair, {})[name] = item["example"]
-                    progress.update(1)
-    progress.close()
     bench_time = time.perf_counter() - started
 
     timing = None
@@ -775,6 +832,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "example": example,
         "benchmark_seconds": bench_time,
         "plans_resumed_from_checkpoint": resumed,
+        "execution": {"backend": args.parallel.backend, "address": args.parallel.address, "workers": args.parallel.num_workers, "chunk": args.chunk, "tasks": len(work)},
         "total_seconds": time.perf_counter() - started,
     }
     prefix = args.prefix

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from mpc_grasp import envs as _envs  # noqa: F401  (registers the Gymnasium ids)
 from mpc_grasp.agent import GraspMPC
-from mpc_grasp.data import TransitionDataset, collect_transitions, load_dataset
+from mpc_grasp.data import TransitionDataset, collect_transitions, collect_transitions_parallel, load_dataset
 from mpc_grasp.models import MLPWorldModel, WorldModel, load_world_model, save_world_model, train_world_model
 from mpc_grasp.planners import PlanInit, PlanResult, Planner, PlanningError, make_planner
 
@@ -24,6 +24,7 @@ __all__ = [
     "WorldModel",
     "__version__",
     "collect_transitions",
+    "collect_transitions_parallel",
     "load_dataset",
     "load_world_model",
     "make_planner",

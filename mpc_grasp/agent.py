@@ -9,7 +9,7 @@ planned in ONE batched planner call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -63,9 +63,11 @@ class GraspMPC:
         obs_key: str = "observation",
         goal_key: str = "desired_goal",
         device: str | torch.device | None = None,
+        seed: int | Sequence[int] | None = None,
         **planner_options: Any,
     ) -> None:
         check_world_model(model)
+        self._seeds = _check_seed(seed)
         if replan_every < 1:
             raise ValueError(f"replan_every must be >= 1, got {replan_every}")
         if warm_start_fill not in ("repeat", "zero"):
@@ -79,6 +81,8 @@ class GraspMPC:
                 raise TypeError(f"planner options {sorted(planner_options)} given with a ready-made planner")
             self.planner = planner
         else:
+            if isinstance(self._seeds, int):
+                planner_options["seed"] = self._seeds
             self.planner = make_planner(planner, model, horizon, action_space=action_space, device=self.device, **planner_options)
         self.horizon = self.planner.horizon
         self.action_space = action_space
@@ -161,7 +165,7 @@ class GraspMPC:
         init = None
         if self.warm_start and self._plan is not None and self._steps_since_plan < self.horizon:
             init = self._plan.shifted(self._steps_since_plan, fill=self.warm_start_fill)
-        result = self.planner.plan_batch(latent, goal, init=init)
+        result = self.planner.plan_batch(latent, goal, init=init, seeds=self._env_seeds(latent.shape[0]))
         self._plan = result
         self._steps_since_plan = 0
         self.last_plan = result
@@ -177,6 +181,16 @@ class GraspMPC:
                 warm_started=init is not None,
             )
         )
+
+    def _env_seeds(self, count: int) -> list[int] | None:
+        """Per-env planner seeds: ``seed + i`` for an int seed, the given list, or the planner default."""
+        if self._seeds is None:
+            return None
+        if isinstance(self._seeds, int):
+            return [self._seeds + index for index in range(count)]
+        if len(self._seeds) != count:
+            raise ValueError(f"seed lists {len(self._seeds)} per-env seeds but the observation batch has {count} envs")
+        return list(self._seeds)
 
     def _split_observation(self, observation: Any) -> tuple[Any, Any]:
         """(current observation, env goal or None) from a plain or GoalEnv-style dict observation."""
@@ -218,3 +232,18 @@ class GraspMPC:
         if goal.shape[0] != count:
             raise ValueError(f"goal has {goal.shape[0]} rows for {count} observations")
         return goal
+
+
+def _check_seed(seed: Any) -> int | list[int] | None:
+    """``None``, a non-negative int, or a non-empty sequence of them (one per env)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        return int(seed)
+    if isinstance(seed, (list, tuple, np.ndarray)) and len(seed) > 0:
+        values = list(seed)
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in values):
+            return [int(v) for v in values]
+    raise ValueError(f"seed must be a non-negative int or a non-empty list of them (one per env), got {seed!r}")

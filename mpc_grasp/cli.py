@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mpc_grasp.parallel import add_parallel_arguments
+
 __all__ = ["COMMANDS", "CLIError", "build_parser", "main", "parse_key_value", "register_command"]
 
 # name -> "module:function"; the function adds a subparser (see module docstring)
@@ -120,23 +122,28 @@ def register_collect(subparsers: Any) -> None:
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable)")
     p.add_argument("--obs-key", default="observation", help="key of the state in dict observations")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--shards", type=int, default=None, help="collect as this many independent shards (seeds derived from --seed)")
+    add_parallel_arguments(p)
     p.set_defaults(handler=_run_collect)
 
 
 def _run_collect(args: argparse.Namespace) -> int:
-    from mpc_grasp.data import collect_transitions
+    from mpc_grasp.data import collect_transitions, collect_transitions_parallel
 
     start = time.perf_counter()
-    dataset = collect_transitions(
-        args.env_id,
-        args.steps,
-        seed=args.seed,
+    options = dict(
         num_envs=args.num_envs,
         exploration=args.exploration,
         obs_key=args.obs_key,
-        progress=not args.no_progress,
         env_kwargs=parse_key_value(args.env_kwarg),
     )
+    if args.shards is None and args.backend == "local":
+        dataset = collect_transitions(args.env_id, args.steps, seed=args.seed, progress=not args.no_progress, **options)
+    else:  # sharded: in-process or as Ray tasks (--backend ray)
+        dataset = collect_transitions_parallel(
+            args.env_id, args.steps, args.shards or (args.workers or 2), seed=args.seed, backend=args.backend,
+            address=args.address, num_workers=args.workers, progress=not args.no_progress, **options,
+        )  # fmt: skip
     path = dataset.save(args.out)
     print(
         f"collected {len(dataset)} transitions in {dataset.num_episodes} episodes from {args.env_id} "

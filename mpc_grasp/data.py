@@ -32,8 +32,11 @@ __all__ = [
     "Trajectory",
     "TransitionDataset",
     "collect_transitions",
+    "collect_transitions_parallel",
+    "concatenate_datasets",
     "load_dataset",
     "make_env",
+    "shard_seeds",
     "space_description",
 ]
 
@@ -627,6 +630,113 @@ def _with_reset_options(
     make: Callable[[], gym.Env], options_fn: Callable[[np.random.Generator], Mapping[str, Any] | None], rng: np.random.Generator
 ) -> Callable[[], gym.Env]:
     return lambda: _ResetOptionsWrapper(make(), options_fn, rng)
+
+
+# --------------------------------------------------------------------------- many env copies
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """One ``collect_transitions`` call of a parallel collection (picklable for Ray)."""
+
+    env: str | Callable[..., gym.Env]
+    n_steps: int
+    seed: int
+    options: dict[str, Any]
+
+
+def _collect_shard(shard: _Shard) -> TransitionDataset:
+    """Body of one collection task: the ordinary ``collect_transitions`` with the shard's seed."""
+    return collect_transitions(shard.env, shard.n_steps, seed=shard.seed, progress=False, **shard.options)
+
+
+def shard_seeds(seed: int, shards: int) -> list[int]:
+    """Independent per-shard seeds derived from ``seed`` (``numpy.random.SeedSequence.spawn``):
+    shard k's stream depends only on ``(seed, k)``, never on which worker runs it or when."""
+    return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in np.random.SeedSequence(int(seed)).spawn(int(shards))]
+
+
+def collect_transitions_parallel(
+    env: str | Callable[..., gym.Env],
+    n_steps: int,
+    shards: int,
+    seed: int = 0,
+    *,
+    backend: str = "local",
+    address: str | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+    **collect_options: Any,
+) -> TransitionDataset:
+    """``n_steps`` transitions collected as ``shards`` independent ``collect_transitions`` calls.
+
+    Each shard (``n_steps / shards`` steps, over ``num_envs`` vector envs if given in
+    ``collect_options``) runs as a task of :func:`mpc_grasp.parallel.run_tasks` — in-process, or as
+    Ray remote tasks with ``backend="ray"`` — with seed ``shard_seeds(seed, shards)[k]``; the
+    shards are concatenated in shard order (episode ids renumbered to stay unique). The dataset is
+    therefore the same for a given ``(seed, shards)`` whatever the backend or worker count (it
+    differs from a single ``collect_transitions`` call with the same seed). ``env`` is an id or a
+    picklable factory (an env instance cannot be shipped to workers).
+    """
+    from mpc_grasp.parallel import run_tasks
+
+    if isinstance(env, gym.Env):
+        raise ValueError("collect_transitions_parallel needs an env id or a picklable factory, not an env instance")
+    if int(shards) != shards or shards < 1:
+        raise ValueError(f"shards must be a positive integer, got {shards!r}")
+    if int(n_steps) != n_steps or n_steps < shards:
+        raise ValueError(f"n_steps must be an integer >= shards ({shards}), got {n_steps!r}")
+    if "progress" in collect_options or "seed" in collect_options:
+        raise TypeError("pass seed and progress directly, not inside collect_options")
+    n_steps, shards = int(n_steps), int(shards)
+    sizes = [n_steps // shards + (1 if index < n_steps % shards else 0) for index in range(shards)]
+    seeds = shard_seeds(seed, shards)
+    if isinstance(env, str):
+        _env_factories(env, dict(collect_options.get("env_kwargs") or {}), 1)  # fail fast on a bad id, here not in a worker
+    tasks = [_Shard(env=env, n_steps=size, seed=shard_seed, options=dict(collect_options)) for size, shard_seed in zip(sizes, seeds)]
+    parts = run_tasks(_collect_shard, tasks, backend=backend, address=address, num_workers=num_workers, progress=progress, desc="collect shards")
+    metadata = {
+        **parts[0].metadata,
+        "seed": int(seed),
+        "n_steps": n_steps,
+        "shards": shards,
+        "shard_seeds": seeds,
+        "shard_steps": sizes,
+        "collection_backend": backend,
+    }
+    return concatenate_datasets(parts, metadata)
+
+
+def concatenate_datasets(datasets: Sequence[TransitionDataset], metadata: dict[str, Any] | None = None) -> TransitionDataset:
+    """Rows of ``datasets`` in order; episode ids offset so episodes of different parts never merge.
+
+    ``metadata`` defaults to the first part's. Parts must share observation and action shapes.
+    """
+    if not datasets:
+        raise ValueError("concatenate_datasets needs at least one dataset")
+    first = datasets[0]
+    for index, part in enumerate(datasets[1:], start=1):
+        if part.state_shape != first.state_shape or part.action_dim != first.action_dim:
+            raise DatasetError(
+                f"dataset {index} has state shape {part.state_shape} / action dim {part.action_dim}, "
+                f"dataset 0 has {first.state_shape} / {first.action_dim}"
+            )
+    extra_keys = set(first.extras)
+    if any(set(part.extras) != extra_keys for part in datasets[1:]):
+        raise DatasetError(f"datasets carry different extras: {[sorted(part.extras) for part in datasets]}")
+    offsets = np.cumsum([0] + [int(part.episode_ids.max()) + 1 if len(part) else 0 for part in datasets[:-1]])
+    return TransitionDataset(
+        observations=np.concatenate([part.observations for part in datasets]),
+        actions=np.concatenate([part.actions for part in datasets]),
+        next_observations=np.concatenate([part.next_observations for part in datasets]),
+        terminated=np.concatenate([part.terminated for part in datasets]),
+        episode_ids=np.concatenate([part.episode_ids + offset for part, offset in zip(datasets, offsets)]),
+        step_ids=np.concatenate([part.step_ids for part in datasets]),
+        metadata=dict(first.metadata if metadata is None else metadata),
+        truncated=np.concatenate([part.truncated for part in datasets]),
+        rewards=np.concatenate([part.rewards for part in datasets]),
+        extras={key: np.concatenate([part.extras[key] for part in datasets]) for key in sorted(extra_keys)},
+    )
 
 
 # --------------------------------------------------------------------------- helpers

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +42,9 @@ class PlannerConfig:
     check_every: int = 25
     """Iterations between early-stop checks (each costs one model rollout and a host sync)."""
     seed: int = 0
-    """Seed of the planner's random generator; a plan is deterministic given seed and inputs."""
+    """Seed of the planner's random draws; a plan is deterministic given seed and inputs. In
+    ``plan_batch`` problem i uses its own generator seeded ``seed + i`` (or ``seeds[i]``), so a
+    problem's plan does not depend on the batch it is planned in."""
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -114,10 +116,38 @@ class Problem:
     start: Tensor  # [N, S]
     goal: Tensor | None  # [N, S]
     init: PlanInit | None  # batched: [N, T, A], [N, T-1, S]
+    seeds: tuple[int, ...] = ()  # one seed per problem (its own random generator); () = config.seed + i
 
     @property
     def size(self) -> int:
         return int(self.start.shape[0])
+
+
+@dataclass
+class _EarlyStop:
+    """Per-problem early stopping inside one batched optimisation.
+
+    A problem whose rollout reaches the goal keeps the candidates it had at that check (frozen);
+    the batch goes on until every problem is done. So problem i's result is the one a plan of
+    problem i alone would return, whatever else is in the batch.
+    """
+
+    done: Tensor  # [N] bool
+    stop_iteration: Tensor  # [N] long: iterations run when the problem was frozen (0 = not yet)
+    actions: Tensor | None = None  # [N, B, T, A] frozen candidates
+    virtual_states: Tensor | None = None  # [N, B, T-1, S]
+
+    def freeze(self, newly: Tensor, iteration: int, actions: Tensor, virtual_states: Tensor | None) -> None:
+        """Keep the current candidates of the problems in ``newly`` [N] bool."""
+        self.stop_iteration = torch.where(newly, torch.full_like(self.stop_iteration, iteration + 1), self.stop_iteration)
+        if self.actions is None:
+            self.actions = actions.detach().clone()
+            self.virtual_states = None if virtual_states is None else virtual_states.detach().clone()
+        else:
+            self.actions[newly] = actions.detach()[newly]
+            if self.virtual_states is not None and virtual_states is not None:
+                self.virtual_states[newly] = virtual_states.detach()[newly]
+        self.done = self.done | newly
 
 
 @dataclass
@@ -181,6 +211,9 @@ class Planner(ABC):
         self.running_cost = running_cost
         self.callback = callback
         self.generator = torch.Generator(device=self.device)
+        """Problem 0's generator (kept for callers that draw their own noise)."""
+        self.generators: list[torch.Generator] = [self.generator]
+        self._early_stop: _EarlyStop | None = None
         self._model_calls = 0
         self._model_transitions = 0
 
@@ -190,7 +223,8 @@ class Planner(ABC):
         state_t = as_float_tensor(state, "state", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
         goal_t = None if goal is None else as_float_tensor(goal, "goal", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
         batched_init = None if init is None else self._validate_init(init, batched=False)
-        result = self._run(Problem(start=state_t[None], goal=None if goal_t is None else goal_t[None], init=batched_init))
+        problem = Problem(start=state_t[None], goal=None if goal_t is None else goal_t[None], init=batched_init, seeds=(self.config.seed,))
+        result = self._run(problem)
         return PlanResult(
             actions=result.actions[0],
             states=result.states[0],
@@ -199,15 +233,27 @@ class Planner(ABC):
             info={key: (value[0] if key in _PER_PROBLEM_INFO and value is not None else value) for key, value in result.info.items()},
         )
 
-    def plan_batch(self, states: Any, goals: Any = None, init: PlanInit | PlanResult | Tensor | None = None) -> PlanResult:
-        """Plan N problems at once (states [N, S], goals [N, S]) in one batched optimisation."""
+    def plan_batch(
+        self,
+        states: Any,
+        goals: Any = None,
+        init: PlanInit | PlanResult | Tensor | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> PlanResult:
+        """Plan N problems at once (states [N, S], goals [N, S]) in one batched optimisation.
+
+        Problem i draws its random numbers from its own generator seeded ``seeds[i]`` (default
+        ``config.seed + i``) and stops early on its own, so its plan equals
+        ``plan(states[i], goals[i])`` of a planner with ``seed=seeds[i]`` (up to float round-off of
+        batched kernels): batching is a speed-up, never a change of result.
+        """
         start = as_float_tensor(states, "states", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,))
         goal = None
         if goals is not None:
             goal = as_float_tensor(goals, "goals", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,))
             if goal.shape[0] != start.shape[0]:
                 raise ValueError(f"goals has {goal.shape[0]} rows but states has {start.shape[0]}")
-        problem = Problem(start=start, goal=goal, init=None)
+        problem = Problem(start=start, goal=goal, init=None, seeds=self._problem_seeds(seeds, start.shape[0]))
         if init is not None:
             problem.init = self._expand_init(self._validate_init(init, batched=True), problem.size)
         return self._run(problem)
@@ -216,11 +262,17 @@ class Planner(ABC):
         """Seed, optimise, select; time the whole plan."""
         if problem.goal is None and self.running_cost is None:
             raise ValueError("goal is required unless the planner was given a running_cost")
-        self.generator.manual_seed(self.config.seed)
+        seeds = problem.seeds or tuple(self.config.seed + index for index in range(problem.size))
+        self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+        self.generator = self.generators[0]
+        self._early_stop = _EarlyStop(
+            done=torch.zeros(problem.size, dtype=torch.bool, device=self.device),
+            stop_iteration=torch.zeros(problem.size, dtype=torch.long, device=self.device),
+        )
         self._model_calls = 0
         self._model_transitions = 0
         started = time.perf_counter()
-        candidates = self._optimize(problem)
+        candidates = self._with_frozen(self._optimize(problem))
         result = self._select(problem, candidates)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -275,15 +327,43 @@ class Planner(ABC):
         distance = (states[:, :, -1] - goal[:, None]).norm(dim=-1)
         return (distance <= self.config.goal_tolerance).any(dim=1)
 
-    def should_stop(self, iteration: int, problem: Problem, actions: Tensor) -> bool:
-        """Early-stop check every ``check_every`` iterations (one rollout, one host sync)."""
+    def should_stop(
+        self, iteration: int, problem: Problem, actions: Tensor, candidates: Callable[[], tuple[Tensor, Tensor | None]] | None = None
+    ) -> bool:
+        """Early-stop check every ``check_every`` iterations (one rollout, one host sync).
+
+        A problem whose rollout of ``actions`` [N, B, T, A] reaches the goal is frozen: its
+        candidates as ``_optimize`` would return them now (``candidates()`` -> (actions,
+        virtual states or None); default ``actions``) replace the final ones. True once every
+        problem is frozen.
+        """
         if problem.goal is None or self.config.goal_tolerance is None:
             return False
         if (iteration + 1) % self.config.check_every != 0:
             return False
         with torch.no_grad():
             states = self.rollout(problem.start, actions)
-        return bool(self.goal_reached(states, problem.goal).all())
+            reached = self.goal_reached(states, problem.goal)
+        tracker = self._early_stop
+        if tracker is None:  # called outside _run (a subclass driving _optimize itself)
+            return bool(reached.all())
+        newly = reached & ~tracker.done
+        if bool(newly.any()):
+            frozen_actions, frozen_virtual = candidates() if candidates is not None else (actions, None)
+            tracker.freeze(newly, iteration, frozen_actions, frozen_virtual)
+        return bool(tracker.done.all())
+
+    def randn(self, shape: Sequence[int]) -> Tensor:
+        """[N, *shape] standard normal noise, row i from problem i's generator.
+
+        One draw per problem (not per time step or candidate), so a problem's noise does not
+        depend on the other problems in the batch; for N = 1 this is exactly one ``torch.randn``.
+        """
+        shape = tuple(int(size) for size in shape)
+        out = torch.empty((len(self.generators), *shape), device=self.device)
+        for row, generator in zip(out, self.generators):
+            torch.randn(shape, generator=generator, device=self.device, out=row)
+        return out
 
     def initial_actions(self, problem: Problem, num_candidates: int, noise_std: float = 0.0, warm_candidates: int | None = None) -> Tensor:
         """[N, B, T, A]: the warm start for the first ``warm_candidates`` (default all), zeros for the
@@ -294,7 +374,7 @@ class Planner(ABC):
             warm = num_candidates if warm_candidates is None else max(1, min(num_candidates, warm_candidates))
             actions[:, :warm] = problem.init.actions[:, None]
         if noise_std > 0 and num_candidates > 1:
-            noise = torch.randn(shape, generator=self.generator, device=self.device) * noise_std
+            noise = self.randn(shape[1:]) * noise_std
             noise[:, 0] = 0.0
             actions = actions + noise
         return self.clamp_actions(actions)
@@ -304,6 +384,31 @@ class Planner(ABC):
         """Run the algorithm; return B candidates per problem (selection happens in the base)."""
 
     # ------------------------------------------------------------------ helpers
+    def _with_frozen(self, candidates: Candidates) -> Candidates:
+        """Swap in the candidates of problems that stopped early (see ``should_stop``)."""
+        tracker = self._early_stop
+        if tracker is None or tracker.actions is None or not bool(tracker.done.any()):
+            return candidates
+        done = tracker.done
+        if bool(done.all()):
+            candidates.early_stopped = True
+        candidates.actions = torch.where(done[:, None, None, None], tracker.actions, candidates.actions.detach())
+        if candidates.virtual_states is not None and tracker.virtual_states is not None:
+            candidates.virtual_states = torch.where(done[:, None, None, None], tracker.virtual_states, candidates.virtual_states.detach())
+        return candidates
+
+    def _problem_seeds(self, seeds: Sequence[int] | None, size: int) -> tuple[int, ...]:
+        """Validated per-problem seeds (default ``config.seed + i``)."""
+        if seeds is None:
+            return tuple(self.config.seed + index for index in range(size))
+        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+            raise ValueError(f"seeds must be a sequence of {size} integers, got {seeds!r}")
+        if len(seeds) != size:
+            raise ValueError(f"seeds has {len(seeds)} entries for {size} problems")
+        if not all(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0 for seed in seeds):
+            raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
+        return tuple(int(seed) for seed in seeds)
+
     def _select(self, problem: Problem, candidates: Candidates) -> PlanResult:
         """Roll every candidate out through the model and keep the cheapest per problem."""
         with torch.no_grad():
@@ -334,6 +439,7 @@ class Planner(ABC):
             "model_transitions": self._model_transitions,
             "candidate_costs": costs.cpu(),
             "best_candidate": best.cpu(),
+            "problem_iterations": self._problem_iterations(candidates.iterations, problem.size),
             "final_distance": final_distance,
             "reached_under_model": None if reached is None or self.config.goal_tolerance is None else reached.cpu(),
         }
@@ -345,6 +451,13 @@ class Planner(ABC):
             virtual_states=virtual,
             info=info,
         )
+
+    def _problem_iterations(self, iterations: int, size: int) -> Tensor:
+        """[N] iterations each problem ran before it was frozen by early stopping."""
+        tracker = self._early_stop
+        if tracker is None:
+            return torch.full((size,), iterations, dtype=torch.long)
+        return torch.where(tracker.done, tracker.stop_iteration, torch.full_like(tracker.stop_iteration, iterations)).cpu()
 
     def _bounds(self, low: Any, high: Any) -> tuple[Tensor, Tensor]:
         low_t = as_float_tensor(low, "action_low", device=self.device).expand(self.action_dim).clone()
@@ -388,7 +501,7 @@ class Planner(ABC):
         return f"{type(self).__name__}(horizon={self.horizon}, config={self.config})"
 
 
-_PER_PROBLEM_INFO = {"candidate_costs", "best_candidate", "final_distance", "reached_under_model"}
+_PER_PROBLEM_INFO = {"candidate_costs", "best_candidate", "final_distance", "reached_under_model", "problem_iterations"}
 
 
 def config_from_kwargs(config_class: type[PlannerConfig], options: dict[str, Any]) -> PlannerConfig:

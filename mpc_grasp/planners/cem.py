@@ -52,7 +52,7 @@ class CEMPlanner(Planner):
         iteration, early_stopped = 0, False
         with torch.no_grad():
             for iteration in range(config.iterations):
-                noise = torch.randn(shape, generator=self.generator, device=self.device)
+                noise = self.randn(shape[1:])  # per-problem generators: independent of the batch
                 samples = self.clamp_actions(mean[:, None] + std[:, None] * noise)
                 samples[:, 0] = mean  # always score the current mean
                 costs = self.trajectory_cost(self.rollout(problem.start, samples), samples, problem.goal)
@@ -69,13 +69,17 @@ class CEMPlanner(Planner):
                 history["mean_std"][iteration] = std.mean()
                 if self.callback is not None:
                     self.callback(iteration, None, mean)
-                if self.should_stop(iteration, problem, best_actions):
+                if self.should_stop(iteration, problem, best_actions, lambda: (self._candidates(best_actions, mean), None)):
                     early_stopped = True
                     break
         iterations = iteration + 1
         return Candidates(
-            actions=torch.cat([best_actions, self.clamp_actions(mean)[:, None]], dim=1),
+            actions=self._candidates(best_actions, mean),
             history={name: values[:iterations] for name, values in history.items()},
             iterations=iterations,
             early_stopped=early_stopped,
         )
+
+    def _candidates(self, best_actions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """[N, 2, T, A]: the best sample seen and the final mean (selection picks the cheaper)."""
+        return torch.cat([best_actions, self.clamp_actions(mean)[:, None]], dim=1)

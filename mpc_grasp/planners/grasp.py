@@ -176,12 +176,12 @@ class GraspPlanner(Planner):
             with torch.no_grad():
                 actions.copy_(self.clamp_actions(actions))
                 if sigma > 0:  # fresh noise per state, per candidate, per iteration
-                    virtual_states.add_(torch.randn(virtual_states.shape, generator=self.generator, device=self.device), alpha=sigma)
+                    virtual_states.add_(self.randn(virtual_states.shape[1:]), alpha=sigma)
             if config.sync_every and config.sync_steps and (iteration + 1) % config.sync_every == 0:
                 self._sync(problem, actions, virtual_states)
             if self.callback is not None:
                 self.callback(iteration, virtual_states.detach(), actions.detach())
-            if self.should_stop(iteration, problem, actions.detach()):
+            if self.should_stop(iteration, problem, actions.detach(), lambda: (actions, virtual_states[:, :, : self.num_virtual_states])):
                 early_stopped = True
                 break
 
@@ -221,7 +221,7 @@ class GraspPlanner(Planner):
                     warm = self.rollout(problem.start, problem.init.actions[:, None])[:, :, 1 : count + 1]
             states[:, : self.warm_candidates] = warm
         if config.init_state_noise > 0:
-            states = states + config.init_state_noise * torch.randn(shape, generator=self.generator, device=self.device)
+            states = states + config.init_state_noise * self.randn(shape[1:])
         return states
 
     def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor) -> None:

@@ -47,7 +47,7 @@ class MPPIPlanner(Planner):
         iteration, early_stopped = 0, False
         with torch.no_grad():
             for iteration in range(config.iterations):
-                noise = torch.randn(shape, generator=self.generator, device=self.device) * std
+                noise = self.randn(shape[1:]) * std  # per-problem generators: independent of the batch
                 noise[:, 0] = 0.0  # keep the nominal plan in the population
                 samples = self.clamp_actions(nominal[:, None] + noise)
                 costs = self.trajectory_cost(self.rollout(problem.start, samples), samples, problem.goal)
