@@ -2,5 +2,5 @@
 # Set up (if needed) and run the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+EXTRAS="${EXTRAS:-test,ray}" bash scripts/setup.sh  # the Ray tests run too (Ray stays optional for users)
 .venv/bin/python -m pytest -q "$@"
