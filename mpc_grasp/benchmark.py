@@ -702,7 +702,7 @@ def run_benchmark(config: BenchmarkConfig, command: str) -> dict[str, Any]:
     changed = sorted(name for name, digest in source_fingerprints().items() if sources.get(name) != digest)
     report = {
         "command": command,
-        "git_commit": git_commit(),
+        "git_commit": git_commit(mark_dirty=True),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(), "threads": 1},
         "config": _config_json(config),

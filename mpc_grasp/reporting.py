@@ -16,13 +16,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 """The source checkout (the package is installed in editable mode)."""
 
 
-def git_commit(repo: str | Path = REPO_ROOT) -> str | None:
-    """``git rev-parse HEAD`` of ``repo`` (None outside a git checkout or without git)."""
+def git_commit(repo: str | Path = REPO_ROOT, mark_dirty: bool = False) -> str | None:
+    """``git rev-parse HEAD`` of ``repo`` (None outside a git checkout or without git); with ``mark_dirty``,
+    ``+dirty`` is appended when tracked files have uncommitted changes."""
     try:
         completed = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if completed.returncode != 0 or not completed.stdout.strip():
+            return None
+        head = completed.stdout.strip()
+        if mark_dirty:
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, timeout=10)
+            head += "+dirty" if status.stdout.strip() else ""
+        return head
     except (OSError, subprocess.SubprocessError):
         return None
-    return completed.stdout.strip() if completed.returncode == 0 and completed.stdout.strip() else None
 
 
 def file_hashes(paths: Iterable[str | Path], root: str | Path = REPO_ROOT) -> dict[str, str]:
