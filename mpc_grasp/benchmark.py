@@ -88,14 +88,23 @@ class BenchEnv:
     """Episode length cap of the closed-loop runs."""
     replan_every: int
     replan_threshold: float | None
+    planner_options: tuple[tuple[str, Any], ...] = ()
+    """Options every planner gets on this env (the objective, not the budget)."""
 
+
+CARTPOLE_STATE_WEIGHTS = (0.1, 0.05, 1.0, 1.0, 0.05)
+"""Goal-cost weights of [x, x_dot, cos, sin, theta_dot] on cart-pole: the unweighted terminal cost lets the
+velocity terms dominate and no planner got the pole up within 2 s (measured); the same for every planner."""
 
 ENVS: dict[str, BenchEnv] = {
     "wall": BenchEnv("wall", "mpc_grasp/GridWorldWall-v0", "grid", "wall", (25, 50, 80), 50, 20_000, 0.3, 100, 10, 0.2),
     "umaze": BenchEnv("umaze", "mpc_grasp/GridWorldUMaze-v0", "grid", "umaze", (25, 50, 80), 50, 20_000, 0.3, 100, 10, 0.2),
     "maze": BenchEnv("maze", "mpc_grasp/GridWorldMaze-v0", "grid", "maze", (25, 50, 80), 80, 20_000, 0.3, 100, 10, 0.2),
     # 30k = the RL baselines' "same" budget; the swing-up success region is a box, 0.3 is the planners' early-stop radius
-    "cartpole": BenchEnv("cartpole", "mpc_grasp/CartPoleSwingup-v0", "cartpole", None, (15, 25, 40), 25, 30_000, 0.3, 100, 5, None),
+    "cartpole": BenchEnv(
+        "cartpole", "mpc_grasp/CartPoleSwingup-v0", "cartpole", None, (25, 40, 50), 25, 30_000, 0.3, 100, 5, None,
+        (("state_weights", CARTPOLE_STATE_WEIGHTS),),
+    ),
     "pixel_wall": BenchEnv("pixel_wall", "mpc_grasp/PixelGridWorldWall-v0", "pixel", "wall", (25, 50, 80), 50, 10_000, 0.3, 100, 10, None),
 }
 DEFAULT_ENVS = ("wall", "umaze", "maze", "cartpole")
@@ -162,10 +171,18 @@ class BenchmarkConfig:
     models: tuple[str, ...] = ("learned",)
     horizons: tuple[int, ...] | None = None
     """None: each env's own horizons (``--quick``: its quick horizon)."""
+    env_horizons: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Per-env horizons (over ``horizons``)."""
     modes: tuple[str, ...] = ("open_loop", "closed_loop")
     pairs: int = 50
+    ablation_envs: tuple[str, ...] | None = None
+    """Envs on which the GRASP ablation rows run (None: all)."""
     closed_loop_pairs: int = 10
     closed_loop_planners: tuple[str, ...] = ("grasp", "cem", "mppi", "gd")
+    closed_loop_envs: tuple[str, ...] | None = None
+    """Envs run in closed loop (None: all)."""
+    closed_loop_horizons: tuple[int, ...] | None = None
+    """Closed-loop horizons (None: the open-loop ones)."""
     batch_size: int = 10
     """Start/goal pairs per ``plan_batch`` call (early stopping needs every pair of a chunk to arrive)."""
     budgets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -201,16 +218,34 @@ class BenchmarkConfig:
         for name in ("pairs", "closed_loop_pairs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.horizons is not None and (not self.horizons or min(self.horizons) < 1):
-            raise ValueError(f"horizons must be positive integers, got {self.horizons}")
+        for name in (*self.env_horizons, *(self.ablation_envs or ()), *(self.closed_loop_envs or ())):
+            if name not in ENVS:
+                raise ValueError(f"unknown env {name!r}; choose from {sorted(ENVS)}")
+        for values in (self.horizons, self.closed_loop_horizons, *self.env_horizons.values()):
+            if values is not None and (not values or min(values) < 1):
+                raise ValueError(f"horizons must be positive integers, got {values}")
         for label in self.budgets:
             if label not in VARIANTS:
                 raise ValueError(f"configs: unknown planner {label!r}; choose from {sorted(VARIANTS)}")
 
-    def horizons_of(self, env: BenchEnv) -> tuple[int, ...]:
+    def horizons_of(self, env: BenchEnv, mode: str = "open_loop") -> tuple[int, ...]:
+        """Horizons of ``env`` in ``mode`` (closed loop: ``closed_loop_horizons`` when given)."""
+        if mode == "closed_loop" and self.closed_loop_horizons is not None:
+            return tuple(sorted(self.closed_loop_horizons))
+        if env.name in self.env_horizons:
+            return tuple(sorted(self.env_horizons[env.name]))
         if self.horizons is not None:
             return tuple(sorted(self.horizons))
         return (env.quick_horizon,) if self.quick else env.horizons
+
+    def labels_of(self, env: BenchEnv, mode: str) -> tuple[str, ...]:
+        """The planner rows of ``env`` in ``mode``."""
+        if mode == "closed_loop":
+            if self.closed_loop_envs is not None and env.name not in self.closed_loop_envs:
+                return ()
+            return tuple(p for p in self.closed_loop_planners if p in self.planners)
+        ablations = self.ablation_envs is None or env.name in self.ablation_envs
+        return tuple(p for p in self.planners if ablations or VARIANTS[p].planner == p)
 
     def steps_of(self, env: BenchEnv) -> int:
         return int(self.data_steps.get(env.name, env.data_steps))
@@ -642,7 +677,6 @@ def run_benchmark(config: BenchmarkConfig, command: str) -> dict[str, Any]:
 
     for env_name in config.envs:
         env = ENVS[env_name]
-        horizons = config.horizons_of(env)
         tasks = make_tasks(env, config.pairs, config.seed)
         tasks_by_env[env_name] = [t.to_json() for t in tasks]
         gym_env = make_env(env.env_id)
@@ -655,10 +689,9 @@ def run_benchmark(config: BenchmarkConfig, command: str) -> dict[str, Any]:
             models_info[f"{env_name}/{kind}"] = model_info
             model_id = {k: v for k, v in model_info.items() if k not in ("reused", "build_time_s", "collect_train_time_s")}
             for mode in config.modes:
-                labels = config.planners if mode == "open_loop" else [p for p in config.closed_loop_planners if p in config.planners]
-                for horizon in horizons:
-                    for label in labels:
-                        budget = config.budget_of(label)
+                for horizon in config.horizons_of(env, mode):
+                    for label in config.labels_of(env, mode):
+                        budget = {**config.budget_of(label), **dict(env.planner_options)}
                         cell = {"env": env_name, "model": kind, "mode": mode, "planner": label, "horizon": horizon, "budget": budget}
                         if mode == "open_loop":
                             records = []
@@ -732,12 +765,9 @@ def _count_units(config: BenchmarkConfig) -> int:
     for name in config.envs:
         env = ENVS[name]
         kinds = [k for k in config.models if k == "learned" or env.kind == "grid"]
-        per_h = 0
-        if "open_loop" in config.modes:
-            per_h += len(config.planners) * math.ceil(config.pairs / config.batch_size)
-        if "closed_loop" in config.modes:
-            per_h += len([p for p in config.closed_loop_planners if p in config.planners])
-        total += len(kinds) * len(config.horizons_of(env)) * per_h
+        for mode in config.modes:
+            units = math.ceil(config.pairs / config.batch_size) if mode == "open_loop" else 1
+            total += len(kinds) * len(config.horizons_of(env, mode)) * len(config.labels_of(env, mode)) * units
     return total
 
 
@@ -748,6 +778,8 @@ def _config_json(config: BenchmarkConfig) -> dict[str, Any]:
     out["budgets"] = {k: dict(v) for k, v in config.budgets.items()}
     out["data_steps"] = {name: config.steps_of(ENVS[name]) for name in config.envs}
     out["horizons"] = {name: list(config.horizons_of(ENVS[name])) for name in config.envs}
+    out["closed_loop_horizons"] = {name: list(config.horizons_of(ENVS[name], "closed_loop")) for name in config.envs}
+    out["env_horizons"] = {k: list(v) for k, v in config.env_horizons.items()}
     return out
 
 
@@ -760,7 +792,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--envs", nargs="+", default=None, metavar="ENV", help=f"from {sorted(ENVS)} (default: {' '.join(DEFAULT_ENVS)})")
     parser.add_argument("--planners", nargs="+", default=None, metavar="PLANNER", help=f"from {list(VARIANTS)} (default: all)")
     parser.add_argument("--model", dest="models", nargs="+", default=None, metavar="KIND", help="learned and/or analytic (grid worlds only); default learned")
-    parser.add_argument("--horizons", type=int, nargs="+", default=None, help="default: per env (grid 25 50 80, cart-pole 15 25 40; --quick one)")
+    parser.add_argument(
+        "--horizons", nargs="+", default=None, metavar="H|ENV=H,H",
+        help="horizons for every env and/or per env, e.g. 50 80 cartpole=25,40 (default: grid 25 50 80, cart-pole 25 40 50; --quick one)",
+    )
+    parser.add_argument("--ablation-envs", nargs="+", default=None, metavar="ENV", help="envs that get the GRASP ablation rows (default: all)")
+    parser.add_argument("--closed-loop-envs", nargs="+", default=None, metavar="ENV", help="envs run in closed loop (default: all)")
+    parser.add_argument("--closed-loop-horizons", type=int, nargs="+", default=None, help="closed-loop horizons (default: the open-loop ones)")
     parser.add_argument("--modes", nargs="+", default=None, metavar="MODE", help="open_loop and/or closed_loop (default both)")
     parser.add_argument("--pairs", type=int, default=None, help="open-loop start/goal pairs per cell (default 50, --quick 4)")
     parser.add_argument("--closed-loop-pairs", type=int, default=None, help="closed-loop episodes per cell (default 10, --quick 1)")
@@ -794,6 +832,23 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     _choices(args.closed_loop_planners, list(VARIANTS), "planner")
     _choices(args.models, MODEL_KINDS, "model")
     _choices(args.modes, ("open_loop", "closed_loop"), "mode")
+    horizons: list[int] = []
+    env_horizons: dict[str, tuple[int, ...]] = {}
+    for item in args.horizons or ():
+        name, sep, raw = item.partition("=")
+        try:
+            if sep:
+                if name not in ENVS:
+                    raise ValueError(f"unknown env {name!r}; choose from {sorted(ENVS)}")
+                env_horizons[name] = tuple(int(h) for h in raw.split(","))
+            else:
+                horizons.append(int(item))
+        except ValueError as error:
+            if "unknown env" in str(error):
+                raise
+            raise ValueError(f"--horizons expects integers or ENV=H,H,..., got {item!r}") from None
+    _choices(args.ablation_envs, list(ENVS), "env")
+    _choices(args.closed_loop_envs, list(ENVS), "env")
     data_steps = {}
     for item in args.data_steps or ():
         name, sep, raw = item.partition("=")
@@ -805,7 +860,11 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
         envs=tuple(args.envs or DEFAULT_ENVS),
         planners=tuple(args.planners or DEFAULT_PLANNERS),
         models=tuple(args.models or ("learned",)),
-        horizons=None if args.horizons is None else tuple(args.horizons),
+        horizons=tuple(horizons) or None,
+        env_horizons=env_horizons,
+        ablation_envs=None if args.ablation_envs is None else tuple(args.ablation_envs),
+        closed_loop_envs=None if args.closed_loop_envs is None else tuple(args.closed_loop_envs),
+        closed_loop_horizons=None if args.closed_loop_horizons is None else tuple(args.closed_loop_horizons),
         modes=tuple(args.modes or ("open_loop", "closed_loop")),
         pairs=args.pairs if args.pairs is not None else (4 if quick else 50),
         closed_loop_pairs=args.closed_loop_pairs if args.closed_loop_pairs is not None else (1 if quick else 10),

@@ -112,6 +112,10 @@ def markdown_report(report: dict[str, Any]) -> str:
     for key, info in report["models"].items():
         desc = ", ".join(f"{k}={v}" for k, v in info.items() if k in ("class", "hidden", "data_steps", "one_step_rmse", "path", "layout"))
         lines.append(f"- model `{key}`: {desc}")
+    for name, env in report.get("envs", {}).items():
+        horizons = report["config"]["horizons"].get(name)
+        extra = f"; every planner also gets {dict(env['planner_options'])}" if env.get("planner_options") else ""
+        lines.append(f"- env `{name}`: `{env['env_id']}`, horizons {horizons}, learned-model data {report['config']['data_steps'].get(name)} transitions{extra}")
     lines.append("")
     for (env, model, mode), cells in _groups(report).items():
         horizons = sorted({c["horizon"] for c in cells})

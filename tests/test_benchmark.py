@@ -116,8 +116,16 @@ def test_bad_names_give_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "unknown planner 'ilqr'" in capsys.readouterr().err
     assert main(["--model", "oracle", "--out-dir", str(tmp_path)]) == 1
     assert "unknown model 'oracle'" in capsys.readouterr().err
+    assert main(["--horizons", "50", "moon=5", "--out-dir", str(tmp_path)]) == 1
+    assert "unknown env 'moon'" in capsys.readouterr().err
+    assert main(["--horizons", "fifty", "--out-dir", str(tmp_path)]) == 1
+    assert "--horizons expects integers" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown planner"):
         BenchmarkConfig(planners=("grasp", "rrt"))
+    config = BenchmarkConfig(horizons=(50, 80), env_horizons={"cartpole": (25,)}, ablation_envs=("wall",), closed_loop_envs=("wall",))
+    assert config.horizons_of(ENVS["cartpole"]) == (25,) and config.horizons_of(ENVS["maze"]) == (50, 80)
+    assert "grasp_no_sync" in config.labels_of(ENVS["wall"], "open_loop") and config.labels_of(ENVS["maze"], "open_loop") == ("grasp", "cem", "mppi", "gd")
+    assert config.labels_of(ENVS["maze"], "closed_loop") == ()
     with pytest.raises(ValueError, match="analytic exists only for the grid worlds"):
         build_model(ENVS["cartpole"], "analytic", BenchmarkConfig(progress=False))
 
