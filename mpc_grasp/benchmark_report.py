@@ -86,6 +86,22 @@ def _groups(report: dict[str, Any]) -> dict[tuple[str, str, str], list[dict[str,
     return groups
 
 
+def headline_table(report: dict[str, Any], mode: str = "open_loop") -> list[str]:
+    """Compact table: one row per (planner, model), one column per (env, H); cell = real env / model / s per plan."""
+    cells = [c for c in report["cells"] if c["mode"] == mode]
+    columns = list(dict.fromkeys((c["env"], c["horizon"]) for c in cells))
+    rows = list(dict.fromkeys((c["planner"], c["model"]) for c in cells))
+    by = {(c["planner"], c["model"], c["env"], c["horizon"]): c["summary"] for c in cells}
+    lines = ["| planner | model | " + " | ".join(f"{env} H={h}" for env, h in columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for planner, model in rows:
+        texts = []
+        for env, h in columns:
+            s = by.get((planner, model, env, h))
+            texts.append("–" if s is None else f"{_pct(s['success_rate'])} / {_pct(s.get('success_model_rate'))} / {_seconds(s['median_wall_time_per_plan'])} s")
+        lines.append(f"| {planner} | {model} | " + " | ".join(texts) + " |")
+    return lines
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """Tables per (env, model, mode): success in the real env [95% Wilson] / under the model / s per plan."""
     config = report["config"]
@@ -117,6 +133,9 @@ def markdown_report(report: dict[str, Any]) -> str:
         extra = f"; every planner also gets {dict(env['planner_options'])}" if env.get("planner_options") else ""
         lines.append(f"- env `{name}`: `{env['env_id']}`, horizons {horizons}, learned-model data {report['config']['data_steps'].get(name)} transitions{extra}")
     lines.append("")
+    if any(c["mode"] == "open_loop" for c in report["cells"]):
+        lines += ["## Headline (open loop): success in the real env / under the model / median s per plan", ""]
+        lines += headline_table(report) + [""]
     for (env, model, mode), cells in _groups(report).items():
         horizons = sorted({c["horizon"] for c in cells})
         planners = list(dict.fromkeys(c["planner"] for c in cells))
