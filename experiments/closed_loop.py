@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rl_baselines import git_commit  # noqa: E402
 
 from mpc_grasp.agent import GraspMPC  # noqa: E402
+from mpc_grasp.benchmark import load_or_train_mlp  # noqa: E402
 from mpc_grasp.cli import parse_key_value  # noqa: E402
-from mpc_grasp.data import collect_transitions, make_env  # noqa: E402
+from mpc_grasp.data import make_env  # noqa: E402
 from mpc_grasp.evaluation import check_model_matches_env, run_episodes, summarize_episodes  # noqa: E402
-from mpc_grasp.models import CheckpointError, load_world_model, one_step_error, save_world_model, train_world_model  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,29 +155,12 @@ def agent_settings(name: str, args: argparse.Namespace) -> AgentSettings:
 
 
 def world_model(spec: EnvSpec, steps: int, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """Load the cached model for (env, steps, seed), or collect + train + save it; returns (model, info)."""
+    """Load the cached model for (env, steps, seed, layers), or collect + train + save it; returns (model, info)."""
     path = args.model_dir / f"{spec.model_key}_{steps}_seed{args.seed}{'_quick' if args.quick else ''}.pt"
-    if path.exists():
-        try:
-            model = load_world_model(path)
-            meta = model.metadata
-            if meta.get("env_id") == spec.env_id and meta.get("data_steps") == steps:
-                print(f"    reusing world model {path}", flush=True)
-                return model, {"path": str(path), **{k: meta.get(k) for k in ("data_steps", "one_step_rmse", "collect_train_time_s")}, "reused": True}
-        except CheckpointError as error:
-            print(f"    cached model unusable ({error}); retraining", flush=True)
-    started = time.perf_counter()
-    print(f"    collecting {steps} transitions on {spec.env_id}", flush=True)
-    dataset = collect_transitions(spec.env_id, steps, seed=args.seed, num_envs=8)
-    train, held_out = dataset.split(val_fraction=0.15, seed=args.seed)
-    print(f"    training an MLP {args.hidden} (<= {args.train_seconds:.0f} s)", flush=True)
-    model = train_world_model(train, hidden_sizes=tuple(args.hidden), batch_size=512, lr=2e-3, epochs=100,
-                              max_time_s=args.train_seconds, seed=args.seed)
-    rmse = float(one_step_error(model, held_out)["rmse"])
-    elapsed = time.perf_counter() - started
-    save_world_model(model, path, metadata={"data_steps": steps, "one_step_rmse": rmse, "collect_train_time_s": elapsed})
-    print(f"    one-step RMSE {rmse:.4f} on held-out episodes; {elapsed:.0f} s -> {path}", flush=True)
-    return model, {"path": str(path), "data_steps": steps, "one_step_rmse": rmse, "collect_train_time_s": elapsed, "reused": False}
+    print(f"    world model {path} ({steps} transitions of {spec.env_id}; trained here if not cached)", flush=True)
+    model, info = load_or_train_mlp(spec.env_id, steps, path, seed=args.seed, hidden=args.hidden, train_seconds=args.train_seconds)
+    print(f"    one-step RMSE {info['one_step_rmse']:.4f} on held-out episodes" + (" (cached)" if info["reused"] else ""), flush=True)
+    return model, info
 
 
 def run_env(name: str, args: argparse.Namespace, models: dict[str, tuple[Any, dict[str, Any]]]) -> dict[str, Any]:

@@ -46,7 +46,6 @@ import json
 import math
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,6 +59,7 @@ from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 from mpc_grasp.planners import PLANNERS, make_planner
 from mpc_grasp.plotting import plot_plans_on_layout, save_figure
 from mpc_grasp.rl import wilson_interval
+from mpc_grasp.reporting import git_commit
 from mpc_grasp.testbeds import LinearSystem, PointMassWalls
 
 REPO = Path(__file__).resolve().parents[1]
@@ -445,14 +445,6 @@ def source_hashes() -> dict[str, str]:
     """SHA-256 of the code the numbers depend on (the reproducibility anchor while nothing is committed)."""
     files = sorted((REPO / "mpc_grasp" / "planners").glob("*.py")) + [REPO / "mpc_grasp" / "testbeds.py", REPO / "envs" / "grid_world.py", Path(__file__).resolve()]
     return {str(path.relative_to(REPO)): hashlib.sha256(path.read_bytes()).hexdigest() for path in files if path.is_file()}
-
-
-def git_commit() -> str | None:
-    try:
-        completed = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return completed.stdout.strip() if completed.returncode == 0 and completed.stdout.strip() else None
 
 
 def _cell(summary: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "collect": "mpc_grasp.cli:register_collect",
     "train": "mpc_grasp.cli:register_train",
     "run": "mpc_grasp.run_command:register_run",
+    "benchmark": "mpc_grasp.benchmark:register_benchmark",
 }
 
 
