@@ -35,7 +35,6 @@ import datetime as _dt
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ from mpc_grasp import GraspMPC, make_planner
 from mpc_grasp.diagnostics import gradient_reshaping_histories, plan_filmstrip
 from mpc_grasp.models.pixel import PixelWorldModel, load_or_train_pixel_world_model
 from mpc_grasp.plotting import save_figure
+from mpc_grasp.reporting import git_commit
 from mpc_grasp.rl import wilson_interval
 from planner_bench import feasible, shortest_path_length  # noqa: E402  (experiments/ is on sys.path)
 
@@ -454,13 +454,6 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------- main
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

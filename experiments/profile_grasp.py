@@ -18,7 +18,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ import torch
 
 from mpc_grasp.models import MLPWorldModel
 from mpc_grasp.planners import make_planner
+from mpc_grasp.reporting import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         args.horizons, args.iterations, args.repeats = [25], 50, 1
     torch.set_num_threads(args.threads)
     rows = profile(args.horizons, args.candidates, args.iterations, args.repeats, args.compile)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = git_commit(ROOT, mark_dirty=True) or "unknown"
     meta = {
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(["python", *sys.argv]),
         "commit": commit, "torch": torch.__version__, "threads": args.threads, "platform": platform.platform(),

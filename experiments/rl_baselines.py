@@ -27,7 +27,6 @@ import argparse
 import json
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -36,6 +35,7 @@ from typing import Any
 
 import torch
 
+from mpc_grasp import reporting
 from mpc_grasp.rl import ALGOS, baseline_hyperparams, evaluate_agent, train_rl_baseline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,16 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def git_commit() -> str:
-    """HEAD commit of the repository (``+dirty`` if the tree has changes), or a reason it is unknown."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-    except OSError as error:
-        return f"unknown (git not runnable: {error})"
-    if head.returncode != 0:
-        return "unknown (not a git checkout or no commit yet)"
-    head = head.stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
-    return head + ("+dirty" if dirty else "")
+    """HEAD commit of the repository (``+dirty`` if tracked files changed), or "unknown"."""
+    return reporting.git_commit(REPO_ROOT, mark_dirty=True) or "unknown"
 
 
 def _jsonable(value: Any) -> Any:
