@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import mpc_grasp  # noqa: F401  (registers the env ids)
 from mpc_grasp.data import TransitionDataset, collect_transitions
+from mpc_grasp.envs.grid_world import segment_hits_wall
 from mpc_grasp.models import (
     CheckpointError,
     MLPWorldModel,
@@ -21,6 +24,7 @@ from mpc_grasp.models import (
     train_world_model,
 )
 from mpc_grasp.models.checkpoint import CHECKPOINT_FORMAT
+from mpc_grasp.planners import make_planner
 
 
 def make_model(ensemble_size: int = 1, seed: int = 0) -> MLPWorldModel:
@@ -235,14 +239,20 @@ def test_metrics_are_zero_for_the_true_model_and_windows_respect_episodes() -> N
     assert empty["n_windows"] == [0] and empty["rmse"] == [None]
 
 
-def test_grid_world_wall_model_is_accurate_and_respects_the_wall() -> None:
-    """Small budget (20k transitions, 60 epochs of a 3x256 MLP: ~10 s of CPU): one-step error far
-    below the 0.25 step, and pushing into the wall at full speed for 10 steps does not pass it."""
+@pytest.fixture(scope="module")
+def wall_model_and_held_out() -> tuple[MLPWorldModel, TransitionDataset]:
+    """Small budget: 20k transitions, 60 epochs of a 3x256 MLP (~10-25 s of CPU)."""
     data = collect_transitions("mpc_grasp/GridWorld-v0", 20000, seed=0, num_envs=8, progress=False, env_kwargs={"layout": "wall"})
     train, test = data.split(0.1, seed=1)
     model = train_world_model(
         train, hidden_sizes=(256, 256, 256), epochs=60, batch_size=512, lr=3e-3, seed=0, progress=False, num_threads=1
     )
+    return model, test
+
+
+def test_grid_world_wall_model_is_accurate_and_respects_the_wall(wall_model_and_held_out) -> None:
+    """One-step error far below the 0.25 step, and pushing into the wall at full speed for 10 steps does not pass it."""
+    model, test = wall_model_and_held_out
     one = one_step_error(model, test)
     assert one["rmse"] < 0.05, one  # displacement per step is up to 0.25
     assert multi_step_error(model, test, horizons=(10,))["rmse"][0] < 0.25
@@ -260,3 +270,23 @@ def test_grid_world_wall_model_is_accurate_and_respects_the_wall() -> None:
     assert bool((max_left < face_left + tolerance).all()), max_left
     assert bool((min_right > face_right - tolerance).all()), min_right
     assert bool((max_left > face_left - 0.1).all()) and bool((min_right < face_right + 0.1).all())  # it does reach the wall
+
+
+def test_grasp_on_the_learned_model_goes_through_the_door_and_the_plan_works_in_the_real_env(wall_model_and_held_out) -> None:
+    """Open loop: plan on the LEARNED model, execute the actions in the real grid world. The straight line from
+    the left room to the right room is blocked by the wall; the plan must climb to the door (y in [6, 7]).
+    A short detour, and only half the planner seeds manage it (the model blurs the door corners): long
+    across-room detours still fail with learned models (README, known limitations)."""
+    model, _ = wall_model_and_held_out
+    start, goal = np.array([3.0, 5.0], dtype=np.float32), np.array([6.5, 6.0], dtype=np.float32)
+    assert segment_hits_wall("wall", start, goal)
+    env = gym.make("mpc_grasp/GridWorldWall-v0").unwrapped
+    successes = 0
+    for seed in range(4):
+        plan = make_planner("grasp", model, 30, iterations=300, goal_tolerance=0.3, seed=seed).plan(start, goal)
+        position, closest = start.copy(), np.inf
+        for action in plan.actions.numpy():
+            position = env.transition(position, action)
+            closest = min(closest, float(np.linalg.norm(position - goal)))
+        successes += closest <= 0.3
+    assert successes >= 2, successes  # 2/4 here; the straight line stops at the wall 2.3 from the goal
