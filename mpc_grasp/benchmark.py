@@ -136,9 +136,9 @@ VARIANTS: dict[str, PlannerVariant] = {
 DEFAULT_PLANNERS = tuple(VARIANTS)
 
 DEFAULT_BUDGETS: dict[str, dict[str, Any]] = {
-    # Equal *seconds*, not equal calls: measured on the learned wall model at H=50, chunks of 10 plans, one
-    # thread on the shared 2-core machine, the full package defaults took GRASP 300x16 ~7 s, CEM 30x256 ~3 s,
-    # GD 300x16 ~9 s per plan; these budgets take ~2 s per plan each (ratios in README "Benchmark").
+    # Equal *seconds*, not equal calls: the package defaults took GRASP 300x16 ~7 s, CEM 30x256 ~3 s, GD 300x16 ~9 s per
+    # plan (learned wall model, H=50, chunks of 10, one thread, loaded machine); these take about the same time each
+    # (0.3-0.4 s per plan at H=50 on the idle machine, ~2 s under load). Measured numbers: README "Benchmark".
     "grasp": {"iterations": 100, "num_candidates": 8},
     "cem": {"iterations": 30, "population": 128, "elites": 16},
     "mppi": {"iterations": 25, "samples": 128},
