@@ -40,7 +40,6 @@ import argparse
 import ast
 import dataclasses
 import datetime as _dt
-import hashlib
 import heapq
 import json
 import math
@@ -59,7 +58,7 @@ from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 from mpc_grasp.planners import PLANNERS, make_planner
 from mpc_grasp.plotting import plot_plans_on_layout, save_figure
 from mpc_grasp.rl import wilson_interval
-from mpc_grasp.reporting import git_commit
+from mpc_grasp.reporting import file_hashes, git_commit
 from mpc_grasp.testbeds import LinearSystem, PointMassWalls
 
 REPO = Path(__file__).resolve().parents[1]
@@ -444,7 +443,7 @@ def time_per_iteration(
 def source_hashes() -> dict[str, str]:
     """SHA-256 of the code the numbers depend on (the reproducibility anchor while nothing is committed)."""
     files = sorted((REPO / "mpc_grasp" / "planners").glob("*.py")) + [REPO / "mpc_grasp" / "testbeds.py", REPO / "envs" / "grid_world.py", Path(__file__).resolve()]
-    return {str(path.relative_to(REPO)): hashlib.sha256(path.read_bytes()).hexdigest() for path in files if path.is_file()}
+    return file_hashes(files, root=REPO)
 
 
 def _cell(summary: dict[str, Any]) -> str:
