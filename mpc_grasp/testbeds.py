@@ -53,12 +53,17 @@ class PointMassWalls(nn.Module):
     """2-D velocity-controlled point among axis-aligned wall boxes, differentiable.
 
     Like the env, motion is resolved per axis (x, then y): after each sub-step the position is
-    pushed out of the wall it penetrates deepest, along the nearest *open* face (faces shared
-    with another wall cell are closed, so there is no seam to slip through). The push is exact
+    pushed out of the wall it penetrates deepest, back along the axis it moved on, through the
+    nearest *open* face of that axis (faces shared with another wall cell are closed, so there is
+    no seam to slip through). Pushing along the motion axis only is what makes a corner block the
+    agent as in the env, instead of popping it round the corner into a door. The push is exact
     projection (piecewise linear, differentiable almost everywhere; ``smoothing > 0`` replaces it
     by a softplus cushion of that width). In contact the normal component of the action has no
     effect — the local minimum that traps greedy planners.
     """
+
+    CONTACT_TOLERANCE = 1e-4
+    """Penetrations below this are float round-off of an earlier push (a point resting on a face)."""
 
     def __init__(self, boxes: Any, open_faces: Any = None, step_size: float = 0.25, smoothing: float = 0.02, passes: int = 2) -> None:
         super().__init__()
@@ -80,6 +85,8 @@ class PointMassWalls(nn.Module):
         # push-out directions for the faces (left, right, bottom, top)
         self.register_buffer("directions", torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]]))
         self.register_buffer("axis_masks", torch.eye(2))
+        # a sub-step along x may leave a wall only through its left/right faces, along y through bottom/top
+        self.register_buffer("axis_face_penalty", torch.tensor([[0.0, 0.0, 1e4, 1e4], [1e4, 1e4, 0.0, 0.0]]))
         self.step_size = float(step_size)
         self.smoothing = float(smoothing)
         self.passes = int(passes)
@@ -126,16 +133,20 @@ class PointMassWalls(nn.Module):
         for axis in (0, 1):  # move along x, resolve contacts, then along y: the env's sliding physics
             position = position + displacement * self.axis_masks[axis]
             for _ in range(self.passes):  # later passes resolve concave corners (two walls at once)
-                position = position + self.push_out(position)
+                position = position + self.push_out(position, axis)
         return position
 
-    def push_out(self, position: Tensor) -> Tensor:
-        """Displacement that moves ``position`` [..., 2] out of the wall it is deepest inside."""
+    def push_out(self, position: Tensor, axis: int | None = None) -> Tensor:
+        """Displacement that moves ``position`` [..., 2] out of the wall it is deepest inside
+        (along ``axis`` only, if given: the axis of the sub-step that moved it in)."""
         x, y = position[..., None, 0], position[..., None, 1]  # [..., 1]
         xmin, ymin, xmax, ymax = self.boxes.unbind(-1)  # [K]
         penetration = torch.stack([x - xmin, xmax - x, y - ymin, ymax - y], dim=-1)  # [..., K, 4]
         inside = penetration.min(dim=-1).values  # signed depth, > 0 inside the box: [..., K]
-        exit_depth, face = (penetration + self.closed_penalty).min(dim=-1)  # nearest open face
+        penalty = self.closed_penalty
+        if axis is not None:  # faces of the other axis only for round-off contacts (a point left on a face)
+            penalty = penalty + torch.where(penetration < self.CONTACT_TOLERANCE, 0.0, self.axis_face_penalty[axis])
+        exit_depth, face = (penetration + penalty).min(dim=-1)  # nearest open face (of the motion axis)
         deepest = inside.argmax(dim=-1, keepdim=True)  # one wall per pass: no double pushes
         inside, exit_depth = inside.gather(-1, deepest)[..., 0], exit_depth.gather(-1, deepest)[..., 0]
         face = face.gather(-1, deepest)[..., 0]

@@ -232,12 +232,30 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     start, goal = [2.0, 5.0], [6.5, 5.0]
     cold = planner.plan(start, goal)
     assert cold.info["early_stopped"], cold.info["final_distance"]
-    warm_init = cold.shifted(1)
+    warm_init = cold.shifted(1, fill="zero")  # a zero velocity keeps the agent at the goal
     assert warm_init.actions.shape == (50, 2) and torch.equal(warm_init.actions[:-1], cold.actions[1:])
     assert warm_init.virtual_states.shape == (49, 2)
     warm = planner.plan(cold.states[1], goal, init=warm_init)
-    assert warm.info["early_stopped"], warm.info["final_distance"]
-    assert warm.info["iterations"] <= 2 * planner.config.check_every < cold.info["iterations"], (warm.info["iterations"], cold.info["iterations"])
+    # the shifted plan still reaches the goal from the next state: it is returned untouched
+    assert warm.info["iterations"] == 0 and warm.info["early_stopped"]
+    assert torch.equal(warm.actions, warm_init.actions) and torch.equal(warm.virtual_states, warm_init.virtual_states)
+    reoptimised = make_planner("grasp", model, horizon=50, iterations=600, seed=0, goal_tolerance=0.3, keep_solved_warm_start=False)
+    assert reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] >= reoptimised.config.check_every
+
+
+@pytest.mark.parametrize("name", PLANNERS)
+def test_solved_warm_starts_are_kept_per_problem_in_a_batch(name: str) -> None:
+    """Problem 0's warm start reaches the goal (kept, 0 iterations); problem 1's does not (optimised)."""
+    options = {"grasp": dict(iterations=100, num_candidates=4), "gd": dict(iterations=100, num_candidates=4), "cem": {}, "mppi": {}}[name]
+    planner = make_planner(name, LinearSystem.point(), horizon=8, goal_tolerance=0.1, check_every=5, seed=0, **options)
+    starts, goals = torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    actions = torch.zeros(2, 8, 2)
+    actions[:, :4, 0] = 1.0  # 4 steps of 0.25 along x: reaches (1, 0), problem 0's goal
+    result = planner.plan_batch(starts, goals, init=PlanInit(actions=actions))
+    assert result.info["problem_iterations"].tolist()[0] == 0
+    assert result.info["problem_iterations"].tolist()[1] > 0
+    assert torch.equal(result.actions[0], actions[0])
+    assert float(result.info["final_distance"][1]) < 0.1
 
 
 def test_plan_batch_solves_several_problems_in_one_call() -> None:

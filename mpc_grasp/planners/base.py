@@ -41,6 +41,10 @@ class PlannerConfig:
     """Stop early once the best rollout ends within this (unweighted) distance of the goal."""
     check_every: int = 25
     """Iterations between early-stop checks (each costs one model rollout and a host sync)."""
+    keep_solved_warm_start: bool = True
+    """With a warm start and ``goal_tolerance``: a problem whose warm-start rollout already reaches
+    the goal is returned as is, without optimising (receding-horizon MPC then re-optimises only
+    when reality has left the plan, and a good detour is not pulled back toward the greedy path)."""
     seed: int = 0
     """Seed of the planner's random draws; a plan is deterministic given seed and inputs. In
     ``plan_batch`` problem i uses its own generator seeded ``seed + i`` (or ``seeds[i]``), so a
@@ -144,6 +148,12 @@ class _EarlyStop:
             self.actions = actions.detach().clone()
             self.virtual_states = None if virtual_states is None else virtual_states.detach().clone()
         else:
+            if self.actions.shape != actions.shape:  # frozen warm starts are stored as one candidate
+                self.actions = self.actions.expand_as(actions).clone()
+                if self.virtual_states is not None and virtual_states is not None:
+                    self.virtual_states = self.virtual_states.expand_as(virtual_states).clone()
+            if self.virtual_states is None and virtual_states is not None:  # warm starts frozen without states
+                self.virtual_states = virtual_states.detach().clone()
             self.actions[newly] = actions.detach()[newly]
             if self.virtual_states is not None and virtual_states is not None:
                 self.virtual_states[newly] = virtual_states.detach()[newly]
@@ -272,7 +282,16 @@ class Planner(ABC):
         self._model_calls = 0
         self._model_transitions = 0
         started = time.perf_counter()
-        candidates = self._with_frozen(self._optimize(problem))
+        if self._freeze_solved_warm_starts(problem):
+            init = problem.init
+            candidates = Candidates(
+                actions=init.actions[:, None],
+                virtual_states=None if init.virtual_states is None else init.virtual_states[:, None],
+                iterations=0,
+                early_stopped=True,
+            )
+        else:
+            candidates = self._with_frozen(self._optimize(problem))
         result = self._select(problem, candidates)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -396,6 +415,22 @@ class Planner(ABC):
         if candidates.virtual_states is not None and tracker.virtual_states is not None:
             candidates.virtual_states = torch.where(done[:, None, None, None], tracker.virtual_states, candidates.virtual_states.detach())
         return candidates
+
+    def _freeze_solved_warm_starts(self, problem: Problem) -> bool:
+        """Freeze (at iteration 0) the problems whose warm start already reaches the goal under the
+        model; True if that is every problem, so there is nothing left to optimise."""
+        tracker, init = self._early_stop, problem.init
+        if not self.config.keep_solved_warm_start or init is None or tracker is None:
+            return False
+        if problem.goal is None or self.config.goal_tolerance is None:
+            return False
+        actions = self.clamp_actions(init.actions)[:, None]  # [N, 1, T, A]
+        with torch.no_grad():
+            reached = self.goal_reached(self.rollout(problem.start, actions), problem.goal)
+        if bool(reached.any()):
+            virtual = None if init.virtual_states is None else init.virtual_states[:, None]
+            tracker.freeze(reached, -1, actions, virtual)
+        return bool(reached.all())
 
     def _problem_seeds(self, seeds: Sequence[int] | None, size: int) -> tuple[int, ...]:
         """Validated per-problem seeds (default ``config.seed + i``)."""
