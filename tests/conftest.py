@@ -1,4 +1,5 @@
-"""Test-wide settings: one torch thread (small ops are faster and timings steadier on 2 cores)."""
+"""Test-wide settings (one torch thread: small ops are faster and timings steadier on 2 cores) and the
+shared learned grid-world model (trained once per session)."""
 
 import os
 
@@ -8,3 +9,21 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def wall_model_and_held_out():
+    """A LEARNED model of grid world `wall` at a small budget: 20k transitions of correlated random
+    exploration, 60 epochs of a 3x256 MLP (~20-40 s of CPU), plus its held-out split."""
+    from mpc_grasp.data import collect_transitions
+    from mpc_grasp.models import train_world_model
+
+    data = collect_transitions("mpc_grasp/GridWorld-v0", 20000, seed=0, num_envs=8, progress=False, env_kwargs={"layout": "wall"})
+    train, test = data.split(0.1, seed=1)
+    model = train_world_model(
+        train, hidden_sizes=(256, 256, 256), epochs=60, batch_size=512, lr=3e-3, seed=0, progress=False, num_threads=1
+    )
+    return model, test

@@ -11,6 +11,7 @@ from torch import nn
 
 import mpc_grasp  # noqa: F401  (registers the envs)
 from mpc_grasp.agent import GraspMPC
+from mpc_grasp.envs import segment_hits_wall
 from mpc_grasp.planners import PlanningError
 from mpc_grasp.testbeds import PointMassWalls
 
@@ -41,6 +42,38 @@ def test_closed_loop_grasp_reaches_goals_in_the_real_env() -> None:
         successes += bool(info["is_success"])
         steps_taken.append(step + 1)
     assert successes >= 2, (successes, steps_taken)
+
+
+def test_grasp_mpc_with_a_learned_model_solves_most_seeded_wall_episodes(wall_model_and_held_out) -> None:
+    """The issue's closed-loop test: a LEARNED MLP (20k random-exploration transitions, shared session
+    fixture) plans for 6 episodes of grid world `wall` (its default tasks, start and goal anywhere),
+    all 6 envs planned in one batched GraspMPC. Measured with agent seeds 0/1/2: 5/6 each; every episode
+    whose straight line is free succeeds; of the wall-blocked ones 1-2 of 4 (8 episodes). Across-the-
+    wall-only tasks still fail with learned models (README: known limitations)."""
+    model, _ = wall_model_and_held_out
+    count = 6
+    envs = [gym.make(WALL) for _ in range(count)]
+    observations = [env.reset(seed=2000 + index)[0] for index, env in enumerate(envs)]
+    blocked = [segment_hits_wall("wall", obs["observation"], obs["desired_goal"]) for obs in observations]
+    agent = GraspMPC(
+        model, "grasp", horizon=50, iterations=150, num_candidates=8, goal_tolerance=0.3, replan_every=5,
+        action_space=envs[0].action_space, seed=0,
+    )
+    done, success = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
+    for _ in range(100):
+        batch = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+        actions, _ = agent.predict(batch, deterministic=True)
+        for index, env in enumerate(envs):
+            if done[index]:
+                continue
+            assert env.action_space.contains(actions[index]) and np.isfinite(actions[index]).all()
+            observations[index], _, terminated, truncated, info = env.step(actions[index])
+            success[index] |= bool(info["is_success"])
+            done[index] = terminated or truncated
+        if done.all():
+            break
+    assert success.sum() >= 4, (success.tolist(), blocked)  # most: measured 5/6
+    assert all(success[index] for index in range(count) if not blocked[index]), (success.tolist(), blocked)
 
 
 def test_evaluate_policy_runs_the_agent_unchanged() -> None:

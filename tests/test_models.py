@@ -239,17 +239,6 @@ def test_metrics_are_zero_for_the_true_model_and_windows_respect_episodes() -> N
     assert empty["n_windows"] == [0] and empty["rmse"] == [None]
 
 
-@pytest.fixture(scope="module")
-def wall_model_and_held_out() -> tuple[MLPWorldModel, TransitionDataset]:
-    """Small budget: 20k transitions, 60 epochs of a 3x256 MLP (~10-25 s of CPU)."""
-    data = collect_transitions("mpc_grasp/GridWorld-v0", 20000, seed=0, num_envs=8, progress=False, env_kwargs={"layout": "wall"})
-    train, test = data.split(0.1, seed=1)
-    model = train_world_model(
-        train, hidden_sizes=(256, 256, 256), epochs=60, batch_size=512, lr=3e-3, seed=0, progress=False, num_threads=1
-    )
-    return model, test
-
-
 def test_grid_world_wall_model_is_accurate_and_respects_the_wall(wall_model_and_held_out) -> None:
     """One-step error far below the 0.25 step, and pushing into the wall at full speed for 10 steps does not pass it."""
     model, test = wall_model_and_held_out
