@@ -122,6 +122,9 @@ class ComparingGrasp(GraspPlanner):
             result = super().plan_batch(states, goals, init=init)
         finally:
             self.callback = None
+        if result.info["iterations"] == 0:  # a warm start that already reaches the goal is kept (keep_solved_warm_start)
+            iterations, costs = [0], [float(result.cost.min())]
+            distances = [float(result.info["final_distance"].min())]
         trace = Trace(tuple(iterations), tuple(costs), tuple(distances), float(result.cost.min()), float(result.info["wall_time"]))
         return result, trace
 
