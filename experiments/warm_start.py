@@ -83,15 +83,15 @@ class ComparingGrasp(GraspPlanner):
         self.eval_every = int(eval_every)
         self.comparisons: list[dict[str, Trace]] = []
 
-    def plan_batch(self, states: Any, goals: Any = None, init: Any = None) -> PlanResult:
+    def plan_batch(self, states: Any, goals: Any = None, init: Any = None, seeds: Any = None) -> PlanResult:
         if init is None:
-            return super().plan_batch(states, goals)
-        cold, cold_trace = self._traced(states, goals, None)
-        warm, warm_trace = self._traced(states, goals, init)
+            return super().plan_batch(states, goals, seeds=seeds)
+        cold, cold_trace = self._traced(states, goals, None, seeds)
+        warm, warm_trace = self._traced(states, goals, init, seeds)
         self.comparisons.append({"cold": cold_trace, "warm": warm_trace})
         return warm
 
-    def _traced(self, states: Any, goals: Any, init: Any) -> tuple[PlanResult, Trace]:
+    def _traced(self, states: Any, goals: Any, init: Any, seeds: Any = None) -> tuple[PlanResult, Trace]:
         start = torch.as_tensor(states, dtype=torch.float32, device=self.device)
         goal = torch.as_tensor(goals, dtype=torch.float32, device=self.device)
         iterations: list[int] = []
@@ -119,7 +119,7 @@ class ComparingGrasp(GraspPlanner):
 
         self.callback = record
         try:
-            result = super().plan_batch(states, goals, init=init)
+            result = super().plan_batch(states, goals, init=init, seeds=seeds)
         finally:
             self.callback = None
         if result.info["iterations"] == 0:  # a warm start that already reaches the goal is kept (keep_solved_warm_start)

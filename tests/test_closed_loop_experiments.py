@@ -58,3 +58,25 @@ def test_warm_start_iterations_to_quality(warm_start) -> None:
     assert second["warm_iters_to_success"] is None
     assert result["informative_replans"] == 1 and result["iters_to_quality_informative"]["warm"]["median"] == 5
     assert result["warm_better_final_cost"] == 1
+
+
+def test_comparing_planner_traces_warm_and_cold_plans_inside_a_seeded_agent(warm_start) -> None:
+    """The experiment's planner runs inside GraspMPC (which passes per-env seeds) and records one
+    warm/cold comparison per warm-started replan; a kept warm start is traced at iteration 0."""
+    import gymnasium as gym
+
+    from mpc_grasp.agent import GraspMPC
+    from mpc_grasp.planners import GraspConfig
+    from mpc_grasp.testbeds import PointMassWalls
+
+    env = gym.make("mpc_grasp/GridWorldWall-v0")
+    config = GraspConfig(iterations=20, num_candidates=2, goal_tolerance=0.3, check_every=5)
+    planner = warm_start.ComparingGrasp(PointMassWalls.from_layout("wall"), 10, config, eval_every=5)
+    agent = GraspMPC(PointMassWalls.from_layout("wall"), planner, horizon=10, action_space=env.action_space, replan_every=2, seed=3)
+    obs, _ = env.reset(seed=0, options={"start": [2.0, 2.0], "goal": [2.5, 2.5]})
+    for _ in range(4):
+        action, _ = agent.predict(obs)
+        obs, *_ = env.step(action)
+    assert len(planner.comparisons) == 1  # replans at steps 0 (cold only) and 2 (warm + cold)
+    warm = planner.comparisons[0]["warm"]
+    assert warm.iterations and all(it == 0 or it % 5 == 0 or it == 20 for it in warm.iterations)
