@@ -228,7 +228,8 @@ def test_grasp_diagnostics_are_complete() -> None:
 
 def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     model = wall_model()
-    planner = make_planner("grasp", model, horizon=50, iterations=600, seed=0, goal_tolerance=0.3)
+    # seed 5 solves this detour cold (seeds 1-5 do, measured; the solve rate is the door tests' subject)
+    planner = make_planner("grasp", model, horizon=50, iterations=600, seed=5, goal_tolerance=0.3)
     start, goal = [2.0, 5.0], [6.5, 5.0]
     cold = planner.plan(start, goal)
     assert cold.info["early_stopped"], cold.info["final_distance"]
@@ -239,7 +240,7 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     # the shifted plan still reaches the goal from the next state: it is returned untouched
     assert warm.info["iterations"] == 0 and warm.info["early_stopped"]
     assert torch.equal(warm.actions, warm_init.actions) and torch.equal(warm.virtual_states, warm_init.virtual_states)
-    reoptimised = make_planner("grasp", model, horizon=50, iterations=600, seed=0, goal_tolerance=0.3, keep_solved_warm_start=False)
+    reoptimised = make_planner("grasp", model, horizon=50, iterations=600, seed=5, goal_tolerance=0.3, keep_solved_warm_start=False)
     assert reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] >= reoptimised.config.check_every
 
 
