@@ -165,6 +165,7 @@ def register_train(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], metavar="SIZE")
     p.add_argument("--ensemble", type=int, default=1, help="ensemble size")
+    p.add_argument("--fourier-features", type=int, default=0, help="Fourier features of the state input (64 sharpens walls)")
     p.add_argument("--activation", default="silu")
     p.add_argument("--loss", choices=("mse", "nll"), default="mse")
     p.add_argument("--batch-size", type=int, default=256)
@@ -199,6 +200,7 @@ def _run_train(args: argparse.Namespace) -> int:
         train,
         hidden_sizes=tuple(args.hidden),
         ensemble_size=args.ensemble,
+        fourier_features=args.fourier_features,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

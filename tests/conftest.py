@@ -15,14 +15,21 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def wall_model_and_held_out():
-    """A LEARNED model of grid world `wall` at a small budget: 20k transitions of correlated random
-    exploration, 60 epochs of a 3x256 MLP (~20-40 s of CPU), plus its held-out split."""
+def wall_dataset():
+    """20k transitions of correlated random exploration in grid world `wall`, split (train, held out)."""
     from mpc_grasp.data import collect_transitions
-    from mpc_grasp.models import train_world_model
 
     data = collect_transitions("mpc_grasp/GridWorld-v0", 20000, seed=0, num_envs=8, progress=False, env_kwargs={"layout": "wall"})
-    train, test = data.split(0.1, seed=1)
+    return data.split(0.1, seed=1)
+
+
+@pytest.fixture(scope="session")
+def wall_model_and_held_out(wall_dataset):
+    """A LEARNED model of grid world `wall` at a small budget: 60 epochs of a 3x256 MLP on
+    ``wall_dataset`` (~10-20 s of CPU), plus the held-out split."""
+    from mpc_grasp.models import train_world_model
+
+    train, test = wall_dataset
     model = train_world_model(
         train, hidden_sizes=(256, 256, 256), epochs=60, batch_size=512, lr=3e-3, seed=0, progress=False, num_threads=1
     )

@@ -25,13 +25,14 @@ def test_collect_then_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     model_path = tmp_path / "model.pt"
     code = cli.main([
         "train", str(data), "--out", str(model_path), "--epochs", "3", "--hidden", "16", "16", "--ensemble", "2",
-        "--seed", "0", "--horizons", "1", "5", "--env-id", "mpc_grasp/GridWorld-v0", "--no-progress",
+        "--fourier-features", "8", "--seed", "0", "--horizons", "1", "5", "--env-id", "mpc_grasp/GridWorld-v0", "--no-progress",
     ])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "one-step RMSE" in out and "no-change" in out and "saved world model" in out
     model = load_world_model(model_path)
     assert model.config["hidden_sizes"] == [16, 16] and model.config["ensemble_size"] == 2
+    assert model.config["fourier_features"] == 8
     assert model.metadata["env_id"] == "mpc_grasp/GridWorld-v0"
     assert model.metadata["test_metrics"]["multi_step"]["horizons"] == [1, 5]
 

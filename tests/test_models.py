@@ -261,6 +261,44 @@ def test_grid_world_wall_model_is_accurate_and_respects_the_wall(wall_model_and_
     assert bool((max_left > face_left - 0.1).all()) and bool((min_right < face_right + 0.1).all())  # it does reach the wall
 
 
+def _slow_push_into_the_wall(model: MLPWorldModel, speed: float, steps: int = 30) -> torch.Tensor:
+    """Final x after pushing right at ``speed`` from x=3.5 (left room) at three heights; the face is at x=3.9."""
+    with torch.no_grad():
+        state = torch.tensor([[3.5, 2.0], [3.5, 3.0], [3.5, 4.0]])
+        for _ in range(steps):
+            state = model(state, torch.tensor([[speed, 0.0]]).expand(3, 2))
+    return state[:, 0]
+
+
+def test_fourier_features_sharpen_the_learned_wall(wall_dataset, wall_model_and_held_out) -> None:
+    """Same data and budget with 64 Fourier features of the state: lower one-step error, and slow pushes
+    stop at the wall instead of creeping into it (measured: RMSE 0.0215 -> 0.0120; after 30 pushes at half
+    speed x = 4.00-4.06 plain vs 3.88-3.92 with features)."""
+    plain, test = wall_model_and_held_out
+    train, _ = wall_dataset
+    sharp = train_world_model(
+        train, hidden_sizes=(256, 256, 256), epochs=60, batch_size=512, lr=3e-3, seed=0, progress=False,
+        num_threads=1, fourier_features=64,
+    )
+    assert sharp.config["fourier_features"] == 64 and sharp.normalize_inputs(torch.zeros(1, 2), torch.zeros(1, 2)).shape == (1, 132)
+    assert one_step_error(sharp, test)["rmse"] < 0.8 * one_step_error(plain, test)["rmse"]
+    face = 3.9
+    for speed in (0.25, 0.5):
+        assert float(_slow_push_into_the_wall(sharp, speed).max()) < face + 0.06, speed
+    assert float(_slow_push_into_the_wall(plain, 0.5).max()) > face + 0.06  # what the features fix
+
+
+def test_fourier_model_round_trips_through_a_checkpoint(tmp_path) -> None:
+    model = MLPWorldModel(2, 2, hidden_sizes=(16,), fourier_features=8, fourier_scale=2.0)
+    path = save_world_model(model, tmp_path / "fourier.pt")
+    loaded = load_world_model(path)
+    state, action = torch.randn(5, 2), torch.randn(5, 2)
+    torch.testing.assert_close(loaded(state, action), model(state, action))
+    assert loaded.config["fourier_scale"] == 2.0
+    with pytest.raises(ValueError, match="fourier"):
+        MLPWorldModel(2, 2, fourier_features=-1)
+
+
 def test_grasp_on_the_learned_model_goes_through_the_door_and_the_plan_works_in_the_real_env(wall_model_and_held_out) -> None:
     """Open loop: plan on the LEARNED model, execute the actions in the real grid world. The straight line from
     the left room to the right room is blocked by the wall; the plan must climb to the door (y in [6, 7]).

@@ -29,6 +29,10 @@ class MLPWorldModel(nn.Module):
     for any leading batch shape; ``predict_distribution`` also returns the predictive std (for an
     ensemble, of the mixture). The log-std is soft-bounded to ``[min_log_std, max_log_std]``
     (in normalised delta units) so the NLL stays well-behaved on near-deterministic data.
+
+    ``fourier_features=F > 0`` appends ``sin/cos(2π · s_norm · W)`` of the normalised state to the
+    input (``W`` [S, F] fixed Gaussian, std ``fourier_scale``; Tancik et al., 2020): a plain MLP on
+    raw coordinates blurs sharp contacts such as walls, which planners then slip through.
     """
 
     def __init__(
@@ -41,6 +45,9 @@ class MLPWorldModel(nn.Module):
         min_log_std: float = -6.0,
         max_log_std: float = 1.0,
         obs_key: str | None = "observation",
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
+        fourier_seed: int = 0,
     ) -> None:
         super().__init__()
         hidden = [int(h) for h in hidden_sizes]
@@ -54,6 +61,8 @@ class MLPWorldModel(nn.Module):
             raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
         if not min_log_std < max_log_std:
             raise ValueError(f"need min_log_std < max_log_std, got {min_log_std}, {max_log_std}")
+        if int(fourier_features) < 0 or not float(fourier_scale) > 0:
+            raise ValueError(f"need fourier_features >= 0 and fourier_scale > 0, got {fourier_features}, {fourier_scale}")
         self.state_dim, self.action_dim = int(state_dim), int(action_dim)
         self.hidden_sizes = tuple(hidden)
         self.ensemble_size = int(ensemble_size)
@@ -61,8 +70,13 @@ class MLPWorldModel(nn.Module):
         self.min_log_std, self.max_log_std = float(min_log_std), float(max_log_std)
         self.obs_key = obs_key
         self._act = ACTIVATIONS[activation]
+        self.fourier_features, self.fourier_scale, self.fourier_seed = int(fourier_features), float(fourier_scale), int(fourier_seed)
+        if self.fourier_features:  # no buffer otherwise: checkpoints without features load unchanged
+            generator = torch.Generator().manual_seed(self.fourier_seed)
+            frequencies = torch.randn(self.state_dim, self.fourier_features, generator=generator) * self.fourier_scale
+            self.register_buffer("fourier_frequencies", frequencies)
 
-        sizes = [self.state_dim + self.action_dim, *self.hidden_sizes, 2 * self.state_dim]
+        sizes = [self.state_dim + self.action_dim + 2 * self.fourier_features, *self.hidden_sizes, 2 * self.state_dim]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
@@ -89,12 +103,16 @@ class MLPWorldModel(nn.Module):
             "min_log_std": self.min_log_std,
             "max_log_std": self.max_log_std,
             "obs_key": self.obs_key,
+            "fourier_features": self.fourier_features,
+            "fourier_scale": self.fourier_scale,
+            "fourier_seed": self.fourier_seed,
         }
 
     def extra_repr(self) -> str:
         return (
             f"state_dim={self.state_dim}, action_dim={self.action_dim}, hidden={list(self.hidden_sizes)}, "
             f"ensemble={self.ensemble_size}, activation={self.activation}"
+            + (f", fourier_features={self.fourier_features}" if self.fourier_features else "")
         )
 
     @torch.no_grad()
@@ -159,8 +177,13 @@ class MLPWorldModel(nn.Module):
         return out[..., : self.state_dim], self._bound_log_std(out[..., self.state_dim :])
 
     def normalize_inputs(self, state: Tensor, action: Tensor) -> Tensor:
-        """``[N, S]``, ``[N, A]`` -> normalised network input ``[N, S + A]``."""
-        return torch.cat(((state - self.state_mean) / self.state_std, (action - self.action_mean) / self.action_std), dim=-1)
+        """``[N, S]``, ``[N, A]`` -> normalised network input ``[N, S + A (+ 2F Fourier features)]``."""
+        state_norm = (state - self.state_mean) / self.state_std
+        parts = [state_norm, (action - self.action_mean) / self.action_std]
+        if self.fourier_features:
+            phase = (2 * math.pi) * (state_norm @ self.fourier_frequencies)
+            parts += [phase.sin(), phase.cos()]
+        return torch.cat(parts, dim=-1)
 
     def _flatten(self, state: Any, action: Any) -> tuple[Tensor, Tensor, torch.Size]:
         """Check shapes (cheap, no host sync) and flatten leading dims to ``[N, .]``."""

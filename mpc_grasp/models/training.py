@@ -64,6 +64,8 @@ def train_world_model(
     activation: str = "silu",
     lr_decay: bool = True,
     num_threads: int | None = None,
+    fourier_features: int = 0,
+    fourier_scale: float = 1.0,
 ) -> MLPWorldModel:
     """Train a delta-predicting Gaussian MLP (ensemble) on ``dataset``; returns the best model.
 
@@ -78,6 +80,8 @@ def train_world_model(
     ``loss="mse"`` (default) fits the mean by squared error and the std by NLL with the mean
     detached; ``"nll"`` is the joint Gaussian NLL, which on near-deterministic data with
     discontinuities (walls) lets the std absorb the hard transitions and fits the mean far worse.
+    ``fourier_features``/``fourier_scale``: Fourier features of the state input (see
+    :class:`MLPWorldModel`); 64 at scale 1 sharpens the grid world's walls (README, measured).
     ``num_threads`` temporarily sets torch's intra-op threads (1 is often fastest for small MLPs,
     and much faster on an oversubscribed CPU).
     """
@@ -92,6 +96,7 @@ def train_world_model(
                 batch_size=batch_size, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction,
                 val_dataset=val_dataset, patience=patience, max_time_s=max_time_s, seed=seed,
                 device=device, progress=progress, loss=loss, activation=activation, lr_decay=lr_decay,
+                fourier_features=fourier_features, fourier_scale=fourier_scale,
             )
         finally:
             torch.set_num_threads(previous)
@@ -123,6 +128,7 @@ def train_world_model(
         model = MLPWorldModel(
             s.shape[1], a.shape[1], hidden_sizes=hidden_sizes, ensemble_size=ensemble_size,
             activation=activation, obs_key=dataset.metadata.get("obs_key") or "observation",
+            fourier_features=fourier_features, fourier_scale=fourier_scale, fourier_seed=seed,
         ).to(device)
     model.fit_normalizers(s, a, n)
     generator = torch.Generator(device="cpu").manual_seed(seed)
