@@ -4,7 +4,9 @@
 - ``PointMassWalls``: the grid world's 2-D point mass, s' = s + step·a, with walls as a smooth
   push-out in the dynamics (the agent stops at walls). Straight-line plans through a wall fail,
   so it separates non-greedy planners from greedy ones.
-Both implement the ``WorldModel`` interface (``state_dim``, ``action_dim``, ``forward``).
+- ``CartPoleSwingupModel``: the cart-pole envs' physics on their observation
+  ``[x, x_dot, cos, sin, theta_dot]``, to tell planner failures from model failures on swing-up.
+All implement the ``WorldModel`` interface (``state_dim``, ``action_dim``, ``forward``).
 """
 
 from __future__ import annotations
@@ -163,3 +165,35 @@ class PointMassWalls(nn.Module):
         xmin, ymin, xmax, ymax = self.boxes.unbind(-1)
         inside = (x > xmin + margin) & (x < xmax - margin) & (y > ymin + margin) & (y < ymax - margin)
         return inside.any(-1)
+
+
+class CartPoleSwingupModel(nn.Module):
+    """Gymnasium's cart-pole physics (explicit Euler, ``frame_skip`` steps of ``tau``) on the
+    observation ``[x, x_dot, cos(theta), sin(theta), theta_dot]``, action in [-1, 1] (x 10 N).
+
+    Matches ``mpc_grasp/CartPoleSwingup-v0`` (``frame_skip=2``) and ``CartPoleBalance-v0``
+    (``frame_skip=1``) up to float32 round-off; differentiable in state and action.
+    """
+
+    def __init__(self, frame_skip: int = 2) -> None:
+        super().__init__()
+        if int(frame_skip) != frame_skip or frame_skip < 1:
+            raise ValueError(f"frame_skip must be a positive integer, got {frame_skip}")
+        self.frame_skip = int(frame_skip)
+        self.state_dim = 5
+        self.action_dim = 1
+
+    def forward(self, state: Tensor, action: Tensor) -> Tensor:
+        from mpc_grasp.envs.cartpole import FORCE_MAG, GRAVITY, LENGTH, MASSPOLE, POLEMASS_LENGTH, TAU, TOTAL_MASS
+
+        x, x_dot, cos, sin, theta_dot = state.unbind(-1)
+        theta = torch.atan2(sin, cos)
+        force = FORCE_MAG * action[..., 0].clamp(-1.0, 1.0)
+        for _ in range(self.frame_skip):
+            cos, sin = torch.cos(theta), torch.sin(theta)
+            temp = (force + POLEMASS_LENGTH * theta_dot**2 * sin) / TOTAL_MASS
+            theta_acc = (GRAVITY * sin - cos * temp) / (LENGTH * (4.0 / 3.0 - MASSPOLE * cos**2 / TOTAL_MASS))
+            x_acc = temp - POLEMASS_LENGTH * theta_acc * cos / TOTAL_MASS
+            x, x_dot = x + TAU * x_dot, x_dot + TAU * x_acc
+            theta, theta_dot = theta + TAU * theta_dot, theta_dot + TAU * theta_acc
+        return torch.stack([x, x_dot, torch.cos(theta), torch.sin(theta), theta_dot], dim=-1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mpc_grasp  # noqa: F401  (registers the envs)
-from mpc_grasp.testbeds import PointMassWalls
+from mpc_grasp.testbeds import CartPoleSwingupModel, PointMassWalls
 
 LAYOUT_ENVS = {"wall": "mpc_grasp/GridWorldWall-v0", "umaze": "mpc_grasp/GridWorldUMaze-v0", "maze": "mpc_grasp/GridWorldMaze-v0"}
 
@@ -44,3 +44,28 @@ def test_a_corner_blocks_the_agent_instead_of_popping_it_into_the_door() -> None
     with torch.no_grad():
         after = model(torch.tensor([3.9, 5.97]), torch.tensor([1.0, 1.0]))
     np.testing.assert_allclose(after.numpy(), [3.9, 6.22], atol=1e-5)
+
+
+@pytest.mark.parametrize(("env_id", "frame_skip"), [("mpc_grasp/CartPoleSwingup-v0", 2), ("mpc_grasp/CartPoleBalance-v0", 1)])
+def test_cart_pole_model_predicts_every_env_step(env_id: str, frame_skip: int) -> None:
+    env = gym.make(env_id)
+    model = CartPoleSwingupModel(frame_skip)
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    states, actions, next_states = [], [], []
+    for _ in range(200):
+        action = rng.uniform(-1, 1, 1).astype(np.float32)
+        before = obs
+        obs, _, terminated, truncated, _ = env.step(action)
+        if not terminated:  # the env stops mid-step when the cart leaves the track; the model does not
+            states.append(before)
+            actions.append(action)
+            next_states.append(obs)
+        if terminated or truncated:
+            obs, _ = env.reset(seed=len(states))
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(np.array(states)), torch.as_tensor(np.array(actions))).numpy()
+    assert len(states) > 150
+    np.testing.assert_allclose(predicted, np.array(next_states), atol=1e-4)
+    with pytest.raises(ValueError, match="frame_skip"):
+        CartPoleSwingupModel(0)
