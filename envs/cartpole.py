@@ -38,24 +38,22 @@ CART_COLOR = np.array([50, 50, 200], dtype=np.uint8)
 POLE_COLOR = np.array([220, 120, 40], dtype=np.uint8)
 
 
-def cartpole_physics_step(state: np.ndarray, force: np.ndarray | float) -> np.ndarray:
-    """One explicit-Euler step (``tau``) of Gymnasium's cart-pole, batched over ``[..., 4]``.
-
-    ``state = (x, x_dot, theta, theta_dot)`` (float64); ``force`` in newtons. The expression
-    order matches Gymnasium so results agree bit for bit.
-    """
-    state = np.asarray(state, dtype=np.float64)
-    x, x_dot, theta, theta_dot = state[..., 0], state[..., 1], state[..., 2], state[..., 3]
-    costheta = np.cos(theta)
-    sintheta = np.sin(theta)
-    temp = (force + POLEMASS_LENGTH * np.square(theta_dot) * sintheta) / TOTAL_MASS
-    thetaacc = (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASSPOLE * np.square(costheta) / TOTAL_MASS))
+def euler_step(x: Any, x_dot: Any, theta: Any, theta_dot: Any, force: Any, cos: Any, sin: Any) -> tuple[Any, Any, Any, Any]:
+    """One explicit-Euler step (``tau``) of Gymnasium's cart-pole on arrays of any library (numpy,
+    torch), given its ``cos``/``sin``; the expression order matches Gymnasium (bit-equal in float64)."""
+    costheta = cos(theta)
+    sintheta = sin(theta)
+    temp = (force + POLEMASS_LENGTH * theta_dot**2 * sintheta) / TOTAL_MASS
+    thetaacc = (GRAVITY * sintheta - costheta * temp) / (LENGTH * (4.0 / 3.0 - MASSPOLE * costheta**2 / TOTAL_MASS))
     xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-    x = x + TAU * x_dot
-    x_dot = x_dot + TAU * xacc
-    theta = theta + TAU * theta_dot
-    theta_dot = theta_dot + TAU * thetaacc
-    return np.stack([x, x_dot, theta, theta_dot], axis=-1)
+    return x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc
+
+
+def cartpole_physics_step(state: np.ndarray, force: np.ndarray | float) -> np.ndarray:
+    """One step of :func:`euler_step` on ``state = (x, x_dot, theta, theta_dot)`` ``[..., 4]``
+    (float64); ``force`` in newtons. Agrees with Gymnasium bit for bit."""
+    state = np.asarray(state, dtype=np.float64)
+    return np.stack(euler_step(*np.moveaxis(state, -1, 0), force, np.cos, np.sin), axis=-1)
 
 
 def state_to_obs(state: np.ndarray) -> np.ndarray:

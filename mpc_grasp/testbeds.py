@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mpc_grasp.envs.cartpole import FORCE_MAG, euler_step
 from mpc_grasp.validation import as_float_tensor
 
 
@@ -184,16 +185,9 @@ class CartPoleSwingupModel(nn.Module):
         self.action_dim = 1
 
     def forward(self, state: Tensor, action: Tensor) -> Tensor:
-        from mpc_grasp.envs.cartpole import FORCE_MAG, GRAVITY, LENGTH, MASSPOLE, POLEMASS_LENGTH, TAU, TOTAL_MASS
-
         x, x_dot, cos, sin, theta_dot = state.unbind(-1)
         theta = torch.atan2(sin, cos)
         force = FORCE_MAG * action[..., 0].clamp(-1.0, 1.0)
-        for _ in range(self.frame_skip):
-            cos, sin = torch.cos(theta), torch.sin(theta)
-            temp = (force + POLEMASS_LENGTH * theta_dot**2 * sin) / TOTAL_MASS
-            theta_acc = (GRAVITY * sin - cos * temp) / (LENGTH * (4.0 / 3.0 - MASSPOLE * cos**2 / TOTAL_MASS))
-            x_acc = temp - POLEMASS_LENGTH * theta_acc * cos / TOTAL_MASS
-            x, x_dot = x + TAU * x_dot, x_dot + TAU * x_acc
-            theta, theta_dot = theta + TAU * theta_dot, theta_dot + TAU * theta_acc
+        for _ in range(self.frame_skip):  # the env's own physics step, on tensors
+            x, x_dot, theta, theta_dot = euler_step(x, x_dot, theta, theta_dot, force, torch.cos, torch.sin)
         return torch.stack([x, x_dot, torch.cos(theta), torch.sin(theta), theta_dot], dim=-1)
