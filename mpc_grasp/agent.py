@@ -15,9 +15,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mpc_grasp.models.base import check_world_model, encode_observation, model_device
+from mpc_grasp.models.base import check_action_space, check_world_model, encode_observation, model_device
 from mpc_grasp.planners import Planner, PlanningError, PlanResult, make_planner
 from mpc_grasp.validation import as_float_tensor
+
+
+DEFAULT_DENSE_GOAL_WEIGHT = 0.1
+"""The agent's default weight of the mean distance to the goal along the plan. A terminal-only cost
+lets receding-horizon MPC dawdle (every replan can still arrive at step T); measured with a learned
+grid-world model, GRASP closed loop 3/6 episodes with 0.0, 5/6 with 0.1 or 1.0."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,12 @@ class GraspMPC:
     pressed against a wall, and still arrive by step T), and replanning every step keeps
     re-deferring the detour; ``replan_every=k`` executes k planned steps, and ``replan_threshold``
     replans early as soon as the observed state leaves the planned one by more than that distance.
+
+    Planner options (``planner_options``: any field of the planner's config, e.g. ``iterations``,
+    ``warm_iterations``, ``num_candidates``, ``goal_tolerance``, or a planner argument such as
+    ``state_weights``, ``running_cost``, ``dense_goal_weight`` — default
+    :data:`DEFAULT_DENSE_GOAL_WEIGHT` here) go to ``make_planner``. Warm-started replans run the
+    planner's ``warm_iterations``.
 
     Goals, in order of precedence: ``goal`` (a state vector) or ``goal_observation`` (encoded by
     the model) given here or via ``set_goal``; else the env's own goal read from dict observations
@@ -74,6 +86,7 @@ class GraspMPC:
             raise ValueError(f"warm_start_fill must be 'repeat' or 'zero', got {warm_start_fill!r}")
         if action_space is None:
             raise ValueError("action_space is required (a bounded gymnasium.spaces.Box): actions are clipped to it")
+        check_action_space(action_space, model)
         self.model = model
         self.device = torch.device(device) if device is not None else model_device(model)
         if isinstance(planner, Planner):
@@ -83,6 +96,7 @@ class GraspMPC:
         else:
             if isinstance(self._seeds, int):
                 planner_options["seed"] = self._seeds
+            planner_options.setdefault("dense_goal_weight", DEFAULT_DENSE_GOAL_WEIGHT)
             self.planner = make_planner(planner, model, horizon, action_space=action_space, device=self.device, **planner_options)
         self.horizon = self.planner.horizon
         self.action_space = action_space

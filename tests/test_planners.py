@@ -67,7 +67,7 @@ def test_grasp_goes_around_the_wall_where_gd_shooting_gets_stuck() -> None:
     assert all(segment_hits_wall("wall", start, goal) for start, goal in tasks)
     successes = {"grasp": 0, "gd": 0}
     for seed, (start, goal) in enumerate(tasks):
-        for name, options in (("grasp", dict(iterations=400)), ("gd", dict(iterations=100, num_candidates=8))):
+        for name, options in (("grasp", {}), ("gd", dict(iterations=100, num_candidates=8))):
             planner = make_planner(name, model, horizon=40, seed=seed, goal_tolerance=0.3, **options)
             result = planner.plan(start, goal)
             assert not bool(model.inside_wall(result.states, margin=0.05).any()), "rollout entered a wall"
@@ -212,7 +212,8 @@ def test_same_seed_same_plan(name: str) -> None:
 
 
 def test_grasp_diagnostics_are_complete() -> None:
-    planner = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=60, num_candidates=4, sync_every=20)
+    config = GraspConfig.paper(iterations=60, num_candidates=4, sync_every=20)
+    planner = make_planner("grasp", LinearSystem.point(), horizon=10, config=config)
     result = planner.plan([0.0, 0.0], [1.0, 1.0])
     info = result.info
     for key in ("loss", "dynamics_loss", "goal_loss", "state_grad_norm", "action_grad_norm", "noise_scale"):
@@ -224,6 +225,9 @@ def test_grasp_diagnostics_are_complete() -> None:
     assert info["model_calls"] == 60 + 3 * (10 * 10 + 10) + 10
     assert result.virtual_states.shape == (9, 2)
     assert info["candidate_costs"].shape == (4,)
+    # the default's sampling sync: per sync one rollout of the samples, one of the MPPI means, one reset
+    default = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=60, num_candidates=4, sync_every=20)
+    assert default.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 60 + 3 * (3 * 10) + 10
 
 
 def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
@@ -241,7 +245,8 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     assert warm.info["iterations"] == 0 and warm.info["early_stopped"]
     assert torch.equal(warm.actions, warm_init.actions) and torch.equal(warm.virtual_states, warm_init.virtual_states)
     reoptimised = make_planner("grasp", model, horizon=50, iterations=600, seed=5, goal_tolerance=0.3, keep_solved_warm_start=False)
-    assert reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] >= reoptimised.config.check_every
+    # re-optimised on the warm budget (a few iterations), not the cold one
+    assert reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] == reoptimised.config.warm_iterations
 
 
 @pytest.mark.parametrize("name", PLANNERS)
@@ -305,3 +310,32 @@ def test_runs_on_the_device_of_the_model() -> None:
     result = planner.plan(np.zeros(2, dtype=np.float64), np.ones(2))
     assert result.actions.device.type == "cpu" and result.actions.dtype == torch.float32
     assert math.isfinite(float(result.cost))
+
+
+def test_an_action_space_of_another_size_than_the_model_is_rejected_not_broadcast() -> None:
+    """Issue 17's silent wrong output: a 2-D model given a 1-D env's Box used to return 2-D actions."""
+    from mpc_grasp import GraspMPC
+
+    model = LinearSystem.point()  # action_dim 2
+    with pytest.raises(ValueError, match=r"action_space has shape \(1,\).*action_dim is 2"):
+        GraspMPC(model, action_space=gym.spaces.Box(-2.0, 2.0, (1,)), goal=[0.0, 0.0])
+    with pytest.raises(ValueError, match=r"action_space has shape \(3,\)"):
+        make_planner("cem", model, horizon=5, action_space=gym.spaces.Box(-1.0, 1.0, (3,)))
+    with pytest.raises(ValueError, match=r"action_low has shape \(3,\).*action_dim is 2"):
+        make_planner("mppi", model, horizon=5, action_low=[-1.0, -1.0, -1.0])
+    planner = make_planner("grasp", model, horizon=5, action_low=-0.5, action_high=[0.5, 1.0])  # scalar or [A]: fine
+    assert planner.action_low.tolist() == [-0.5, -0.5] and planner.action_high.tolist() == [0.5, 1.0]
+
+
+class WrongShapeModel(nn.Module):
+    state_dim, action_dim = 2, 2
+
+    def forward(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return torch.cat([state, action], dim=-1)  # [rows, 4] instead of [rows, 2]
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_a_model_returning_the_wrong_shape_gets_a_sentence_not_a_reshape_error(name: str) -> None:
+    planner = make_planner(name, WrongShapeModel(), horizon=4, iterations=2)
+    with pytest.raises(ValueError, match=r"returned shape \(\d+, 4\).*expected \(\d+, 2\)"):
+        planner.plan([0.0, 0.0], [1.0, 1.0])

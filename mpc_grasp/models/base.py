@@ -35,6 +35,25 @@ def check_world_model(model: Any) -> None:
         )
 
 
+def check_action_space(action_space: Any, model: Any) -> None:
+    """Raise ``ValueError`` unless ``action_space`` is a 1-D Box with ``model.action_dim`` entries."""
+    shape = tuple(getattr(action_space, "shape", None) or ())
+    if len(shape) != 1 or shape[0] != int(model.action_dim):
+        raise ValueError(
+            f"action_space has shape {shape} but the world model's action_dim is {int(model.action_dim)}: "
+            f"expected a Box of shape ({int(model.action_dim)},) (was the model trained on another env?)"
+        )
+
+
+def plans_in_latent_space(model: Any) -> bool:
+    """True for models whose planning state is a learned latent (``model.plans_in_latent_space``).
+
+    GRASP keeps its stop-gradient on such models by default; state-space models (analytic or MLP on
+    the observation) get full state gradients. A user's encoder model sets the attribute to True.
+    """
+    return bool(getattr(model, "plans_in_latent_space", False))
+
+
 def model_device(model: Any, default: str | torch.device = "cpu") -> torch.device:
     """The device of the model's first parameter or buffer (``default`` for parameter-free models)."""
     if isinstance(model, torch.nn.Module):

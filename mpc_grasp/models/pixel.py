@@ -124,6 +124,8 @@ class PixelWorldModel(nn.Module):
 
     training_info: dict[str, Any]
     metadata: dict[str, Any]
+    plans_in_latent_space = True
+    """Planners work on learned keypoint latents: GRASP keeps its stop-gradient by default."""
 
     def __init__(
         self,

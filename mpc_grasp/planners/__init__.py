@@ -14,6 +14,7 @@ from mpc_grasp.planners.base import (
     PlanningError,
     config_from_kwargs,
 )
+from mpc_grasp.models.base import check_action_space
 from mpc_grasp.planners.cem import CEMConfig, CEMPlanner
 from mpc_grasp.planners.gd import GDConfig, GDPlanner
 from mpc_grasp.planners.grasp import GraspConfig, GraspPlanner
@@ -54,6 +55,7 @@ def make_planner(
             raise ValueError(f"action_space must be a bounded Box, got {action_space!r}")
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
             raise ValueError("action_space must have finite bounds for planning")
+        check_action_space(action_space, model)
         planner_kwargs.setdefault("action_low", low)
         planner_kwargs.setdefault("action_high", high)
     if config is None:

@@ -36,7 +36,10 @@ class PlannerConfig:
     """Options every planner understands."""
 
     iterations: int = 100
-    """Optimisation iterations (upper bound when early stopping)."""
+    """Optimisation iterations of a cold plan (upper bound when early stopping)."""
+    warm_iterations: int | None = None
+    """Iterations of a warm-started plan (receding-horizon MPC: the shifted previous plan is nearly
+    optimal already, so a few iterations keep it so); None = ``iterations``."""
     goal_tolerance: float | None = None
     """Stop early once the best rollout ends within this (unweighted) distance of the goal."""
     check_every: int = 25
@@ -53,6 +56,8 @@ class PlannerConfig:
     def __post_init__(self) -> None:
         if self.iterations < 1:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.warm_iterations is not None and self.warm_iterations < 1:
+            raise ValueError(f"warm_iterations must be >= 1 or None, got {self.warm_iterations}")
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
         if self.goal_tolerance is not None:
@@ -305,7 +310,13 @@ class Planner(ABC):
     def predict(self, states: Tensor, actions: Tensor) -> Tensor:
         """One batched model call on any leading shape, counted for the diagnostics."""
         leading = states.shape[:-1]
-        next_states = self.model(states.reshape(-1, self.state_dim), actions.reshape(-1, self.action_dim))
+        rows = states.reshape(-1, self.state_dim)
+        next_states = self.model(rows, actions.reshape(-1, self.action_dim))
+        if next_states.shape != rows.shape:
+            raise ValueError(
+                f"world model {type(self.model).__name__} returned shape {tuple(next_states.shape)} for "
+                f"{rows.shape[0]} (state, action) rows; expected {tuple(rows.shape)} = [rows, state_dim]"
+            )
         self._model_calls += 1
         self._model_transitions += int(np.prod(leading)) if leading else 1
         return next_states.reshape(*leading, self.state_dim)
@@ -397,6 +408,12 @@ class Planner(ABC):
             noise[:, 0] = 0.0
             actions = actions + noise
         return self.clamp_actions(actions)
+
+    def iteration_budget(self, problem: Problem) -> int:
+        """Iterations for this problem batch: ``warm_iterations`` with a warm start, else ``iterations``."""
+        if problem.init is not None and self.config.warm_iterations is not None:
+            return self.config.warm_iterations
+        return self.config.iterations
 
     @abstractmethod
     def _optimize(self, problem: Problem) -> Candidates:
@@ -495,8 +512,17 @@ class Planner(ABC):
         return torch.where(tracker.done, tracker.stop_iteration, torch.full_like(tracker.stop_iteration, iterations)).cpu()
 
     def _bounds(self, low: Any, high: Any) -> tuple[Tensor, Tensor]:
-        low_t = as_float_tensor(low, "action_low", device=self.device).expand(self.action_dim).clone()
-        high_t = as_float_tensor(high, "action_high", device=self.device).expand(self.action_dim).clone()
+        """Action bounds as [A] tensors: a scalar broadcasts, a vector must have A = model.action_dim entries."""
+        bounds = []
+        for value, name in ((low, "action_low"), (high, "action_high")):
+            tensor = as_float_tensor(value, name, device=self.device)
+            if tensor.ndim > 1 or (tensor.ndim == 1 and tensor.shape[0] not in (1, self.action_dim)):
+                raise ValueError(
+                    f"{name} has shape {tuple(tensor.shape)} but the world model's action_dim is {self.action_dim}: "
+                    f"expected a scalar or shape ({self.action_dim},) (is the action space the model's env's?)"
+                )
+            bounds.append(tensor.expand(self.action_dim).clone())
+        low_t, high_t = bounds
         if bool((low_t >= high_t).any()):
             raise ValueError(f"action_low must be < action_high elementwise, got {low_t.tolist()} and {high_t.tolist()}")
         return low_t, high_t

@@ -15,6 +15,7 @@ class CEMConfig(PlannerConfig):
     """Gaussian over action sequences, refit to the elites of each population."""
 
     iterations: int = 30
+    warm_iterations: int | None = 5
     population: int = 256
     elites: int = 32
     init_std: float = 1.0
@@ -42,16 +43,17 @@ class CEMPlanner(Planner):
 
     def _optimize(self, problem: Problem) -> Candidates:
         config = self.config
+        budget = self.iteration_budget(problem)
         half_range = (self.action_high - self.action_low) / 2
         mean = self.initial_actions(problem, 1)[:, 0]  # [N, T, A]
         std = (config.init_std * half_range).expand_as(mean).clone()
         size, shape = problem.size, (problem.size, config.population, self.horizon, self.action_dim)
         best_actions = mean[:, None].clone()
         best_cost = torch.full((size, 1), float("inf"), device=self.device)
-        history = {name: torch.zeros(config.iterations, device=self.device) for name in ("loss", "elite_cost", "mean_std")}
+        history = {name: torch.zeros(budget, device=self.device) for name in ("loss", "elite_cost", "mean_std")}
         iteration, early_stopped = 0, False
         with torch.no_grad():
-            for iteration in range(config.iterations):
+            for iteration in range(budget):
                 noise = self.randn(shape[1:])  # per-problem generators: independent of the batch
                 samples = self.clamp_actions(mean[:, None] + std[:, None] * noise)
                 samples[:, 0] = mean  # always score the current mean

@@ -15,6 +15,7 @@ class GDConfig(PlannerConfig):
     """Adam on B candidate action sequences, backpropagating the rollout cost through T model calls."""
 
     iterations: int = 300
+    warm_iterations: int | None = 30
     num_candidates: int = 16
     lr: float = 0.05
     init_action_noise: float = 0.3
@@ -39,11 +40,12 @@ class GDPlanner(Planner):
 
     def _optimize(self, problem: Problem) -> Candidates:
         config = self.config
+        budget = self.iteration_budget(problem)
         actions = self.initial_actions(problem, config.num_candidates, config.init_action_noise).requires_grad_(True)
         optimizer = torch.optim.Adam([actions], lr=config.lr)
-        history = {name: torch.zeros(config.iterations, device=self.device) for name in ("loss", "action_grad_norm")}
+        history = {name: torch.zeros(budget, device=self.device) for name in ("loss", "action_grad_norm")}
         iteration, early_stopped = 0, False
-        for iteration in range(config.iterations):
+        for iteration in range(budget):
             optimizer.zero_grad(set_to_none=True)
             states = self.rollout(problem.start, actions)
             cost = self.trajectory_cost(states, actions, problem.goal)

@@ -18,19 +18,24 @@ through this same code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from mpc_grasp.models.base import plans_in_latent_space
 from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
 from mpc_grasp.validation import check_positive
 
 
 @dataclass(frozen=True)
 class GraspConfig(PlannerConfig):
-    """GRASP options. Defaults follow the authors' solver where it fits short CPU budgets."""
+    """GRASP options. The defaults are measured to solve the planner gym (``mpc_grasp.problems``:
+    inertial, swing-up and detour problems) at no more wall time than the baselines; the published
+    planner's settings are :meth:`paper`."""
 
-    iterations: int = 300
+    iterations: int = 150
+    warm_iterations: int | None = 10
     num_candidates: int = 16
     """B candidate plans optimised in parallel; the best by model rollout is returned."""
     lr_states: float = 0.1
@@ -39,28 +44,44 @@ class GraspConfig(PlannerConfig):
     """Adam learning rate of the actions (the authors' 0.005 suits 750+ iterations)."""
     action_grad_scale: float = 1.0
     """Emphasis factor on the action gradient (only matters with ``optimizer='sgd'``: Adam is scale-invariant)."""
-    goal_weight: float = 1.0
-    """γ, weight of the dense goal term; 0 is the 'no goal term' ablation."""
-    detach_states: bool = True
-    """Stop-gradient on the model's state input; False is the 'full gradients' ablation."""
+    goal_weight: float | None = None
+    """γ, weight of the dense goal term; 0 is the 'no goal term' ablation. None (default): 1.0 with
+    the stop-gradient (the paper: the detached loss needs it), 0.0 with full state gradients (the
+    terminal constraint s_T = g then reaches every virtual state, and γ > 0 only makes plans greedy)."""
+    detach_states: bool | None = None
+    """Stop-gradient on the model's state input (the paper's gradient reshaping). None (default):
+    on for models that plan in a learned latent space (``model.plans_in_latent_space``, e.g. pixel
+    models, where state-input gradients are adversarially brittle), off for state-space models
+    (their full Jacobian is what lets the lifted loss plan non-greedily: swing-up, braking)."""
     noise_scale: float = 0.05
     """σ_0 of the Gaussian noise added to the virtual states each iteration (state units)."""
     noise_schedule: str = "linear"
     """'constant' or 'linear' (σ decays linearly to 0 over ``noise_decay_iterations``)."""
     noise_decay_iterations: int | None = None
-    """Length of the linear decay; None means ``iterations``."""
+    """Length of the linear decay; None means the first half of the run (the second half then
+    converges without noise: exploration early, precision at the end)."""
     init_state_noise: float = 0.05
     """ε of the initial virtual states s_t = (t/T) g + (1 − t/T) s_0 + N(0, ε²)."""
     init_action_noise: float = 0.0
     """Std of Gaussian noise on the initial actions of candidates 2..B (candidate 1 keeps the init)."""
     warm_start_fraction: float = 0.5
     """With a warm start, the fraction of candidates started from it; the others start fresh."""
-    sync_every: int = 50
-    """Iterations between shooting-GD syncs; 0 disables sync (the 'no sync' ablation)."""
-    sync_steps: int = 10
+    sync_every: int = 10
+    """Iterations between syncs (sampling and/or shooting GD, then states reset to the rollout);
+    0 disables sync (the 'no sync' ablation)."""
+    sync_steps: int = 0
+    """Plain GD steps on the shooting loss per sync (the paper's sync; :meth:`paper` uses 10)."""
     sync_lr: float = 0.05
     sync_max_grad_norm: float | None = 10.0
     """Per-candidate clip of the shooting gradient during sync (long rollouts can explode); None = off."""
+    sync_samples: int = 16
+    """Sampling sync: before the GD steps, each candidate takes one MPPI update from this many
+    perturbed copies of its actions, scored by full model rollouts (0 = off). It is what carries
+    non-greedy information (a detour's, a swing-up's) that a local gradient step cannot see."""
+    sync_sample_std: float = 0.5
+    """Std of the sampling sync's perturbations, in units of the half action range."""
+    sync_temperature: float = 0.1
+    """MPPI temperature of the sampling sync, on costs normalised by their spread."""
     sync_reset_states: bool = True
     """After a sync, reset the virtual states to the synced rollout (keeps the lifted plan consistent)."""
     dynamics_loss: str = "mse"
@@ -72,12 +93,18 @@ class GraspConfig(PlannerConfig):
         super().__post_init__()
         if self.num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
+        if self.sync_samples < 0:
+            raise ValueError(f"sync_samples must be >= 0, got {self.sync_samples}")
+        check_positive(self.sync_sample_std, "sync_sample_std")
+        check_positive(self.sync_temperature, "sync_temperature")
         for name in ("lr_states", "lr_actions", "sync_lr", "action_grad_scale"):
             check_positive(getattr(self, name), name, allow_zero=name == "lr_states")
         if not 0.0 < self.warm_start_fraction <= 1.0:
             raise ValueError(f"warm_start_fraction must be in (0, 1], got {self.warm_start_fraction}")
-        for name in ("goal_weight", "noise_scale", "init_state_noise", "init_action_noise"):
+        for name in ("noise_scale", "init_state_noise", "init_action_noise"):
             check_positive(getattr(self, name), name, allow_zero=True)
+        if self.goal_weight is not None:
+            check_positive(self.goal_weight, "goal_weight", allow_zero=True)
         if self.noise_schedule not in ("constant", "linear"):
             raise ValueError(f"noise_schedule must be 'constant' or 'linear', got {self.noise_schedule!r}")
         if self.noise_decay_iterations is not None and self.noise_decay_iterations < 1:
@@ -89,11 +116,29 @@ class GraspConfig(PlannerConfig):
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 
-    def noise_at(self, iteration: int) -> float:
-        """σ_k, the state-noise scale at 0-based ``iteration``."""
+    @classmethod
+    def paper(cls, **overrides: Any) -> "GraspConfig":
+        """The published GRASP's mechanisms, as this package ran them before the planner gym: stop-
+        gradient on the state input, dense goal term γ = 1, state noise decaying linearly over the
+        whole run, plain GD shooting syncs (10 steps every 50 iterations), no sampling, 300
+        iterations. ``overrides`` replace any field (e.g. the authors' ``lr_actions=0.005``,
+        ``iterations=750``, ``noise_schedule='constant'``, ``noise_scale=0.005``)."""
+        settings: dict[str, Any] = dict(
+            iterations=300, warm_iterations=None, detach_states=True, goal_weight=1.0, noise_scale=0.05,
+            noise_schedule="linear", noise_decay_iterations=None, sync_every=50, sync_steps=10, sync_samples=0,
+        )
+        settings.update(overrides)
+        if settings["noise_decay_iterations"] is None and settings["noise_schedule"] == "linear":
+            settings["noise_decay_iterations"] = settings["iterations"]
+        return cls(**settings)
+
+    def noise_at(self, iteration: int, budget: int | None = None) -> float:
+        """σ_k, the state-noise scale at 0-based ``iteration`` of a run of ``budget`` iterations
+        (default ``iterations``; a decay length beyond the budget is shortened to it)."""
         if self.noise_schedule == "constant":
             return self.noise_scale
-        decay = self.noise_decay_iterations or self.iterations
+        budget = self.iterations if budget is None else budget
+        decay = min(self.noise_decay_iterations or max(1, budget // 2), budget)
         return self.noise_scale * max(0.0, 1.0 - iteration / decay)
 
 
@@ -106,6 +151,11 @@ class GraspPlanner(Planner):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        config = self.config
+        self.detach_states = plans_in_latent_space(self.model) if config.detach_states is None else config.detach_states
+        """The resolved stop-gradient switch (see ``GraspConfig.detach_states``)."""
+        self.goal_weight = (1.0 if self.detach_states else 0.0) if config.goal_weight is None else config.goal_weight
+        """The resolved dense goal weight γ (see ``GraspConfig.goal_weight``)."""
         if self.config.dynamics_loss == "nll" and not hasattr(self.model, "predict_distribution"):
             raise ValueError("dynamics_loss='nll' needs a model with predict_distribution(state, action) -> (mean, std)")
 
@@ -118,7 +168,7 @@ class GraspPlanner(Planner):
         size, candidates = actions.shape[:2]
         start = problem.start[:, None, None, :].expand(size, candidates, 1, self.state_dim)
         inputs = torch.cat([start, virtual_states], dim=2)[:, :, : self.horizon]  # s_0..s_{T-1}
-        if self.config.detach_states:
+        if self.detach_states:
             inputs = inputs.detach()  # the gradient reshaping: no gradient into the state input
         if problem.goal is not None:
             goal = problem.goal[:, None, None, :].expand(size, candidates, 1, self.state_dim)
@@ -147,24 +197,27 @@ class GraspPlanner(Planner):
     # -------------------------------------------------------------- the optimisation
     def _optimize(self, problem: Problem) -> Candidates:
         config = self.config
+        budget = self.iteration_budget(problem)
         actions = self.initial_actions(problem, config.num_candidates, config.init_action_noise, self.warm_candidates).requires_grad_(True)
         virtual_states = self._initial_states(problem).requires_grad_(True)
         groups = [{"params": [virtual_states], "lr": config.lr_states}, {"params": [actions], "lr": config.lr_actions}]
-        optimizer = torch.optim.Adam(groups) if config.optimizer == "adam" else torch.optim.SGD(groups)
+        optimizer = torch.optim.Adam(groups, fused=True) if config.optimizer == "adam" else torch.optim.SGD(groups, foreach=True)
 
         history = {
-            name: torch.zeros(config.iterations, device=self.device)
+            name: torch.zeros(budget, device=self.device)
             for name in ("loss", "dynamics_loss", "goal_loss", "state_grad_norm", "action_grad_norm", "noise_scale")
         }
+        # γ plus the objective's own dense term (dense_goal_weight · mean over the T predicted states)
+        goal_weight = self.goal_weight + self.dense_goal_weight / self.horizon
         iteration, early_stopped = 0, False
-        for iteration in range(config.iterations):
+        for iteration in range(budget):
             optimizer.zero_grad(set_to_none=True)
             dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
-            loss = dynamics + config.goal_weight * goal_term + running  # [N, B]
+            loss = dynamics + goal_weight * goal_term + running  # [N, B]
             loss.sum().backward()  # candidates are independent: summing keeps their gradients separate
             if config.action_grad_scale != 1.0:
                 actions.grad.mul_(config.action_grad_scale)
-            sigma = config.noise_at(iteration)
+            sigma = config.noise_at(iteration, budget)
             with torch.no_grad():
                 history["loss"][iteration] = loss.mean()
                 history["dynamics_loss"][iteration] = dynamics.mean()
@@ -177,7 +230,7 @@ class GraspPlanner(Planner):
                 actions.copy_(self.clamp_actions(actions))
                 if sigma > 0:  # fresh noise per state, per candidate, per iteration
                     virtual_states.add_(self.randn(virtual_states.shape[1:]), alpha=sigma)
-            if config.sync_every and config.sync_steps and (iteration + 1) % config.sync_every == 0:
+            if config.sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % config.sync_every == 0:
                 self._sync(problem, actions, virtual_states)
             if self.callback is not None:
                 self.callback(iteration, virtual_states.detach(), actions.detach())
@@ -228,6 +281,8 @@ class GraspPlanner(Planner):
         """A few plain GD steps on the shooting objective (full backprop through the rollout)."""
         config = self.config
         synced = actions.detach().clone()
+        if config.sync_samples:
+            synced = self._sample_sync(problem, synced)
         for _ in range(config.sync_steps):
             synced.requires_grad_(True)
             states = self.rollout(problem.start, synced)
@@ -243,3 +298,26 @@ class GraspPlanner(Planner):
             if config.sync_reset_states:
                 states = self.rollout(problem.start, synced)
                 virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1])
+
+    def _sample_sync(self, problem: Problem, actions: Tensor) -> Tensor:
+        """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
+        exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper."""
+        config = self.config
+        size, candidates = actions.shape[:2]
+        count = config.sync_samples + 1
+        std = config.sync_sample_std * (self.action_high - self.action_low) / 2
+        with torch.no_grad():
+            noise = self.randn((candidates, count, self.horizon, self.action_dim)) * std
+            noise[:, :, 0] = 0.0
+            samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
+            flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
+            costs = self.trajectory_cost(self.rollout(problem.start, flat), flat, problem.goal).reshape(size, candidates, count)
+            costs = torch.nan_to_num(costs, nan=float("inf"), posinf=float("inf"))
+            shifted = costs - costs.min(dim=-1, keepdim=True).values
+            finite = torch.where(torch.isfinite(shifted), shifted, torch.zeros_like(shifted))
+            weights = torch.softmax(-shifted / (config.sync_temperature * finite.std(dim=-1, keepdim=True).clamp_min(1e-8)), dim=-1)
+            mean = self.clamp_actions((weights[..., None, None] * samples).sum(2))
+            mean_cost = self.trajectory_cost(self.rollout(problem.start, mean), mean, problem.goal)
+            best_cost, best = costs.min(dim=-1)
+            best_sample = samples.gather(2, best[..., None, None, None].expand(-1, -1, 1, self.horizon, self.action_dim))[:, :, 0]
+            return torch.where((best_cost < mean_cost)[..., None, None], best_sample, mean)

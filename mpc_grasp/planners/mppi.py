@@ -15,6 +15,7 @@ class MPPIConfig(PlannerConfig):
     """Perturb the nominal action sequence, weight samples by exp(−cost / temperature), average."""
 
     iterations: int = 30
+    warm_iterations: int | None = 5
     samples: int = 256
     temperature: float = 0.1
     """λ, applied to costs normalised by their per-problem spread (so it is scale-free)."""
@@ -40,13 +41,14 @@ class MPPIPlanner(Planner):
 
     def _optimize(self, problem: Problem) -> Candidates:
         config = self.config
+        budget = self.iteration_budget(problem)
         std = config.noise_std * (self.action_high - self.action_low) / 2
         nominal = self.initial_actions(problem, 1)[:, 0]  # [N, T, A]
         shape = (problem.size, config.samples, self.horizon, self.action_dim)
-        history = {name: torch.zeros(config.iterations, device=self.device) for name in ("loss", "min_cost", "effective_samples")}
+        history = {name: torch.zeros(budget, device=self.device) for name in ("loss", "min_cost", "effective_samples")}
         iteration, early_stopped = 0, False
         with torch.no_grad():
-            for iteration in range(config.iterations):
+            for iteration in range(budget):
                 noise = self.randn(shape[1:]) * std  # per-problem generators: independent of the batch
                 noise[:, 0] = 0.0  # keep the nominal plan in the population
                 samples = self.clamp_actions(nominal[:, None] + noise)
