@@ -27,9 +27,9 @@ def run_demo(
     steps: int = 20_000,
     episodes: int = 6,
     horizon: int = 50,
-    iterations: int = 300,
+    iterations: int | None = None,
     replan_every: int = 10,
-    out_dir: str | Path = "results",
+    out_dir: str | Path = "runs/demo",
     seed: int = 0,
     train_seconds: float = 90.0,
     task: str = "random",
@@ -52,8 +52,9 @@ def run_demo(
     where = "on opposite sides of the wall" if task == "across" else "anywhere in free space"
     print(f"[3/3] GraspMPC, horizon {horizon}, {episodes} episodes (start and goal {where})")
     env = gym.make(ENV_ID, task=task)
+    options = {} if iterations is None else {"iterations": iterations}  # default: GraspConfig's
     agent = GraspMPC(
-        model, "grasp", horizon=horizon, action_space=env.action_space, iterations=iterations,
+        model, "grasp", horizon=horizon, action_space=env.action_space, **options,
         goal_tolerance=0.3, replan_every=replan_every, replan_threshold=0.2,
     )
     records = run_episodes(env, agent, episodes, seed=seed)
@@ -84,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20_000, help="environment steps of training data")
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--horizon", type=int, default=50)
-    parser.add_argument("--iterations", type=int, default=300, help="GRASP iterations per plan (upper bound)")
+    parser.add_argument("--iterations", type=int, default=None, help="GRASP iterations per cold plan (default: GraspConfig's)")
     parser.add_argument("--replan-every", type=int, default=10)
-    parser.add_argument("--out", default="results")
+    parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo, untracked; results/ holds the committed run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", choices=("random", "across"), default="random",
                         help="start/goal distribution: anywhere (random) or across the wall (non-greedy)")

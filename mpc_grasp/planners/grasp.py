@@ -2,15 +2,24 @@
 
 Read top to bottom, one iteration is:
 
-1. lifted loss — the T model calls F(s̄_t, a_t) for t = 0..T-1 are ONE batched call on [N·B·T]
-   rows, where s̄ = stop-gradient(s) (the *gradient reshaping*: nothing flows into the model's
-   state input), and
-       L = Σ_t ‖F(s̄_t, a_t) − s_{t+1}‖²  +  γ Σ_t ‖F(s̄_t, a_t) − g‖²      (s_0 fixed, s_T := g);
+1. lifted loss — the T model calls F(s_t, a_t) for t = 0..T-1 are ONE batched call on [N·B·T]
+   rows, and
+       L = Σ_t ‖F(s_t, a_t) − s_{t+1}‖²  +  γ Σ_t ‖F(s_t, a_t) − g‖²      (s_0 fixed, s_T := g);
+   with ``detach_states`` the model's state input is s̄ = stop-gradient(s) (the paper's *gradient
+   reshaping*);
 2. Adam step on actions (then clip to bounds) and on virtual states s_1..s_{T-1};
 3. fresh Gaussian noise σ_k ξ on every virtual state (stochastic state iterates, annealed);
-4. every ``sync_every`` iterations, a few plain GD steps on the *shooting* loss through the
-   full rollout, to re-ground the plan in true model rollouts;
+4. every ``sync_every`` iterations a sync re-grounds the plan in true model rollouts: a sampling
+   step (one MPPI update per candidate) and/or a few GD steps on the shooting loss, then the
+   virtual states are reset to the rollout;
 5. every ``check_every`` iterations, stop early if a rollout already reaches the goal.
+
+Measured (``experiments/planner_gym.py``): with the stop-gradient and dense goal term the fixed point
+of L is the one-step-greedy rollout, so the paper's configuration (``GraspConfig.paper()``) fails
+inertial and swing-up problems. The default therefore resolves by model kind: state-space models
+get full state gradients and no dense term (the terminal constraint s_T = g then reaches every
+virtual state, as in direct collocation), latent models keep the paper's stop-gradient and γ = 1;
+both use the sampling sync, which carries the non-greedy information a local gradient cannot see.
 Each mechanism has a flag, so the ablations (no detach / no noise / no goal term / no sync) run
 through this same code.
 """
@@ -35,7 +44,7 @@ class GraspConfig(PlannerConfig):
     planner's settings are :meth:`paper`."""
 
     iterations: int = 150
-    warm_iterations: int | None = 10
+    warm_iterations: int | None = 8
     num_candidates: int = 16
     """B candidate plans optimised in parallel; the best by model rollout is returned."""
     lr_states: float = 0.1
