@@ -252,7 +252,8 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
 @pytest.mark.parametrize("name", PLANNERS)
 def test_solved_warm_starts_are_kept_per_problem_in_a_batch(name: str) -> None:
     """Problem 0's warm start reaches the goal (kept, 0 iterations); problem 1's does not (optimised)."""
-    options = {"grasp": dict(iterations=100, num_candidates=4), "gd": dict(iterations=100, num_candidates=4), "cem": {}, "mppi": {}}[name]
+    full = dict(iterations=100, warm_iterations=100, num_candidates=4)  # a wrong warm start needs a full budget here
+    options = {"grasp": full, "gd": full, "cem": {}, "mppi": {}}[name]
     planner = make_planner(name, LinearSystem.point(), horizon=8, goal_tolerance=0.1, check_every=5, seed=0, **options)
     starts, goals = torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     actions = torch.zeros(2, 8, 2)
