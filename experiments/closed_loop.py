@@ -31,7 +31,6 @@ import json
 import platform
 import shlex
 import sys
-import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path

@@ -68,8 +68,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the usual 30 x 256 samples
     "grasp": ("grasp", dict(LATENT_GRASP)),
     "grasp_no_detach": ("grasp", {**LATENT_GRASP, "detach_states": False}),
-    "cem": ("cem", {"iterations": 30, "population": 256, "elites": 32}),
-    "mppi": ("mppi", {"iterations": 30, "samples": 256}),
+    "cem": ("cem", {"iterations": 30, "num_candidates": 256, "elites": 32}),
+    "mppi": ("mppi", {"iterations": 30, "num_candidates": 256}),
     "gd": ("gd", {"iterations": 150, "num_candidates": 8}),
 }
 TRAIN_KWARGS: dict[str, Any] = {"n_steps": 10_000, "episode_length": 50, "seed": 0}

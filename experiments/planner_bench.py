@@ -75,8 +75,8 @@ DEFAULT_BUDGETS: dict[str, dict[str, Any]] = {
     # by its periodic shooting sync); CEM/MPPI at the literature-standard 30 x 256 samples
     "grasp": {"iterations": 400, "num_candidates": 16},
     "gd": {"iterations": 100, "num_candidates": 8},
-    "cem": {"iterations": 30, "population": 256, "elites": 32},
-    "mppi": {"iterations": 30, "samples": 256},
+    "cem": {"iterations": 30, "num_candidates": 256, "elites": 32},
+    "mppi": {"iterations": 30, "num_candidates": 256},
 }
 QUICK_SCALE = 0.5
 """``--quick`` multiplies every planner's iterations by this."""
@@ -87,10 +87,10 @@ _BUDGET_FLAGS = {  # CLI flag -> (planner, config field)
     "gd_iterations": ("gd", "iterations"),
     "gd_candidates": ("gd", "num_candidates"),
     "cem_iterations": ("cem", "iterations"),
-    "cem_population": ("cem", "population"),
+    "cem_population": ("cem", "num_candidates"),
     "cem_elites": ("cem", "elites"),
     "mppi_iterations": ("mppi", "iterations"),
-    "mppi_samples": ("mppi", "samples"),
+    "mppi_samples": ("mppi", "num_candidates"),
 }
 
 

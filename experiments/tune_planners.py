@@ -12,11 +12,11 @@ configuration is always the benchmark default of ``planner_bench.py``). ``SEARCH
 the documented space:
 
 * grasp: num_candidates {4, 8, 16, 32}; lr_states log-U[0.02, 0.5]; lr_actions log-U[0.01, 0.3];
-  goal_weight log-U[0.1, 3]; noise_scale U[0, 0.15]; sync_every {0, 25, 50, 100}
-* cem: population {64, 128, 256, 512}; elite fraction U[0.05, 0.25]; init_std U[0.3, 1.5];
+  lifted_goal_weight log-U[0.1, 3]; noise_scale U[0, 0.15]; sync_every {0, 25, 50, 100}
+* cem: num_candidates {64, 128, 256, 512}; elite fraction U[0.05, 0.25]; action_noise U[0.3, 1.5];
   momentum U[0, 0.5]
-* mppi: samples {64, 128, 256, 512}; temperature log-U[0.01, 1]; noise_std U[0.2, 1.0]
-* gd: num_candidates {4, 8, 16, 32}; lr log-U[0.005, 0.3]; init_action_noise U[0, 1];
+* mppi: num_candidates {64, 128, 256, 512}; temperature log-U[0.01, 1]; action_noise U[0.2, 1.0]
+* gd: num_candidates {4, 8, 16, 32}; lr_actions log-U[0.005, 0.3]; action_noise U[0, 1];
   max_grad_norm {None, 1, 10}
 
 Score of a configuration = success rate on the tuning pairs (``wall`` start/goal pairs drawn with
@@ -66,25 +66,25 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = {
         "num_candidates": ("choice", (4, 8, 16, 32)),
         "lr_states": ("loguniform", 0.02, 0.5),
         "lr_actions": ("loguniform", 0.01, 0.3),
-        "goal_weight": ("loguniform", 0.1, 3.0),
+        "lifted_goal_weight": ("loguniform", 0.1, 3.0),
         "noise_scale": ("uniform", 0.0, 0.15),
         "sync_every": ("choice", (0, 25, 50, 100)),
     },
     "cem": {
-        "population": ("choice", (64, 128, 256, 512)),
+        "num_candidates": ("choice", (64, 128, 256, 512)),
         "elite_fraction": ("uniform", 0.05, 0.25),
-        "init_std": ("uniform", 0.3, 1.5),
+        "action_noise": ("uniform", 0.3, 1.5),
         "momentum": ("uniform", 0.0, 0.5),
     },
     "mppi": {
-        "samples": ("choice", (64, 128, 256, 512)),
+        "num_candidates": ("choice", (64, 128, 256, 512)),
         "temperature": ("loguniform", 0.01, 1.0),
-        "noise_std": ("uniform", 0.2, 1.0),
+        "action_noise": ("uniform", 0.2, 1.0),
     },
     "gd": {
         "num_candidates": ("choice", (4, 8, 16, 32)),
-        "lr": ("loguniform", 0.005, 0.3),
-        "init_action_noise": ("uniform", 0.0, 1.0),
+        "lr_actions": ("loguniform", 0.005, 0.3),
+        "action_noise": ("uniform", 0.0, 1.0),
         "max_grad_norm": ("choice", (None, 1.0, 10.0)),
     },
 }
@@ -108,7 +108,7 @@ def sample_config(planner: str, rng: np.random.Generator) -> dict[str, Any]:
             raise ValueError(f"unknown search-space kind {kind!r}")
         config[name] = value
     if "elite_fraction" in config:  # CEM elites as a fraction of the population
-        config["elites"] = max(2, int(round(config.pop("elite_fraction") * config["population"])))
+        config["elites"] = max(2, int(round(config.pop("elite_fraction") * config["num_candidates"])))
     return config
 
 
@@ -121,7 +121,7 @@ def transitions_per_iteration(planner: str, config: dict[str, Any], horizon: int
     """Model transitions (forward rows) one iteration costs, from the planner's effective config.
 
     GRASP: B·T for the lifted loss, plus per sync (every ``sync_every``) ``sync_steps`` shooting
-    rollouts and one reset rollout of B·T rows each. GD: B·T. CEM / MPPI: population · T.
+    rollouts and one reset rollout of B·T rows each. GD: B·T. CEM / MPPI: num_candidates · T.
     (Early-stop checks and the final selection rollout are extra for every planner alike.)
     """
     effective = make_planner(planner, bench.build_model("linear"), horizon, **config).config
@@ -130,11 +130,7 @@ def transitions_per_iteration(planner: str, config: dict[str, Any], horizon: int
         if effective.sync_every and effective.sync_steps:
             per += (effective.sync_steps + 1) * effective.num_candidates * horizon / effective.sync_every
         return float(per)
-    if planner == "gd":
-        return float(effective.num_candidates * horizon)
-    if planner == "cem":
-        return float(effective.population * horizon)
-    return float(effective.samples * horizon)
+    return float(effective.num_candidates * horizon)  # GD, CEM, MPPI: one rollout per candidate
 
 
 def with_budget(planner: str, config: dict[str, Any], horizon: int, budget: int) -> dict[str, Any]:

@@ -42,6 +42,7 @@ import torch
 
 from mpc_grasp.data import collect_transitions, make_env
 from mpc_grasp.planners import PLANNERS, make_planner
+from mpc_grasp.planners.base import canonical_options
 from mpc_grasp.reporting import REPO_ROOT, ResumeLog, file_hashes, fingerprint, git_commit
 from mpc_grasp.rl import wilson_interval
 
@@ -130,7 +131,7 @@ VARIANTS: dict[str, PlannerVariant] = {
     "gd": PlannerVariant("gd", "gd", (), "gradient descent through the rollout (shooting)"),
     "grasp_no_detach": PlannerVariant("grasp_no_detach", "grasp", (("detach_states", False),), "GRASP, full gradients into the model's state input"),
     "grasp_no_noise": PlannerVariant("grasp_no_noise", "grasp", (("noise_scale", 0.0),), "GRASP without state noise"),
-    "grasp_no_goal": PlannerVariant("grasp_no_goal", "grasp", (("goal_weight", 0.0),), "GRASP without the dense goal term"),
+    "grasp_no_goal": PlannerVariant("grasp_no_goal", "grasp", (("lifted_goal_weight", 0.0),), "GRASP without the dense goal term"),
     "grasp_no_sync": PlannerVariant("grasp_no_sync", "grasp", (("sync_every", 0),), "GRASP without the periodic shooting sync"),
 }
 DEFAULT_PLANNERS = tuple(VARIANTS)
@@ -140,8 +141,8 @@ DEFAULT_BUDGETS: dict[str, dict[str, Any]] = {
     # plan (learned wall model, H=50, chunks of 10, one thread, loaded machine); these take about the same time each
     # (0.3-0.4 s per plan at H=50 on the idle machine, ~2 s under load). Measured numbers: README "Benchmark".
     "grasp": {"iterations": 100, "num_candidates": 8},
-    "cem": {"iterations": 30, "population": 128, "elites": 16},
-    "mppi": {"iterations": 25, "samples": 128},
+    "cem": {"iterations": 30, "num_candidates": 128, "elites": 16},
+    "mppi": {"iterations": 25, "num_candidates": 128},
     "gd": {"iterations": 70, "num_candidates": 8},
 }
 QUICK_SCALE = 0.25
@@ -284,7 +285,8 @@ def load_configs(path: str | Path) -> dict[str, dict[str, Any]]:
     for label, options in data.items():
         if label not in VARIANTS:
             raise ValueError(f"--configs: unknown planner {label!r} in {path}; choose from {sorted(VARIANTS)}")
-        try:  # fail fast on unknown / invalid options
+        try:  # fail fast on unknown / invalid options (old names still load, renamed)
+            data[label] = options = canonical_options(PLANNERS[VARIANTS[label].planner].config_class, options)
             make_planner(VARIANTS[label].planner, probe, 2, **{**DEFAULT_BUDGETS[VARIANTS[label].planner], **options})
         except (TypeError, ValueError) as error:
             raise ValueError(f"--configs: bad options for {label!r} in {path}: {error}") from None

@@ -11,14 +11,27 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import time
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from mpc_grasp.parallel import add_parallel_arguments
 
-__all__ = ["COMMANDS", "CLIError", "build_parser", "main", "parse_key_value", "register_command"]
+__all__ = [
+    "COMMANDS",
+    "CLIError",
+    "build_parser",
+    "convert_option",
+    "main",
+    "parse_key_value",
+    "plural",
+    "register_command",
+    "split_key_value",
+]
 
 # name -> "module:function"; the function adds a subparser (see module docstring)
 COMMANDS: dict[str, str] = {
@@ -79,19 +92,128 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- shared helpers
 
 
-def parse_key_value(items: Sequence[str] | None) -> dict[str, Any]:
-    """``["layout=umaze", "frame_skip=2"]`` -> ``{"layout": "umaze", "frame_skip": 2}`` (JSON values, else strings)."""
-    result: dict[str, Any] = {}
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``plural(1, "episode")`` -> ``"1 episode"``, ``plural(3, "episode")`` -> ``"3 episodes"``."""
+    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"
+
+
+def split_key_value(items: Sequence[str] | None, flag: str | None = None) -> list[tuple[str, str]]:
+    """``["layout=umaze"]`` -> ``[("layout", "umaze")]``: the raw strings, for callers that type them.
+
+    A malformed item raises ``CLIError`` naming ``flag`` (e.g. ``"--set"``) when given.
+    """
+    pairs = []
     for item in items or ():
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise CLIError(f"expected KEY=VALUE, got {item!r}")
+            raise CLIError(f"{flag + ': ' if flag else ''}expected KEY=VALUE, got {item!r}")
+        pairs.append((key.strip(), raw))
+    return pairs
+
+
+def _json_or_text(raw: str) -> Any:
+    """The JSON value of ``raw`` (numbers, true/false, null, lists), else ``raw`` itself."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def parse_key_value(items: Sequence[str] | None, flag: str | None = None) -> dict[str, Any]:
+    """``["layout=umaze", "frame_skip=2"]`` -> ``{"layout": "umaze", "frame_skip": 2}`` (JSON values, else strings)."""
+    return {key: _json_or_text(raw) for key, raw in split_key_value(items, flag)}
+
+
+class _Mismatch(Exception):
+    """``raw`` does not fit an annotation; ``args[0]`` says what was expected."""
+
+
+def convert_option(raw: str, annotation: Any) -> Any:
+    """Parse the command-line text ``raw`` as a value of type ``annotation`` (int, float, bool, str,
+    ``X | None``, ``tuple[...]``/``list[...]``, ``Literal``; anything else: the JSON value, else ``raw``).
+
+    Raises ``ValueError("expected ...")`` naming the expected type, for callers to prefix with the flag.
+    """
+    try:
+        return _convert(raw, _json_or_text(raw), annotation)
+    except _Mismatch as mismatch:
+        raise ValueError(f"expected {mismatch.args[0]}") from None
+
+
+_BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def _convert(raw: str, value: Any, annotation: Any) -> Any:
+    """Recursive worker of :func:`convert_option`: ``value`` is ``raw`` parsed as JSON (or ``raw``)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is type(None):
+        if value is None or raw.strip().lower() == "none":
+            return None
+        raise _Mismatch("null")
+    if origin in (typing.Union, types.UnionType):
+        for option in sorted(args, key=lambda a: a is not type(None)):  # null first: "none" is not a string
+            try:
+                return _convert(raw, value, option)
+            except _Mismatch:
+                continue
+        raise _Mismatch(" or ".join(_describe(option) for option in args))
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise _Mismatch(_describe(annotation))
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if raw.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[raw.strip().lower()]
+        raise _Mismatch(_describe(bool))
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise _Mismatch(_describe(int))
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch(_describe(float))
+    if annotation is str:
+        return value if isinstance(value, str) else raw
+    if origin in (tuple, list) or annotation in (tuple, list):
+        if not isinstance(value, list):
+            raise _Mismatch(_describe(annotation))
+        item_types = [a for a in args if a is not Ellipsis]
+        if origin is tuple and item_types and Ellipsis not in args and len(item_types) != len(value):
+            raise _Mismatch(_describe(annotation))
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        result[key.strip()] = value
-    return result
+            items = [
+                v if not item_types else _convert(json.dumps(v), v, item_types[i] if len(item_types) > 1 else item_types[0])
+                for i, v in enumerate(value)
+            ]
+        except _Mismatch:
+            raise _Mismatch(_describe(annotation)) from None
+        return tuple(items) if (origin or annotation) is tuple else items
+    return value  # Any, callables, classes: JSON as given; the callee validates
+
+
+def _describe(annotation: Any) -> str:
+    """Words for an annotation in error messages: int -> "an integer", ``float | None`` -> "a number or null"."""
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    if annotation in names:
+        return names[annotation]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(option) for option in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in args)
+    if origin in (tuple, list) or annotation in (tuple, list):
+        inner = [a for a in args if a is not Ellipsis]
+        if not inner:
+            return "a JSON list"
+        if origin is tuple and Ellipsis not in args and len(inner) > 1:
+            return f"a JSON list of {len(inner)} values"
+        return f"a JSON list ({_describe(inner[0])} each)"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _format_error_table(one_step: dict[str, Any], multi: dict[str, Any]) -> str:
@@ -136,7 +258,7 @@ def _run_collect(args: argparse.Namespace) -> int:
         num_envs=args.num_envs,
         exploration=args.exploration,
         obs_key=args.obs_key,
-        env_kwargs=parse_key_value(args.env_kwarg),
+        env_kwargs=parse_key_value(args.env_kwarg, flag="--env-kwarg"),
     )
     if args.shards is None and args.backend == "local":
         dataset = collect_transitions(args.env_id, args.steps, seed=args.seed, progress=not args.no_progress, **options)
@@ -147,7 +269,7 @@ def _run_collect(args: argparse.Namespace) -> int:
         )  # fmt: skip
     path = dataset.save(args.out)
     print(
-        f"collected {len(dataset)} transitions in {dataset.num_episodes} episodes from {args.env_id} "
+        f"collected {plural(len(dataset), 'transition')} in {plural(dataset.num_episodes, 'episode')} from {args.env_id} "
         f"({time.perf_counter() - start:.1f} s) -> {path}"
     )
     return 0
@@ -217,15 +339,15 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     history = model.training_history
     print(
-        f"trained on {history['n_train']} transitions (val {history['n_val']}) in {history['wall_time_s']:.1f} s, "
-        f"{len(history['epoch'])} epochs, best epoch {history['best_epoch']} ({history['stopped']})"
+        f"trained on {plural(history['n_train'], 'transition')} (val {history['n_val']}) in {history['wall_time_s']:.1f} s, "
+        f"{plural(len(history['epoch']), 'epoch')}, best epoch {history['best_epoch']} ({history['stopped']})"
     )
     extra: dict[str, Any] = {"dataset_path": str(args.data)}
     if test is not None:
         one = one_step_error(model, test)
         multi = multi_step_error(model, test, horizons=args.horizons)
         extra["test_metrics"] = {"one_step": one, "multi_step": multi, "n_test": len(test)}
-        print(f"held-out errors on {len(test)} transitions ({test.num_episodes} episodes):")
+        print(f"held-out errors on {plural(len(test), 'transition')} ({plural(test.num_episodes, 'episode')}):")
         print(_format_error_table(one, multi))
     path = save_world_model(model, args.out, metadata=extra)
     print(f"saved world model -> {path}")

@@ -18,7 +18,8 @@ import torch
 from mpc_grasp.agent import GraspMPC
 from mpc_grasp.data import collect_transitions
 from mpc_grasp.models import one_step_error, train_world_model
-from mpc_grasp.evaluation import plot_episodes, run_episodes, summarize_episodes
+from mpc_grasp.episode_media import plot_episodes
+from mpc_grasp.evaluation import run_episodes, summarize_episodes
 
 ENV_ID = "mpc_grasp/GridWorldWall-v0"
 

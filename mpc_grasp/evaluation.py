@@ -7,6 +7,9 @@ virtual states, wall time), so the executed path can be drawn against what was p
 
 Seeding follows :func:`mpc_grasp.rl.evaluate_agent`: the first reset gets ``seed``, later episodes
 continue the env's RNG, so the k-th start/goal is the same as in the RL baselines' evaluation.
+
+Success is optional: envs that report ``info["is_success"]`` get success rates (SB3's convention);
+for any other env (``Pendulum-v1``, ...) success is ``None`` and the return is the measure.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -28,9 +30,7 @@ __all__ = [
     "PlanSnapshot",
     "check_model_matches_env",
     "env_goal_state",
-    "plot_episodes",
     "run_episodes",
-    "save_gif",
     "summarize_episodes",
 ]
 
@@ -56,10 +56,12 @@ class EpisodeRecord:
     """Outcome and trace of one closed-loop episode."""
 
     index: int
-    success: bool
-    """``info["is_success"]`` at the last step (SB3's convention, as in :func:`mpc_grasp.rl.evaluate_agent`)."""
-    success_any: bool
-    """Whether ``info["is_success"]`` held at some step (differs on swing-up, which does not stop on success)."""
+    success: bool | None
+    """``info["is_success"]`` at the last step that reported it (SB3's convention, as in
+    :func:`mpc_grasp.rl.evaluate_agent`); None when the env never reported it (success unknown)."""
+    success_any: bool | None
+    """Whether ``info["is_success"]`` held at some step (differs on swing-up, which does not stop on
+    success); None when the env never reported it."""
     first_success_step: int | None
     steps: int
     episode_return: float
@@ -143,6 +145,7 @@ def run_episodes(
     announces its upright goal that way; dict observations carry theirs). The first
     ``record_frames`` episodes keep ``env.render()`` frames (make the env with
     ``render_mode="rgb_array"``). Episodes end at termination, truncation or ``max_steps``.
+    Envs that never report ``info["is_success"]`` get records with ``success=None``.
     """
     if int(episodes) != episodes or episodes < 1:
         raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
@@ -158,7 +161,7 @@ def run_episodes(
             _run_one(env, agent, index, seed if index == 0 else None, limit, reset_options, goal_from_info,
                      index < record_frames, obs_key, goal_key, progress)
         )
-        bar.set_postfix(success=f"{sum(r.success for r in records)}/{len(records)}", refresh=False)
+        bar.set_postfix(_progress_postfix(records), refresh=False)
         bar.update(1)
     bar.close()
     return records
@@ -190,7 +193,7 @@ def _run_one(
     last_plan = getattr(agent, "last_plan", None)
     episode_return, first_success = 0.0, None
     terminated = truncated = False
-    success = bool(info.get("is_success", False))
+    success = _reported_success(info, None)
     steps_bar = tqdm(total=limit, desc=f"episode {index}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
     for step in range(limit):
         action, _ = agent.predict(obs, deterministic=True)
@@ -201,9 +204,7 @@ def _run_one(
         obs, reward, terminated, truncated, info = env.step(action)
         states.append(_state_of(obs, obs_key))
         episode_return += float(reward)
-        if "is_success" not in info:
-            raise ValueError("the env does not report info['is_success']; cannot measure success")
-        success = bool(info["is_success"])
+        success = _reported_success(info, success)
         if success and first_success is None:
             first_success = step + 1
         if record:
@@ -215,7 +216,7 @@ def _run_one(
     return EpisodeRecord(
         index=index,
         success=success,
-        success_any=first_success is not None,
+        success_any=None if success is None else first_success is not None,
         first_success_step=first_success,
         steps=len(states) - 1,
         episode_return=episode_return,
@@ -227,6 +228,19 @@ def _run_one(
         frames=tuple(frames),
         wall_time=time.perf_counter() - started,
     )
+
+
+def _reported_success(info: Mapping[str, Any], previous: bool | None) -> bool | None:
+    """``info["is_success"]`` when the env reports it, else the previous value (None: never reported)."""
+    return bool(info["is_success"]) if "is_success" in info else previous
+
+
+def _progress_postfix(records: Sequence[EpisodeRecord]) -> dict[str, str]:
+    """Progress-bar text: successes so far, or the mean return for envs without success."""
+    known = [r.success for r in records if r.success is not None]
+    if known:
+        return {"success": f"{sum(known)}/{len(known)}"}
+    return {"mean_return": f"{np.mean([r.episode_return for r in records]):.1f}"}
 
 
 def _snapshot(agent: Any, plan: Any, step: int) -> PlanSnapshot:
@@ -249,22 +263,21 @@ def _snapshot(agent: Any, plan: Any, step: int) -> PlanSnapshot:
 
 
 def summarize_episodes(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
-    """Success rate with its Wilson 95% interval, mean return, steps to goal, median plan time per plan."""
+    """Success rate with its Wilson 95% interval, mean return, steps to goal, median plan time per plan.
+
+    Success counts only the episodes whose env reported ``info["is_success"]`` (``success_episodes``
+    of them, as SB3's ``evaluate_policy``); with none, every success field is None (unknown, not 0).
+    """
     if not records:
         raise ValueError("no episodes to summarize")
     n = len(records)
-    wins = sum(r.success for r in records)
-    wins_any = sum(r.success_any for r in records)
+    reported = [r for r in records if r.success is not None]
     to_goal = [r.first_success_step for r in records if r.first_success_step is not None]
     plan_times = [t for r in records for t in r.plan_times]
     iterations = [p.iterations for r in records for p in r.plans]
     return {
         "episodes": n,
-        "successes": wins,
-        "success_rate": wins / n,
-        "success_ci95": list(wilson_interval(wins, n)),
-        "success_any_rate": wins_any / n,
-        "success_any_ci95": list(wilson_interval(wins_any, n)),
+        **_success_fields(reported),
         "mean_return": float(np.mean([r.episode_return for r in records])),
         "std_return": float(np.std([r.episode_return for r in records])),
         "mean_length": float(np.mean([r.steps for r in records])),
@@ -276,6 +289,21 @@ def summarize_episodes(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
         "median_iterations_per_plan": float(np.median(iterations)) if iterations else None,
         "total_plan_time_s": float(np.sum(plan_times)) if plan_times else 0.0,
         "wall_time_s": float(sum(r.wall_time for r in records)),
+    }
+
+
+def _success_fields(reported: Sequence[EpisodeRecord]) -> dict[str, Any]:
+    """Successes, rates and Wilson intervals over the episodes that reported success (None if none did)."""
+    m = len(reported)
+    wins = sum(bool(r.success) for r in reported)
+    wins_any = sum(bool(r.success_any) for r in reported)
+    return {
+        "success_episodes": m,
+        "successes": wins if m else None,
+        "success_rate": wins / m if m else None,
+        "success_ci95": list(wilson_interval(wins, m)) if m else None,
+        "success_any_rate": wins_any / m if m else None,
+        "success_any_ci95": list(wilson_interval(wins_any, m)) if m else None,
     }
 
 
@@ -313,64 +341,3 @@ def check_model_matches_env(model: Any, env: gym.Env, obs_key: str = "observatio
 
 def _env_name(env: gym.Env) -> str:
     return repr(env.spec.id) if env.spec is not None else type(env.unwrapped).__name__
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: int = 10, min_size: int = 256) -> Path:
-    """Write RGB frames ``[H, W, 3]`` as a looping GIF (Pillow); small renders are upscaled (nearest)."""
-    from PIL import Image
-
-    if not frames:
-        raise ValueError("no frames to write")
-    first = np.asarray(frames[0])
-    scale = max(1, int(np.ceil(min_size / max(first.shape[:2]))))
-    images = []
-    for frame in frames:
-        array = np.asarray(frame, dtype=np.uint8)
-        if array.ndim != 3 or array.shape[-1] not in (3, 4):
-            raise ValueError(f"frames must be [H, W, 3] RGB arrays, got shape {array.shape}")
-        if scale > 1:
-            array = array.repeat(scale, axis=0).repeat(scale, axis=1)
-        images.append(Image.fromarray(array[..., :3]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    duration = max(20, int(round(1000 / max(1, fps))))
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
-    return path
-
-
-def plot_episodes(env: gym.Env, records: Sequence[EpisodeRecord], path: str | Path, title: str | None = None, max_panels: int = 3) -> Path:
-    """Executed path vs planned rollouts and GRASP's virtual states.
-
-    Grid world: one map panel per episode (up to ``max_panels``), with the first plan of each.
-    Other envs: state dimensions vs time for the first episode, every plan drawn from its step.
-    """
-    from mpc_grasp.envs.cartpole import ContinuousCartPoleEnv
-    from mpc_grasp.envs.grid_world import GridWorldEnv
-    from mpc_grasp.plotting import plot_plans_on_layout, plot_state_trajectories
-
-    if not records:
-        raise ValueError("no episodes to plot")
-    unwrapped = env.unwrapped
-    if isinstance(unwrapped, GridWorldEnv):
-        panels = []
-        for record in records[:max_panels]:
-            first = record.plans[0] if record.plans else None
-            outcome = "success" if record.success_any else "failure"
-            panels.append({
-                "title": f"episode {record.index}: {outcome} in {record.steps} steps",
-                "start": record.states[0], "goal": record.goal, "executed": record.states,
-                "planned": None if first is None else first.states,
-                "virtual": None if first is None or first.virtual_states is None else first.virtual_states,
-            })
-        return plot_plans_on_layout(unwrapped.layout, panels, path, suptitle=title)
-    record = records[0]
-    plans = [(plan.step, plan.states, plan.virtual_states) for plan in record.plans]
-    outcome = "success" if record.success_any else "failure"
-    names = ("x", "x_dot", "cos theta", "sin theta", "theta_dot") if isinstance(unwrapped, ContinuousCartPoleEnv) else None
-    return plot_state_trajectories(
-        record.states, plans, path, goal=record.goal, dim_names=names,
-        title=title or f"episode {record.index}: {outcome}, {record.steps} steps",
-    )

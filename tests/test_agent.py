@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 from stable_baselines3.common.evaluation import evaluate_policy
 from torch import nn
 

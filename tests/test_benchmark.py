@@ -27,7 +27,7 @@ from mpc_grasp.benchmark import (
 from mpc_grasp.data import make_env
 from mpc_grasp.testbeds import PointMassWalls
 
-TINY_BUDGETS = {"grasp": {"iterations": 8, "num_candidates": 2}, "cem": {"iterations": 4, "population": 16, "elites": 4}}
+TINY_BUDGETS = {"grasp": {"iterations": 8, "num_candidates": 2}, "cem": {"iterations": 4, "num_candidates": 16, "elites": 4}}
 OPEN = BenchEnv("open", "mpc_grasp/GridWorldOpen-v0", "grid", "open", (20,), 20, 1000, 0.3, 30, 10, 0.2)
 
 
@@ -95,7 +95,7 @@ def test_open_loop_execution_matches_the_analytic_model_on_a_straight_line() -> 
 
     # a planned straight-line task: GRASP's plan succeeds under the model and in the env alike
     model_, _ = build_model(OPEN, "analytic", BenchmarkConfig(progress=False))
-    records = plan_chunk(OPEN, model_, env, "cem", {"iterations": 6, "population": 64, "elites": 8}, 16, [task], seed=0)
+    records = plan_chunk(OPEN, model_, env, "cem", {"iterations": 6, "num_candidates": 64, "elites": 8}, 16, [task], seed=0)
     assert records[0]["success_model"] and records[0]["success_env"]
     assert records[0]["max_model_env_gap"] < 0.05
 
@@ -143,7 +143,8 @@ def test_configs_file_formats_and_errors(tmp_path: Path) -> None:
     assert config.budget_of("grasp_no_sync") == {"iterations": 50, "num_candidates": 8, "lr_actions": 0.1, "sync_every": 0}
     tuning = tmp_path / "tuning.json"
     tuning.write_text(json.dumps({"chosen": {"cem": {"config": {"population": 64, "elites": 8}, "score": 0.5}}}))
-    assert load_configs(tuning) == {"cem": {"population": 64, "elites": 8}}
+    with pytest.warns(DeprecationWarning, match="'population' is deprecated"):  # old tuning files keep loading
+        assert load_configs(tuning) == {"cem": {"num_candidates": 64, "elites": 8}}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"grasp": {"learning_rate": 1.0}}))
     with pytest.raises(ValueError, match="bad options for 'grasp'"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +45,7 @@ def test_user_errors_exit_nonzero_without_traceback(tmp_path: Path, capsys: pyte
     assert code == 1 and "unknown Gymnasium env id 'NoSuchEnv-v0'" in err and "Traceback" not in err
 
     code = cli.main(["collect", "Pendulum-v1", "--steps", "10", "--out", str(tmp_path / "x.npz"), "--env-kwarg", "oops"])
-    assert code == 1 and "expected KEY=VALUE" in capsys.readouterr().err
+    assert code == 1 and "--env-kwarg: expected KEY=VALUE, got 'oops'" in capsys.readouterr().err
 
     code = cli.main(["train", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "m.pt")])
     assert code == 1 and "does not exist" in capsys.readouterr().err
@@ -72,3 +74,48 @@ def test_subcommands_are_pluggable(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     with pytest.raises(ValueError, match="module:function"):
         cli.register_command("x", "not-a-target")
     assert cli.parse_key_value(["a=1", "b=umaze", "c=[1, 2]", "d=true"]) == {"a": 1, "b": "umaze", "c": [1, 2], "d": True}
+
+
+@pytest.mark.parametrize(
+    ("raw", "annotation", "expected"),
+    [
+        ("4", int, 4),
+        ("4.0", int, 4),
+        ("0.1", float, 0.1),
+        ("3", float, 3.0),
+        ("true", bool, True),
+        ("False", bool, False),
+        ("null", int | None, None),
+        ("none", float | None, None),
+        ("0.3", float | None, 0.3),
+        ("linear", str, "linear"),
+        ("[1, 2]", tuple[float, ...], (1.0, 2.0)),
+        ("[1, 2]", Any, [1, 2]),
+        ("abc", Any, "abc"),
+    ],
+)
+def test_convert_option_parses_to_the_annotated_type(raw: str, annotation: Any, expected: Any) -> None:
+    value = cli.convert_option(raw, annotation)
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("raw", "annotation", "message"),
+    [
+        ("abc", int, "expected an integer"),
+        ("2.5", int, "expected an integer"),
+        ("true", int, "expected an integer"),
+        ("1", bool, "expected true or false"),
+        ("fast", float, "expected a number"),
+        ("far", float | None, "expected a number or null"),
+        ('[1, "a"]', tuple[float, ...], "expected a JSON list (a number each)"),
+    ],
+)
+def test_convert_option_names_the_expected_type(raw: str, annotation: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        cli.convert_option(raw, annotation)
+
+
+def test_plural() -> None:
+    assert [cli.plural(n, "episode") for n in (0, 1, 2)] == ["0 episodes", "1 episode", "2 episodes"]
+    assert cli.plural(1, "plan") == "1 plan" and cli.plural(3, "child", "children") == "3 children"

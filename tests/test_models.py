@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -219,6 +220,16 @@ def test_training_options_and_time_cap() -> None:
     assert model.metadata["env_id"] == "Pendulum-v1"
     with pytest.raises(ValueError, match="unknown loss"):
         train_world_model(data, loss="huber", progress=False)
+
+
+def test_a_dataset_too_small_to_split_gets_a_warning_not_silence() -> None:
+    tiny = collect_transitions("Pendulum-v1", 5, seed=0, progress=False)
+    with pytest.warns(UserWarning, match=r"training on \d+ transitions with \d+ for validation: too few"):
+        train_world_model(tiny, hidden_sizes=(8,), epochs=1, progress=False)
+    enough = collect_transitions("Pendulum-v1", 400, seed=0, progress=False, env_kwargs={"max_episode_steps": 50})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        train_world_model(enough, hidden_sizes=(8,), epochs=1, progress=False)
 
 
 def test_metrics_are_zero_for_the_true_model_and_windows_respect_episodes() -> None:

@@ -63,7 +63,7 @@ def test_json_schema(tiny_run) -> None:
     assert report["command"].startswith("python experiments/planner_bench.py --pairs 3")
     assert report["git_commit"] is None or len(report["git_commit"]) == 40
     assert report["budgets"]["grasp"] == {"iterations": 12, "num_candidates": 4, "sync_every": 5}
-    assert report["budgets"]["cem"] == {"iterations": 2, "population": 16, "elites": 4}
+    assert report["budgets"]["cem"] == {"iterations": 2, "num_candidates": 16, "elites": 4}
     assert report["effective_configs"]["grasp"]["sync_every"] == 5 and report["effective_configs"]["gd"]["goal_tolerance"] == 0.3
     assert "mpc_grasp/testbeds.py" in report["source_sha256"]
     assert set(report["results"]) == {"wall", "linear"}

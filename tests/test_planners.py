@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -11,14 +12,14 @@ import torch
 from torch import nn
 
 from mpc_grasp.planners import PLANNERS, GraspConfig, PlanInit, PlanningError, make_planner
-from mpc_grasp.envs.grid_world import sample_task, segment_hits_wall
+from mpc_grasp.envs.grid_world import segment_hits_wall
 from mpc_grasp.testbeds import LinearSystem, PointMassWalls
 
 FAST = {
     "grasp": dict(iterations=200, num_candidates=8),
     "gd": dict(iterations=200, num_candidates=8),
-    "cem": dict(iterations=20, population=128, elites=16),
-    "mppi": dict(iterations=30, samples=128),
+    "cem": dict(iterations=20, num_candidates=128, elites=16),
+    "mppi": dict(iterations=30, num_candidates=128),
 }
 
 
@@ -42,7 +43,7 @@ def test_every_planner_reaches_goal_on_linear_system(name: str) -> None:
 def test_every_planner_steers_double_integrator(name: str) -> None:
     model = LinearSystem.double_integrator(dt=0.1, dims=1)
     # with inertia, GRASP's dense goal term is greedy (overshoots): a small goal weight is the documented setting
-    options = {**FAST[name], **({"goal_weight": 0.03, "iterations": 300} if name == "grasp" else {})}
+    options = {**FAST[name], **({"lifted_goal_weight": 0.03, "iterations": 300} if name == "grasp" else {})}
     planner = make_planner(name, model, horizon=25, seed=0, action_low=-3.0, action_high=3.0, **options)
     result = planner.plan([0.0, 0.0], [0.5, 0.0])
     assert float(result.info["final_distance"]) < 0.1, (name, result.info["final_distance"])
@@ -95,11 +96,12 @@ class RecordingModel(nn.Module):
 def _lifted_gradients(detach: bool):
     model = RecordingModel(wall_model())
     planner = make_planner("grasp", model, horizon=6, num_candidates=2, seed=0, detach_states=detach, noise_scale=0.0)
+    model.state_input_required_grad.clear()  # drop the planner's shape probe at construction
     problem_start, goal = torch.tensor([[2.0, 3.0]]), torch.tensor([[6.0, 3.0]])
     from mpc_grasp.planners.base import Problem
 
     problem = Problem(start=problem_start, goal=goal, init=None)
-    virtual = planner._initial_states(problem).requires_grad_(True)
+    virtual = planner._initial_states(problem, planner.candidate_count(problem)).requires_grad_(True)
     actions = (0.3 * torch.randn(1, 2, 6, 2)).requires_grad_(True)
     dynamics, goal_term, _ = planner.lifted_loss(problem, virtual, actions)
     (dynamics + goal_term).sum().backward()
@@ -337,6 +339,67 @@ class WrongShapeModel(nn.Module):
 
 @pytest.mark.parametrize("name", sorted(PLANNERS))
 def test_a_model_returning_the_wrong_shape_gets_a_sentence_not_a_reshape_error(name: str) -> None:
-    planner = make_planner(name, WrongShapeModel(), horizon=4, iterations=2)
     with pytest.raises(ValueError, match=r"returned shape \(\d+, 4\).*expected \(\d+, 2\)"):
-        planner.plan([0.0, 0.0], [1.0, 1.0])
+        make_planner(name, WrongShapeModel(), horizon=4, iterations=2)  # probed when the planner is built
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "3", True])
+def test_a_model_with_a_bad_state_dim_is_rejected(value) -> None:
+    model = LinearSystem(np.eye(2), np.eye(2))
+    model.state_dim = value
+    with pytest.raises(ValueError, match="state_dim must be a positive integer"):
+        make_planner("cem", model, horizon=4)
+
+
+SHARED_OPTIONS = ("iterations", "warm_iterations", "num_candidates", "goal_tolerance", "seed")
+
+
+@pytest.mark.parametrize("name", sorted(PLANNERS))
+def test_every_planner_speaks_the_shared_option_vocabulary(name: str) -> None:
+    config_class = PLANNERS[name].config_class
+    fields = {item.name for item in dataclasses.fields(config_class)}
+    assert set(SHARED_OPTIONS) <= fields
+    assert "action_noise" in fields  # std of action perturbations, in half action ranges
+    if name in ("grasp", "gd"):
+        assert "lr_actions" in fields
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "value"),
+    [
+        ("cem", "population", "num_candidates", 64),
+        ("cem", "init_std", "action_noise", 0.7),
+        ("mppi", "samples", "num_candidates", 64),
+        ("mppi", "noise_std", "action_noise", 0.7),
+        ("gd", "lr", "lr_actions", 0.02),
+        ("gd", "init_action_noise", "action_noise", 0.2),
+        ("grasp", "goal_weight", "lifted_goal_weight", 0.5),
+        ("grasp", "init_action_noise", "action_noise", 0.2),
+    ],
+)
+def test_old_option_names_still_work_with_a_deprecation_warning(name: str, old: str, new: str, value: float) -> None:
+    model = LinearSystem(np.eye(2), np.eye(2))
+    with pytest.warns(DeprecationWarning, match=f"'{old}' is deprecated, use '{new}'"):
+        planner = make_planner(name, model, horizon=5, **{old: value})
+    assert getattr(planner.config, new) == value
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated"):
+        assert getattr(planner.config, old) == value  # the old attribute still reads
+    with pytest.raises(TypeError, match=f"pass {new}= only"):
+        PLANNERS[name].config_class(**{old: value, new: value})
+
+
+def test_paper_preset_accepts_old_names_too() -> None:
+    with pytest.warns(DeprecationWarning):
+        config = GraspConfig.paper(goal_weight=0.5)
+    assert config.lifted_goal_weight == 0.5 and config.detach_states is True
+
+
+def test_early_stopped_is_true_only_when_the_run_stopped_before_its_budget() -> None:
+    model = LinearSystem(np.eye(2), np.eye(2))
+    start, goal = [0.0, 0.0], [0.5, 0.5]
+    # the goal is reached long before the budget: stopped at the first check
+    early = make_planner("cem", model, horizon=5, iterations=50, check_every=5, goal_tolerance=0.2).plan(start, goal)
+    assert early.info["early_stopped"] and early.info["iterations"] < 50
+    # the only check falls on the last iteration: the whole budget ran, so it did not stop early
+    full = make_planner("cem", model, horizon=5, iterations=10, check_every=10, goal_tolerance=0.2).plan(start, goal)
+    assert full.info["iterations"] == 10 and not full.info["early_stopped"]

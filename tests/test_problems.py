@@ -34,11 +34,11 @@ def test_default_grasp_swings_up_the_exact_cartpole() -> None:
 
 def test_the_paper_preset_keeps_the_papers_mechanisms() -> None:
     paper = GraspConfig.paper()
-    assert paper.detach_states is True and paper.goal_weight == 1.0 and paper.noise_scale > 0
+    assert paper.detach_states is True and paper.lifted_goal_weight == 1.0 and paper.noise_scale > 0
     assert paper.sync_steps == 10 and paper.sync_every == 50 and paper.sync_samples == 0
     assert paper.noise_at(0) == paper.noise_scale and paper.noise_at(paper.iterations - 1) < 0.01
     planner = make_planner("grasp", make_problem("double_integrator_2d", 1).model, 10, config=paper)
-    assert planner.detach_states and planner.goal_weight == 1.0
+    assert planner.detach_states and planner.lifted_goal_weight == 1.0
 
 
 def test_default_grasp_resolves_the_stop_gradient_from_the_model_kind() -> None:
@@ -52,7 +52,7 @@ def test_default_grasp_resolves_the_stop_gradient_from_the_model_kind() -> None:
             return problem.model(state, action)
 
     latent = make_planner("grasp", Latent(), 10)
-    assert latent.detach_states and latent.goal_weight == 1.0  # the paper's setting where it matters
+    assert latent.detach_states and latent.lifted_goal_weight == 1.0  # the paper's setting where it matters
 
 
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
@@ -75,7 +75,9 @@ def test_planner_gym_and_speed_scripts_write_their_reports(tmp_path: Path) -> No
     report = json.loads((gym_out / "planner_gym.json").read_text())
     assert {row["planner"] for row in report["rows"]} == {"grasp", "mppi"} and (gym_out / "planner_gym.png").exists()
     subprocess.run([sys.executable, "experiments/speed.py", "--horizons", "5", "--steps", "2", "--threads", "1",
-                    "--out", str(speed_out)], cwd=REPO, check=True, capture_output=True)
-    rows = json.loads((speed_out / "speed.json").read_text())["rows"]
-    assert {row["planner"] for row in rows} == {"grasp", "cem", "mppi", "gd"}
-    assert all(row["warm_ms_median"] > 0 and row["cold_ms"] > 0 for row in rows)
+                    "--candidates", "4", "--iterations", "2", "--out", str(speed_out)], cwd=REPO, check=True, capture_output=True)
+    speed = json.loads((speed_out / "speed.json").read_text())
+    assert {row["planner"] for row in speed["rows"]} == {"grasp", "cem", "mppi", "gd"}
+    assert all(row["warm_ms_median"] > 0 and row["cold_ms"] > 0 for row in speed["rows"])
+    assert {(row["planner"], row["candidates"]) for row in speed["iteration_rows"]} == {(p, 4) for p in ("grasp", "cem", "mppi", "gd")}
+    assert "ms per iteration" in (speed_out / "speed.md").read_text() and (speed_out / "speed.png").exists()

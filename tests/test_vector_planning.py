@@ -19,10 +19,10 @@ from mpc_grasp.testbeds import LinearSystem, PointMassWalls
 
 WALL = "mpc_grasp/GridWorldWall-v0"
 SMALL = {
-    "grasp": dict(iterations=40, num_candidates=4, sync_every=10, sync_steps=3, init_action_noise=0.2),
+    "grasp": dict(iterations=40, num_candidates=4, sync_every=10, sync_steps=3, action_noise=0.2),
     "gd": dict(iterations=20, num_candidates=4),
-    "cem": dict(iterations=6, population=32, elites=4),
-    "mppi": dict(iterations=6, samples=32),
+    "cem": dict(iterations=6, num_candidates=32, elites=4),
+    "mppi": dict(iterations=6, num_candidates=32),
 }
 STARTS = [[2.0, 5.0], [1.5, 1.5], [7.5, 7.5], [2.0, 7.5]]
 GOALS = [[6.5, 5.0], [3.5, 6.5], [5.5, 1.5], [2.5, 7.0]]  # the last one is easy: it stops early

@@ -33,6 +33,10 @@ def check_world_model(model: Any) -> None:
             f"world model {type(model).__name__} must be callable as model(state, action) and define "
             f"integer attributes state_dim and action_dim (missing: {', '.join(missing) or 'callable'})"
         )
+    for name in ("state_dim", "action_dim"):
+        value = getattr(model, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"world model {type(model).__name__}.{name} must be a positive integer, got {value!r}")
 
 
 def check_action_space(action_space: Any, model: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,12 @@ def _loss(mean: Tensor, log_std: Tensor, target: Tensor, kind: str) -> Tensor:
         return (0.5 * ((target - mean) * torch.exp(-log_std)).square() + log_std).mean()
     nll_std = (0.5 * ((target - mean.detach()) * torch.exp(-log_std)).square() + log_std).mean()
     return (target - mean).square().mean() + nll_std
+
+
+MIN_TRANSITIONS = 200
+"""Below this many transitions ``train_world_model`` warns: too few for a train/validation split."""
+MIN_VALIDATION_TRANSITIONS = 20
+"""A validation split smaller than this is too noisy to select a model on (warned)."""
 
 
 def train_world_model(
@@ -121,6 +128,14 @@ def train_world_model(
         train_set, val_set = dataset, None
     if len(train_set) < 2:
         raise ValueError(f"need at least 2 training transitions, got {len(train_set)}")
+    if len(dataset) < MIN_TRANSITIONS or (val_set is not None and val_dataset is None and len(val_set) < MIN_VALIDATION_TRANSITIONS):
+        warnings.warn(
+            f"training on {len(train_set)} transitions with {0 if val_set is None else len(val_set)} for validation: too few "
+            f"to split into train and validation reliably (the model is selected on a noisy validation loss); "
+            f"collect at least {MIN_TRANSITIONS} transitions (e.g. `mpc-grasp collect ENV --steps 20000`)",
+            UserWarning,
+            stacklevel=2,
+        )
     s, a, n = _tensors(train_set, device)
 
     with torch.random.fork_rng(devices=[]):

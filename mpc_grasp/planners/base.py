@@ -7,7 +7,9 @@ rollout, and the result type. Each algorithm only implements ``_optimize``.
 
 from __future__ import annotations
 
+import functools
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar, Sequence
@@ -31,6 +33,37 @@ class PlanningError(RuntimeError):
     """Planning produced no usable plan (e.g. the world model returned NaN/inf)."""
 
 
+def deprecated_names(**renames: str) -> Callable[[type], type]:
+    """Class decorator for a config dataclass: accept old option names (``old="new"``) for one
+    release, with a ``DeprecationWarning``, in the constructor and as read-only attributes.
+
+    Keeps one vocabulary across planners (``num_candidates``, ``action_noise``, ``lr_actions``, ...)
+    without breaking code, tuning files or result files written with the old names.
+    """
+
+    def decorate(cls: type) -> type:
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **canonical_options(cls, kwargs))
+
+        def alias(old: str, new: str) -> property:
+            def getter(self: Any) -> Any:
+                warnings.warn(f"{cls.__name__}.{old} is deprecated, use .{new}", DeprecationWarning, stacklevel=2)
+                return getattr(self, new)
+
+            return property(getter, doc=f"Deprecated name of ``{new}``.")
+
+        cls.__init__ = __init__
+        for old, new in renames.items():
+            setattr(cls, old, alias(old, new))
+        cls.deprecated_options = {**getattr(cls, "deprecated_options", {}), **renames}
+        return cls
+
+    return decorate
+
+
 @dataclass(frozen=True)
 class PlannerConfig:
     """Options every planner understands."""
@@ -48,6 +81,8 @@ class PlannerConfig:
     """With a warm start and ``goal_tolerance``: a problem whose warm-start rollout already reaches
     the goal is returned as is, without optimising (receding-horizon MPC then re-optimises only
     when reality has left the plan, and a good detour is not pulled back toward the greedy path)."""
+    deprecated_options: ClassVar[dict[str, str]] = {}
+    """Deprecated option name -> its name in the shared vocabulary (see :func:`deprecated_names`)."""
     seed: int = 0
     """Seed of the planner's random draws; a plan is deterministic given seed and inputs. In
     ``plan_batch`` problem i uses its own generator seeded ``seed + i`` (or ``seeds[i]``), so a
@@ -107,6 +142,17 @@ class PlanResult:
         if self.virtual_states is not None and self.virtual_states.shape[-2] > 0:
             virtual = _shift_with_fill(self.virtual_states, steps, zero=False)
         return PlanInit(actions=actions, virtual_states=virtual)
+
+
+def path_integral_weights(costs: Tensor, temperature: float, normalize: bool = True) -> Tensor:
+    """MPPI's sample weights along the last dim: softmax(−(cost − min) / temperature), with the
+    shifted costs divided by their spread when ``normalize`` (scale-free); inf/NaN costs get 0."""
+    costs = torch.nan_to_num(costs, nan=float("inf"), posinf=float("inf"))
+    shifted = costs - costs.min(dim=-1, keepdim=True).values
+    if normalize:
+        finite = torch.where(torch.isfinite(shifted), shifted, torch.zeros_like(shifted))
+        shifted = shifted / finite.std(dim=-1, keepdim=True).clamp_min(1e-8)
+    return torch.softmax(-shifted / temperature, dim=-1)
 
 
 def _shift_with_fill(sequence: Tensor, steps: int, zero: bool) -> Tensor:
@@ -231,6 +277,13 @@ class Planner(ABC):
         self._early_stop: _EarlyStop | None = None
         self._model_calls = 0
         self._model_transitions = 0
+        self._probe_model()
+
+    def _probe_model(self) -> None:
+        """One model call on a zero (state, action) row: a model whose output is not [rows, state_dim]
+        is rejected when the planner is built, not deep inside the first plan."""
+        with torch.no_grad():
+            self.predict(torch.zeros(1, self.state_dim, device=self.device), torch.zeros(1, self.action_dim, device=self.device))
 
     # ------------------------------------------------------------------ public API
     def plan(self, state: Any, goal: Any = None, init: PlanInit | PlanResult | Tensor | None = None) -> PlanResult:
@@ -297,6 +350,8 @@ class Planner(ABC):
             )
         else:
             candidates = self._with_frozen(self._optimize(problem))
+        # "early" means before the budget: a goal first reached at the last check is a full run
+        candidates.early_stopped = candidates.early_stopped and candidates.iterations < self.iteration_budget(problem)
         result = self._select(problem, candidates)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -395,16 +450,17 @@ class Planner(ABC):
             torch.randn(shape, generator=generator, device=self.device, out=row)
         return out
 
-    def initial_actions(self, problem: Problem, num_candidates: int, noise_std: float = 0.0, warm_candidates: int | None = None) -> Tensor:
+    def initial_actions(self, problem: Problem, num_candidates: int, action_noise: float = 0.0, warm_candidates: int | None = None) -> Tensor:
         """[N, B, T, A]: the warm start for the first ``warm_candidates`` (default all), zeros for the
-        rest (fresh starts keep the search from locking onto an old plan); noise after the first."""
+        rest (fresh starts keep the search from locking onto an old plan); Gaussian noise of std
+        ``action_noise`` half action ranges on every candidate after the first."""
         shape = (problem.size, num_candidates, self.horizon, self.action_dim)
         actions = torch.zeros(shape, device=self.device)
         if problem.init is not None:
             warm = num_candidates if warm_candidates is None else max(1, min(num_candidates, warm_candidates))
             actions[:, :warm] = problem.init.actions[:, None]
-        if noise_std > 0 and num_candidates > 1:
-            noise = self.randn(shape[1:]) * noise_std
+        if action_noise > 0 and num_candidates > 1:
+            noise = self.randn(shape[1:]) * (action_noise * (self.action_high - self.action_low) / 2)
             noise[:, 0] = 0.0
             actions = actions + noise
         return self.clamp_actions(actions)
@@ -565,10 +621,23 @@ class Planner(ABC):
 _PER_PROBLEM_INFO = {"candidate_costs", "best_candidate", "final_distance", "reached_under_model", "problem_iterations"}
 
 
+def canonical_options(config_class: type[PlannerConfig], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with deprecated names replaced by the shared vocabulary's (a ``DeprecationWarning``
+    each), so option dicts from old code or files merge cleanly with current ones."""
+    renamed = dict(options)
+    for old, new in getattr(config_class, "deprecated_options", {}).items():
+        if old in renamed:
+            if new in renamed:
+                raise TypeError(f"{config_class.__name__}: pass {new}= only ({old}= is its deprecated name)")
+            warnings.warn(f"{config_class.__name__}: option {old!r} is deprecated, use {new!r}", DeprecationWarning, stacklevel=3)
+            renamed[new] = renamed.pop(old)
+    return renamed
+
+
 def config_from_kwargs(config_class: type[PlannerConfig], options: dict[str, Any]) -> PlannerConfig:
     """Build a config dataclass, rejecting unknown option names with the list of valid ones."""
     valid = {item.name for item in fields(config_class)}
-    unknown = sorted(set(options) - valid)
+    unknown = sorted(set(options) - valid - set(getattr(config_class, "deprecated_options", {})))
     if unknown:
         raise TypeError(f"unknown option(s) {unknown} for {config_class.__name__}; valid: {sorted(valid)}")
     return config_class(**options)

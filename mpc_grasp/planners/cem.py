@@ -6,29 +6,31 @@ from dataclasses import dataclass
 
 import torch
 
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, deprecated_names
 from mpc_grasp.validation import check_positive
 
 
+@deprecated_names(population="num_candidates", init_std="action_noise")
 @dataclass(frozen=True)
 class CEMConfig(PlannerConfig):
     """Gaussian over action sequences, refit to the elites of each population."""
 
     iterations: int = 30
     warm_iterations: int | None = 5
-    population: int = 256
+    num_candidates: int = 256
+    """Population: sampled action sequences per iteration (was ``population``)."""
     elites: int = 32
-    init_std: float = 1.0
-    """Initial std in units of the half action range."""
+    action_noise: float = 1.0
+    """Initial sampling std in units of the half action range (was ``init_std``)."""
     min_std: float = 0.05
     momentum: float = 0.1
     """Fraction of the previous mean/std kept at each refit (0 = plain CEM)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 1 <= self.elites <= self.population:
-            raise ValueError(f"need 1 <= elites <= population, got elites={self.elites}, population={self.population}")
-        check_positive(self.init_std, "init_std")
+        if not 1 <= self.elites <= self.num_candidates:
+            raise ValueError(f"need 1 <= elites <= num_candidates, got elites={self.elites}, num_candidates={self.num_candidates}")
+        check_positive(self.action_noise, "action_noise")
         check_positive(self.min_std, "min_std", allow_zero=True)
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
@@ -46,8 +48,8 @@ class CEMPlanner(Planner):
         budget = self.iteration_budget(problem)
         half_range = (self.action_high - self.action_low) / 2
         mean = self.initial_actions(problem, 1)[:, 0]  # [N, T, A]
-        std = (config.init_std * half_range).expand_as(mean).clone()
-        size, shape = problem.size, (problem.size, config.population, self.horizon, self.action_dim)
+        std = (config.action_noise * half_range).expand_as(mean).clone()
+        size, shape = problem.size, (problem.size, config.num_candidates, self.horizon, self.action_dim)
         best_actions = mean[:, None].clone()
         best_cost = torch.full((size, 1), float("inf"), device=self.device)
         history = {name: torch.zeros(budget, device=self.device) for name in ("loss", "elite_cost", "mean_std")}

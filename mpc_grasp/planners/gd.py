@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, deprecated_names
 from mpc_grasp.validation import check_positive
 
 
+@deprecated_names(lr="lr_actions", init_action_noise="action_noise")
 @dataclass(frozen=True)
 class GDConfig(PlannerConfig):
     """Adam on B candidate action sequences, backpropagating the rollout cost through T model calls."""
@@ -17,9 +18,11 @@ class GDConfig(PlannerConfig):
     iterations: int = 300
     warm_iterations: int | None = 30
     num_candidates: int = 16
-    lr: float = 0.05
-    init_action_noise: float = 0.3
-    """Std of the Gaussian initial actions of candidates 2..B (candidate 1 starts at zero / the warm start)."""
+    lr_actions: float = 0.05
+    """Adam learning rate of the actions (was ``lr``)."""
+    action_noise: float = 0.3
+    """Std of the Gaussian initial actions of candidates 2..B, in units of the half action range
+    (candidate 1 starts at zero / the warm start; was ``init_action_noise``, in action units)."""
     max_grad_norm: float | None = None
     """Optional per-candidate gradient-norm clip; None is plain GD shooting."""
 
@@ -27,8 +30,8 @@ class GDConfig(PlannerConfig):
         super().__post_init__()
         if self.num_candidates < 1:
             raise ValueError(f"num_candidates must be >= 1, got {self.num_candidates}")
-        check_positive(self.lr, "lr")
-        check_positive(self.init_action_noise, "init_action_noise", allow_zero=True)
+        check_positive(self.lr_actions, "lr_actions")
+        check_positive(self.action_noise, "action_noise", allow_zero=True)
 
 
 class GDPlanner(Planner):
@@ -41,8 +44,8 @@ class GDPlanner(Planner):
     def _optimize(self, problem: Problem) -> Candidates:
         config = self.config
         budget = self.iteration_budget(problem)
-        actions = self.initial_actions(problem, config.num_candidates, config.init_action_noise).requires_grad_(True)
-        optimizer = torch.optim.Adam([actions], lr=config.lr)
+        actions = self.initial_actions(problem, config.num_candidates, config.action_noise).requires_grad_(True)
+        optimizer = torch.optim.Adam([actions], lr=config.lr_actions)
         history = {name: torch.zeros(budget, device=self.device) for name in ("loss", "action_grad_norm")}
         iteration, early_stopped = 0, False
         for iteration in range(budget):

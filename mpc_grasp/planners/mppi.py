@@ -6,30 +6,32 @@ from dataclasses import dataclass
 
 import torch
 
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, deprecated_names, path_integral_weights
 from mpc_grasp.validation import check_positive
 
 
+@deprecated_names(samples="num_candidates", noise_std="action_noise")
 @dataclass(frozen=True)
 class MPPIConfig(PlannerConfig):
     """Perturb the nominal action sequence, weight samples by exp(−cost / temperature), average."""
 
     iterations: int = 30
     warm_iterations: int | None = 5
-    samples: int = 256
+    num_candidates: int = 256
+    """K sampled action sequences per iteration (was ``samples``)."""
     temperature: float = 0.1
     """λ, applied to costs normalised by their per-problem spread (so it is scale-free)."""
-    noise_std: float = 0.5
-    """Sampling std in units of the half action range."""
+    action_noise: float = 0.5
+    """Sampling std in units of the half action range (was ``noise_std``)."""
     normalize_costs: bool = True
     """Divide (cost − min) by the cost std before weighting (robust across cost scales)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.samples < 2:
-            raise ValueError(f"samples must be >= 2, got {self.samples}")
+        if self.num_candidates < 2:
+            raise ValueError(f"num_candidates must be >= 2, got {self.num_candidates}")
         check_positive(self.temperature, "temperature")
-        check_positive(self.noise_std, "noise_std")
+        check_positive(self.action_noise, "action_noise")
 
 
 class MPPIPlanner(Planner):
@@ -42,9 +44,9 @@ class MPPIPlanner(Planner):
     def _optimize(self, problem: Problem) -> Candidates:
         config = self.config
         budget = self.iteration_budget(problem)
-        std = config.noise_std * (self.action_high - self.action_low) / 2
+        std = config.action_noise * (self.action_high - self.action_low) / 2
         nominal = self.initial_actions(problem, 1)[:, 0]  # [N, T, A]
-        shape = (problem.size, config.samples, self.horizon, self.action_dim)
+        shape = (problem.size, config.num_candidates, self.horizon, self.action_dim)
         history = {name: torch.zeros(budget, device=self.device) for name in ("loss", "min_cost", "effective_samples")}
         iteration, early_stopped = 0, False
         with torch.no_grad():
@@ -54,11 +56,7 @@ class MPPIPlanner(Planner):
                 samples = self.clamp_actions(nominal[:, None] + noise)
                 costs = self.trajectory_cost(self.rollout(problem.start, samples), samples, problem.goal)
                 costs = torch.nan_to_num(costs, nan=float("inf"), posinf=float("inf"))
-                shifted = costs - costs.min(dim=1, keepdim=True).values
-                if config.normalize_costs:
-                    finite = torch.where(torch.isfinite(shifted), shifted, torch.zeros_like(shifted))
-                    shifted = shifted / finite.std(dim=1, keepdim=True).clamp_min(1e-8)
-                weights = torch.softmax(-shifted / config.temperature, dim=1)  # [N, K]
+                weights = path_integral_weights(costs, config.temperature, config.normalize_costs)  # [N, K]
                 nominal = self.clamp_actions((weights[..., None, None] * samples).sum(1))
                 history["loss"][iteration] = torch.where(torch.isfinite(costs), costs, torch.zeros_like(costs)).mean()
                 history["min_cost"][iteration] = costs.min(dim=1).values.mean()
