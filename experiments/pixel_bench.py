@@ -31,6 +31,7 @@ virtual states and actions over the iterations, with and without the detach).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import platform
@@ -47,6 +48,7 @@ from tqdm import tqdm
 
 import mpc_grasp  # noqa: F401  (registers the env ids)
 from mpc_grasp import GraspMPC, make_planner
+from mpc_grasp.planners import PLANNERS, GraspConfig
 from mpc_grasp.diagnostics import gradient_reshaping_histories, plan_filmstrip
 from mpc_grasp.models.pixel import PixelWorldModel, load_or_train_pixel_world_model
 from mpc_grasp.plotting import save_figure
@@ -57,8 +59,8 @@ from planner_bench import feasible, shortest_path_length  # noqa: E402  (experim
 REPO = Path(__file__).resolve().parents[1]
 ENV_ID = "mpc_grasp/PixelGridWorldWall-v0"
 FAMILIES = ("random", "across")
-LATENT_GRASP: dict[str, Any] = {"iterations": 300, "num_candidates": 16, "lr_states": 0.01, "noise_scale": 0.01, "init_state_noise": 0.01}
-"""GRASP in latent units: the virtual-state step size and noise are in state units, and a latent
+LATENT_GRASP: dict[str, Any] = {"lr_states": 0.01, "noise_scale": 0.01, "init_state_noise": 0.01}
+"""GRASP at its default budget, in latent units: the virtual-state step size and noise are in state units, and a latent
 step (``model.delta_std`` ~0.05) is ~5x smaller than a grid-world step (0.25), so lr_states /
 noise / initial noise are 0.01 instead of 0.1 / 0.05 / 0.05. Chosen on the first 8 ``random`` pairs
 at H=30 (300 it., 16 cand.): 4/8 real successes vs 2/8 with the defaults, whose virtual states
@@ -68,6 +70,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # the usual 30 x 256 samples
     "grasp": ("grasp", dict(LATENT_GRASP)),
     "grasp_no_detach": ("grasp", {**LATENT_GRASP, "detach_states": False}),
+    "grasp_paper": ("grasp", {  # the published planner, as options (goal_tolerance is set per run)
+        key: value for key, value in dataclasses.asdict(GraspConfig.paper(num_candidates=16, **LATENT_GRASP)).items() if key != "goal_tolerance"
+    }),
     "cem": ("cem", {"iterations": 30, "num_candidates": 256, "elites": 32}),
     "mppi": ("mppi", {"iterations": 30, "num_candidates": 256}),
     "gd": ("gd", {"iterations": 150, "num_candidates": 8}),
@@ -182,9 +187,16 @@ def execute(env: gym.Env, task: dict[str, Any], actions: np.ndarray) -> dict[str
     }
 
 
+def _json_value(value: Any) -> Any:
+    """numpy scalars -> Python numbers; anything else (a config object) -> its repr."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
 def budget(variant: str, quick: bool) -> tuple[str, dict[str, Any]]:
     kind, config = VARIANTS[variant]
-    config = dict(config)
+    config = {"iterations": PLANNERS[kind].config_class.iterations, **config}  # the planner's default unless set
     if quick:
         config["iterations"] = max(2, int(round(config["iterations"] * QUICK_SCALE)))
     return kind, config
@@ -547,7 +559,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     grad_meta = {
         "family": grad_family, "horizon": grad_horizon, "problems": len(grad_tasks), "iterations": grasp_config["iterations"],
-        "num_candidates": grasp_config.get("num_candidates", GraspConfig.num_candidates), "sync_every": GraspConfig.sync_every,
+        "num_candidates": grasp_config.get("num_candidates", GraspConfig.num_candidates), "sync_every": make_planner("grasp", model, 2, **grasp_config).sync_every,
     }
     grad_summary = {
         name: {"state_grad_norm": float(np.median(h["state_grad_norm"])), "action_grad_norm": float(np.median(h["action_grad_norm"])), "final_distance": float(np.median(h["final_distance"]))}
@@ -589,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "filmstrip_task": film_task,
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"pixel_bench{suffix}.json").write_text(json.dumps(report, indent=1, default=float))
+    (args.out_dir / f"pixel_bench{suffix}.json").write_text(json.dumps(report, indent=1, default=_json_value))
     (args.out_dir / f"pixel_bench{suffix}.md").write_text(markdown(report))
     plot_success(report["summaries"], args.out_dir / f"pixel_bench{suffix}.png")
     print(markdown(report))

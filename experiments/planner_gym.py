@@ -9,8 +9,6 @@ model calls, written to ``results/planner_gym.{json,md,png}``.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +20,7 @@ from tqdm import tqdm
 from mpc_grasp.plotting import save_figure
 from mpc_grasp.planners import GraspConfig, make_planner
 from mpc_grasp.problems import PROBLEMS, make_problem
-from mpc_grasp.reporting import git_commit
+from mpc_grasp.reporting import command_line, write_report
 from mpc_grasp.rl import wilson_interval
 
 PLANNERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -63,7 +61,7 @@ def markdown(report: dict[str, Any]) -> str:
     planners = report["planners"]
     lines = [
         "# Planner gym (exact models, open loop, each planner at its defaults)", "",
-        f"Command: `{report['command']}` — commit `{report['commit']}`, {report['threads']} torch thread(s).", "",
+        f"{report['threads']} torch thread(s).", "",
         "Cell: success % (successes/instances) · median seconds per plan. Fewer instances than asked = the cell hit its time cap.", "",
         "| problem | " + " | ".join(planners) + " |", "|---|" + "---|" * len(planners),
     ]
@@ -116,13 +114,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rows.append(run_cell(problem, planner, args.instances, args.seed, args.time_cap))
         tqdm.write(f"{problem:22s} {planner:12s} {rows[-1]['successes']}/{rows[-1]['instances']}  {rows[-1]['median_time_s']:.3f} s")
     report = {
-        "command": "python experiments/planner_gym.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": git_commit(), "threads": args.threads, "problems": args.problems, "planners": args.planners, "rows": rows,
+        "command": command_line("experiments/planner_gym.py", argv),
+        "threads": args.threads, "problems": args.problems, "planners": args.planners, "rows": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "planner_gym.json").write_text(json.dumps(report, indent=2))
-    (args.out / "planner_gym.md").write_text(markdown(report))
-    plot(report, args.out / "planner_gym.png")
+    write_report(args.out, "planner_gym", report, markdown, plot)
     print(markdown(report))
     return report
 

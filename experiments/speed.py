@@ -10,8 +10,6 @@ every planner at its defaults, MLP world model 256x2 on grid world ``wall``, acr
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +23,7 @@ from mpc_grasp import GraspMPC
 from mpc_grasp.models.mlp import MLPWorldModel
 from mpc_grasp.planners import PLANNERS, make_planner
 from mpc_grasp.plotting import save_figure
-from mpc_grasp.reporting import git_commit
+from mpc_grasp.reporting import command_line, write_report
 
 ENV_ID = "mpc_grasp/GridWorldWall-v0"
 
@@ -60,7 +58,7 @@ def per_iteration_ms(planner: str, horizon: int, candidates: int, device: str, i
     torch.manual_seed(seed)
     model = MLPWorldModel(2, 2, hidden_sizes=(256, 256)).to(device)
     start, goal = torch.zeros(2), torch.ones(2)
-    options = {"num_candidates": candidates, **({"elites": max(1, candidates // 8)} if planner == "cem" else {})}
+    options = {"num_candidates": candidates, **({"elites": max(2, candidates // 8)} if planner == "cem" else {})}
 
     def plan_ms(count: int) -> float:
         planned = make_planner(planner, model, horizon, iterations=count, device=device, seed=seed, **options)
@@ -76,7 +74,7 @@ def per_iteration_ms(planner: str, horizon: int, candidates: int, device: str, i
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Planner speed: GraspMPC on grid world `wall`, MLP 256x2, every planner at its defaults", "",
-        f"Command: `{report['command']}` — commit `{report['commit']}`, device {report['device']}, {report['threads']} torch thread(s).", "",
+        f"Device {report['device']}, {report['threads']} torch thread(s).", "",
         "| planner | H | cold plan ms (iterations) | warm step ms, median (iterations) |", "|---|---|---|---|",
     ]
     for row in report["rows"]:
@@ -142,14 +140,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for row in iteration_rows:
         print(f"{row['planner']:6s} H={row['horizon']:4d} B={row['candidates']:3d} {row['ms_per_iteration']:8.2f} ms/iteration")
     report = {
-        "command": "python experiments/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "commit": git_commit(), "device": args.device, "threads": args.threads, "planners": args.planners, "rows": rows,
-        "iteration_rows": iteration_rows,
+        "command": command_line("experiments/speed.py", argv), "device": args.device, "threads": args.threads,
+        "planners": args.planners, "rows": rows, "iteration_rows": iteration_rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(report, indent=2))
-    (args.out / "speed.md").write_text(markdown(report))
-    plot(report, args.out / "speed.png")
+    write_report(args.out, "speed", report, markdown, plot)
     return report
 
 

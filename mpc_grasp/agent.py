@@ -47,11 +47,14 @@ class GraspMPC:
     re-deferring the detour; ``replan_every=k`` executes k planned steps, and ``replan_threshold``
     replans early as soon as the observed state leaves the planned one by more than that distance.
 
-    Planner options (``planner_options``: any field of the planner's config, e.g. ``iterations``,
-    ``warm_iterations``, ``num_candidates``, ``goal_tolerance``, or a planner argument such as
-    ``state_weights``, ``running_cost``, ``dense_goal_weight`` — default
-    :data:`DEFAULT_DENSE_GOAL_WEIGHT` here) go to ``make_planner``. Warm-started replans run the
-    planner's ``warm_iterations``.
+    Everything in ``planner_options`` goes to ``make_planner`` unchanged: any field of the planner's
+    config in the shared vocabulary (``iterations``, ``warm_iterations``, ``num_candidates``,
+    ``action_noise``, ``lr_actions``, ``goal_tolerance``, ``seed``, and the planner's own, e.g.
+    GRASP's ``noise_scale``; README "Planner options") or a planner argument (``state_weights``,
+    ``running_cost``, ``dense_goal_weight``, ``reward_fn``, ``terminal_value``, ``discount``: with
+    ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal). The agent adds ``action_space`` (bounds), ``device``,
+    ``seed`` when an int is given, and ``dense_goal_weight`` = :data:`DEFAULT_DENSE_GOAL_WEIGHT`
+    unless set. Warm-started replans run the planner's ``warm_iterations``.
 
     Goals, in order of precedence: ``goal`` (a state vector) or ``goal_observation`` (encoded by
     the model) given here or via ``set_goal``; else the env's own goal read from dict observations
@@ -220,7 +223,7 @@ class GraspMPC:
                 raise ValueError(f"{name} contains NaN or inf values")
         with torch.no_grad():
             latent = encode_observation(self.model, observation, device=self.device)
-        if latent.shape[-1] != self.planner.state_dim or latent.ndim not in (1, 2):
+        if latent.ndim not in (1, 2) or latent.shape[-1] != self.planner.state_dim:
             raise ValueError(
                 f"{name} encodes to shape {tuple(latent.shape)}; expected [{self.planner.state_dim}] or "
                 f"[n_envs, {self.planner.state_dim}] (state_dim of the model)"
@@ -234,10 +237,11 @@ class GraspMPC:
         if goal is None and env_goal is not None:
             goal = self._encode(env_goal, "goal (from the observation)")
         if goal is None:
-            if self.planner.running_cost is None:
+            if not self.planner.goal_optional:
                 raise ValueError(
                     "no goal: pass goal=/goal_observation= (or set_goal), use a goal-conditioned env with "
-                    f"dict observations carrying {self.goal_key!r}, or give the planner a running_cost"
+                    f"dict observations carrying {self.goal_key!r}, or give the planner a running_cost, "
+                    "reward_fn or terminal_value"
                 )
             return None
         goal = goal if goal.ndim == 2 else goal[None]

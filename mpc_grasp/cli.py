@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "train": "mpc_grasp.cli:register_train",
     "run": "mpc_grasp.run_command:register_run",
     "benchmark": "mpc_grasp.benchmark:register_benchmark",
+    "mbrl": "mpc_grasp.mbrl:register_mbrl",
 }
 
 

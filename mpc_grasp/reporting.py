@@ -1,16 +1,19 @@
-"""Reproducibility helpers shared by the experiment scripts: git commit, source fingerprints, and a
-resumable JSON-lines log of finished work (a killed run continues where it stopped)."""
+"""Reproducibility helpers shared by the experiment scripts: git commit, source fingerprints, a
+resumable JSON-lines log of finished work (a killed run continues where it stopped), and the one
+report writer (JSON + Markdown + plot, each naming the command and commit)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import subprocess
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REPO_ROOT", "ResumeLog", "file_hashes", "fingerprint", "git_commit"]
+__all__ = ["REPO_ROOT", "ResumeLog", "command_line", "file_hashes", "fingerprint", "git_commit", "write_report"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """The source checkout (the package is installed in editable mode)."""
@@ -94,3 +97,33 @@ class ResumeLog:
         self._items[key] = item
         with self.path.open("a") as handle:
             handle.write(json.dumps(item) + "\n")
+
+
+def command_line(script: str, argv: Sequence[str] | None = None) -> str:
+    """The shell command that reproduces this run: ``python SCRIPT ARGS`` (``argv`` None = ``sys.argv[1:]``)."""
+    return shlex.join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_report(
+    out_dir: str | Path,
+    stem: str,
+    report: dict[str, Any],
+    markdown: Callable[[dict[str, Any]], str],
+    plot: Callable[[dict[str, Any], Path], Path] | None = None,
+) -> dict[str, Path]:
+    """Write ``stem.json``, ``stem.md`` and (with ``plot``) ``stem.png`` under ``out_dir``.
+
+    ``report`` gets ``commit`` (``git_commit``, ``+dirty`` marked) unless present; it should carry
+    ``command`` (see :func:`command_line`). The Markdown ends with the command and commit, so a
+    table copied out of it still says where it came from.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report.setdefault("commit", git_commit(mark_dirty=True))
+    paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
+    paths["json"].write_text(json.dumps(report, indent=2, default=repr) + "\n")
+    footer = f"\n\nCommand: `{report.get('command', '?')}` — commit `{report['commit'] or 'unknown'}`.\n"
+    paths["md"].write_text(markdown(report).rstrip() + footer)
+    if plot is not None:
+        paths["png"] = plot(report, out / f"{stem}.png")
+    return paths

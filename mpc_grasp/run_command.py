@@ -167,6 +167,8 @@ _NOT_FOR_SET = {
     "obs_key": "the checkpoint's obs_key is used",
     "running_cost": "a Python callable cannot be given on the command line; use GraspMPC from Python",
     "callback": "a Python callable cannot be given on the command line; use GraspMPC from Python",
+    "reward_fn": "a Python callable cannot be given on the command line; use GraspMPC from Python or `mpc-grasp mbrl`",
+    "terminal_value": "a Python callable cannot be given on the command line; use GraspMPC from Python or `mpc-grasp mbrl --terminal-value`",
 }
 """GraspMPC/planner arguments that ``mpc-grasp run`` sets from its own flags (or the env/model), or
 that cannot come from a command line: --set refuses them, saying what to do instead."""

@@ -111,7 +111,7 @@ def test_run_command_writes_summary_plot_and_gif(wall_checkpoint: Path, tmp_path
     assert "horizon 8, 1 episode," in captured.out and "over 1 episode |" in captured.out and "1 episodes" not in captured.out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 1 and summary["plans"] == 2 and summary["planner_config"]["num_candidates"] == 2
-    assert summary["planner_options"] == {"num_candidates": 2, "dense_goal_weight": 0.1, "iterations": 5, "warm_iterations": 5}
+    assert summary["planner_options"] == {"num_candidates": 2, "dense_goal_weight": 0.1, "iterations": 5}  # warm default 4 <= 5: not capped
     assert summary["model_trained_on"]["env_id"] == WALL and summary["env_kwargs"] == {"task": "across"}
     assert summary["episodes_detail"][0]["steps"] == 6
     assert (out / "plans.png").stat().st_size > 10_000

@@ -223,13 +223,18 @@ def test_grasp_diagnostics_are_complete() -> None:
         assert np.isfinite(info[key]).all()
     assert info["loss"][-1] < info["loss"][0]
     assert info["wall_time"] > 0
-    # 60 lifted calls + 3 syncs x (10 steps x 10 rollout calls + 10 reset calls) + the final rollout
-    assert info["model_calls"] == 60 + 3 * (10 * 10 + 10) + 10
+    # 60 lifted calls + 3 syncs x (10 steps x 10 rollout calls + 10 reset calls); the run ends on a
+    # sync, so the final selection reuses its rollout
+    assert info["model_calls"] == 60 + 3 * (10 * 10 + 10)
     assert result.virtual_states.shape == (9, 2)
     assert info["candidate_costs"].shape == (4,)
-    # the default's sampling sync: per sync one rollout of the samples, one of the MPPI means, one reset
+    # the default's sampling sync: per sync one rollout of the samples and one of the MPPI means; the
+    # state reset reuses them (no third rollout)
     default = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=60, num_candidates=4, sync_every=20)
-    assert default.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 60 + 3 * (3 * 10) + 10
+    assert default.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 60 + 3 * (2 * 10)
+    # a run that does not end on a sync rolls its candidates out once more to select
+    offset = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=50, num_candidates=4, sync_every=20)
+    assert offset.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 50 + 2 * (2 * 10) + 10
 
 
 def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
@@ -403,3 +408,35 @@ def test_early_stopped_is_true_only_when_the_run_stopped_before_its_budget() -> 
     # the only check falls on the last iteration: the whole budget ran, so it did not stop early
     full = make_planner("cem", model, horizon=5, iterations=10, check_every=10, goal_tolerance=0.2).plan(start, goal)
     assert full.info["iterations"] == 10 and not full.info["early_stopped"]
+
+
+def test_sync_leaves_the_virtual_states_on_the_rollout_of_the_synced_actions() -> None:
+    from mpc_grasp.planners.base import Problem
+
+    planner = make_planner("grasp", wall_model(), horizon=8, num_candidates=3, seed=0)
+    problem = Problem(start=torch.tensor([[2.0, 3.0]]), goal=torch.tensor([[6.0, 3.0]]), init=None)
+    planner.generators = [torch.Generator().manual_seed(0)]
+    actions = 0.5 * torch.randn(1, 3, 8, 2)
+    virtual = planner._initial_states(problem, 3)
+    planner._sync(problem, actions, virtual)
+    rollout = planner.rollout(problem.start, actions)
+    torch.testing.assert_close(virtual, rollout[:, :, 1:8])
+
+
+def test_a_plan_ending_on_a_sync_reports_the_true_rollout_of_its_actions() -> None:
+    planner = make_planner("grasp", wall_model(), horizon=12, iterations=20, sync_every=10, num_candidates=3, seed=1)
+    result = planner.plan([2.0, 3.0], [6.0, 3.0])
+    rollout = planner.rollout(torch.tensor([[2.0, 3.0]]), result.actions[None, None])[0, 0]
+    torch.testing.assert_close(result.states, rollout)
+    assert float(result.cost) == pytest.approx(float(((rollout[-1] - torch.tensor([6.0, 3.0])) ** 2).sum()), rel=1e-5)
+
+
+def test_a_compiled_world_model_plans_like_the_model_itself() -> None:
+    from mpc_grasp.models.base import compile_world_model
+
+    model = LinearSystem.point()
+    compiled = compile_world_model(model, backend="eager")  # the plumbing, without inductor's compile time
+    assert compiled.state_dim == 2 and compiled.action_dim == 2 and compiled.model is model
+    plain = make_planner("grasp", model, horizon=6, iterations=8, num_candidates=2).plan([0.0, 0.0], [1.0, 0.5])
+    fast = make_planner("grasp", compiled, horizon=6, iterations=8, num_candidates=2).plan([0.0, 0.0], [1.0, 0.5])
+    torch.testing.assert_close(plain.actions, fast.actions)

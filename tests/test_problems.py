@@ -43,7 +43,8 @@ def test_the_paper_preset_keeps_the_papers_mechanisms() -> None:
 
 def test_default_grasp_resolves_the_stop_gradient_from_the_model_kind() -> None:
     problem = make_problem("double_integrator_2d", 1)
-    assert not make_planner("grasp", problem.model, 10).detach_states  # state-space model: full gradients
+    state_space = make_planner("grasp", problem.model, 10)
+    assert not state_space.detach_states and state_space.sync_every == 4  # full gradients, frequent sampling syncs
 
     class Latent(torch.nn.Module):
         state_dim, action_dim, plans_in_latent_space = 4, 2, True
@@ -53,6 +54,7 @@ def test_default_grasp_resolves_the_stop_gradient_from_the_model_kind() -> None:
 
     latent = make_planner("grasp", Latent(), 10)
     assert latent.detach_states and latent.lifted_goal_weight == 1.0  # the paper's setting where it matters
+    assert latent.sync_every == 10 and make_planner("grasp", Latent(), 10, sync_every=3).sync_every == 3
 
 
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
@@ -81,3 +83,4 @@ def test_planner_gym_and_speed_scripts_write_their_reports(tmp_path: Path) -> No
     assert all(row["warm_ms_median"] > 0 and row["cold_ms"] > 0 for row in speed["rows"])
     assert {(row["planner"], row["candidates"]) for row in speed["iteration_rows"]} == {(p, 4) for p in ("grasp", "cem", "mppi", "gd")}
     assert "ms per iteration" in (speed_out / "speed.md").read_text() and (speed_out / "speed.png").exists()
+    assert "Command: `python experiments/speed.py --horizons 5" in (speed_out / "speed.md").read_text() and "commit" in speed

@@ -10,7 +10,7 @@ from mpc_grasp.models.checkpoint import (
     save_world_model,
 )
 from mpc_grasp.models.metrics import multi_step_error, one_step_error, open_loop_rollouts
-from mpc_grasp.models.mlp import MLPWorldModel
+from mpc_grasp.models.mlp import MLPWorldModel, ValueFunction
 from mpc_grasp.models.pixel import (
     PixelDataset,
     PixelWorldModel,
@@ -23,7 +23,7 @@ from mpc_grasp.models.pixel import (
     save_pixel_world_model,
     train_pixel_world_model,
 )
-from mpc_grasp.models.training import train_world_model
+from mpc_grasp.models.training import train_value_function, train_world_model
 
 __all__ = [
     "CheckpointError",
@@ -38,6 +38,8 @@ __all__ = [
     "load_pixel_world_model",
     "save_pixel_world_model",
     "train_pixel_world_model",
+    "train_value_function",
+    "ValueFunction",
     "WorldModel",
     "check_world_model",
     "encode_observation",

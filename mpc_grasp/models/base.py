@@ -79,3 +79,34 @@ def encode_observation(model: Any, obs: Any, device: torch.device | str = "cpu")
             obs = torch.as_tensor(obs, device=device)
         return encode(obs)
     return as_float_tensor(obs, "obs", device=device)
+
+
+class CompiledWorldModel(torch.nn.Module):
+    """A world model whose ``forward`` runs through ``torch.compile`` (opt-in speed path).
+
+    Planners call the model on a few fixed row counts ([N·B·T] for GRASP's lifted step, [N·B] per
+    rollout step), so ``dynamic=True`` compiles once for all of them. The first calls pay the
+    compile (20-70 s on CPU with inductor): use it for long runs, never in unit tests' hot path.
+    Everything else (``state_dim``, ``encode``, ``plans_in_latent_space``, ...) is the wrapped model's.
+    """
+
+    def __init__(self, model: torch.nn.Module, backend: str = "inductor", dynamic: bool = True, mode: str | None = None) -> None:
+        super().__init__()
+        check_world_model(model)
+        self.model = model
+        self._compiled = torch.compile(model, backend=backend, dynamic=dynamic, mode=mode)
+
+    def forward(self, state: Tensor, action: Tensor) -> Tensor:
+        return self._compiled(state, action)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)  # parameters, buffers, submodules (incl. self.model)
+        except AttributeError:
+            return getattr(self.__dict__["_modules"]["model"], name)
+
+
+def compile_world_model(model: Any, backend: str = "inductor", dynamic: bool = True, mode: str | None = None) -> CompiledWorldModel:
+    """``model`` with ``forward`` compiled by ``torch.compile``; plug it into ``make_planner``/``GraspMPC``
+    as usual. ``mode="reduce-overhead"`` adds CUDA graphs on a GPU."""
+    return CompiledWorldModel(model, backend=backend, dynamic=dynamic, mode=mode)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mpc_grasp.models.mlp import MLPWorldModel
+from mpc_grasp.models.mlp import MLPWorldModel, ValueFunction
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -33,7 +33,7 @@ CHECKPOINT_FORMAT = "mpc_grasp.world_model"
 CHECKPOINT_VERSION = 1
 
 # classes load_world_model can rebuild: ``cls(**config)`` then ``load_state_dict``
-MODEL_CLASSES: dict[str, type[nn.Module]] = {"MLPWorldModel": MLPWorldModel}
+MODEL_CLASSES: dict[str, type[nn.Module]] = {"MLPWorldModel": MLPWorldModel, "ValueFunction": ValueFunction}
 
 
 class CheckpointError(ValueError):

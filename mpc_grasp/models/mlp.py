@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from mpc_grasp.validation import as_float_tensor
 
-__all__ = ["ACTIVATIONS", "MLPWorldModel"]
+__all__ = ["ACTIVATIONS", "MLPWorldModel", "ValueFunction"]
 
 ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu}
 
@@ -33,6 +33,11 @@ class MLPWorldModel(nn.Module):
     ``fourier_features=F > 0`` appends ``sin/cos(2π · s_norm · W)`` of the normalised state to the
     input (``W`` [S, F] fixed Gaussian, std ``fourier_scale``; Tancik et al., 2020): a plain MLP on
     raw coordinates blurs sharp contacts such as walls, which planners then slip through.
+
+    ``reward_hidden_sizes`` (default None: no head) adds a reward head, a separate MLP on the
+    normalised ``(state, action, next_state − state)`` predicting the env's reward, exposed as
+    :meth:`reward` in the env's units (a planner's ``reward_fn=model.reward``). It is a separate network,
+    not extra outputs of the dynamics one, so the dynamics (and checkpoints without a head) are unchanged.
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class MLPWorldModel(nn.Module):
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
         fourier_seed: int = 0,
+        reward_hidden_sizes: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         hidden = [int(h) for h in hidden_sizes]
@@ -87,6 +93,14 @@ class MLPWorldModel(nn.Module):
         for name, dim in (("state", self.state_dim), ("action", self.action_dim), ("delta", self.state_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
+        self.reward_hidden_sizes = None if reward_hidden_sizes is None else tuple(int(h) for h in reward_hidden_sizes)
+        self.reward_net: nn.Sequential | None = None
+        if self.reward_hidden_sizes is not None:  # no module or buffers otherwise: old checkpoints load unchanged
+            if not self.reward_hidden_sizes or any(h < 1 for h in self.reward_hidden_sizes):
+                raise ValueError(f"reward_hidden_sizes must be non-empty positive integers or None, got {reward_hidden_sizes!r}")
+            self.reward_net = _plain_mlp(2 * self.state_dim + self.action_dim, self.reward_hidden_sizes, 1, activation)
+            self.register_buffer("reward_mean", torch.zeros(()))
+            self.register_buffer("reward_std", torch.ones(()))
         self.training_history: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
 
@@ -106,6 +120,7 @@ class MLPWorldModel(nn.Module):
             "fourier_features": self.fourier_features,
             "fourier_scale": self.fourier_scale,
             "fourier_seed": self.fourier_seed,
+            "reward_hidden_sizes": None if self.reward_hidden_sizes is None else list(self.reward_hidden_sizes),
         }
 
     def extra_repr(self) -> str:
@@ -113,7 +128,13 @@ class MLPWorldModel(nn.Module):
             f"state_dim={self.state_dim}, action_dim={self.action_dim}, hidden={list(self.hidden_sizes)}, "
             f"ensemble={self.ensemble_size}, activation={self.activation}"
             + (f", fourier_features={self.fourier_features}" if self.fourier_features else "")
+            + (f", reward_head={list(self.reward_hidden_sizes)}" if self.reward_hidden_sizes is not None else "")
         )
+
+    @property
+    def has_reward_head(self) -> bool:
+        """Whether the model predicts rewards (:meth:`reward`)."""
+        return self.reward_net is not None
 
     @torch.no_grad()
     def set_normalizers(
@@ -147,6 +168,32 @@ class MLPWorldModel(nn.Module):
         d = n - s
         self.set_normalizers(s.mean(0), s.std(0), a.mean(0), a.std(0), d.mean(0), d.std(0))
 
+    @torch.no_grad()
+    def fit_reward_normalizer(self, rewards: Any) -> None:
+        """Set the reward head's output scale from the rewards ``[N]`` (mean, std floored at 1e-4)."""
+        self._require_reward_head()
+        r = as_float_tensor(rewards, "rewards", allowed_ndims=(1,))
+        if len(r) < 2:
+            raise ValueError(f"need >= 2 rewards to fit the reward normaliser, got {len(r)}")
+        self.reward_mean.copy_(r.mean())
+        self.reward_std.copy_(r.std().clamp_min(1e-4))
+
+    def reward_inputs(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
+        """``[N, S]``, ``[N, A]``, ``[N, S]`` -> the reward head's normalised input ``[N, 2S + A]``."""
+        delta = (next_state - state - self.delta_mean) / self.delta_std
+        return torch.cat([(state - self.state_mean) / self.state_std, (action - self.action_mean) / self.action_std, delta], dim=-1)
+
+    def normalized_reward(self, inputs: Tensor) -> Tensor:
+        """The reward head's output ``[N]`` (normalised reward) for inputs from :meth:`reward_inputs`."""
+        self._require_reward_head()
+        return self.reward_net(inputs)[..., 0]
+
+    def _require_reward_head(self) -> None:
+        if self.reward_net is None:
+            raise ValueError(
+                "this MLPWorldModel has no reward head: train it with train_world_model(dataset, reward=True) "
+                "(or build it with reward_hidden_sizes=...)"
+            )
     # ------------------------------------------------------------------ core network
     def _mlp(self, x: Tensor, out_slice: slice | None = None) -> Tensor:
         """Raw network output ``[E, N, out]`` for normalised inputs ``[N, in]`` (shared) or ``[E, N, in]``."""
@@ -236,6 +283,17 @@ class MLPWorldModel(nn.Module):
         variance = stds.square().mean(0) + means.var(0, unbiased=False)
         return mean, variance.sqrt()
 
+    def reward(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
+        """Predicted reward ``[...]`` (env units) of the step ``state [..., S]``, ``action [..., A]`` ->
+        ``next_state [..., S]``; differentiable, any leading shape: a planner's ``reward_fn``."""
+        self._require_reward_head()
+        s, a, lead = self._flatten(state, action)
+        n, _, next_lead = self._flatten(next_state, action)
+        if next_lead != lead:
+            raise ValueError(f"next_state must have the shape of state, got {tuple(next_state.shape)} and {tuple(state.shape)}")
+        value = self.normalized_reward(self.reward_inputs(s, a, n)) * self.reward_std + self.reward_mean
+        return value.reshape(lead)
+
     def encode(self, obs: Any) -> Tensor:
         """Observation -> state: the identity as a float tensor (``obs[obs_key]`` for dict observations)."""
         if isinstance(obs, Mapping):
@@ -244,3 +302,96 @@ class MLPWorldModel(nn.Module):
             obs = obs[self.obs_key]
         device, dtype = self.state_mean.device, self.state_mean.dtype
         return as_float_tensor(obs, "obs", device=device, dtype=dtype, trailing_shape=(self.state_dim,))
+
+
+class ValueFunction(nn.Module):
+    """State value ``V(s)`` in the env's return units: an MLP on the normalised state, for a planner's
+    ``terminal_value`` (the return beyond the horizon; :func:`mpc_grasp.models.train_value_function`).
+
+    The network predicts ``(V − value_mean) / value_scale``; ``discount`` is the one it was trained
+    with (plan with the same discount so ``discount^T V(s_T)`` continues the same return).
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        hidden_sizes: Sequence[int] = (128, 128),
+        activation: str = "silu",
+        discount: float = 0.99,
+        obs_key: str | None = "observation",
+    ) -> None:
+        super().__init__()
+        if int(state_dim) < 1:
+            raise ValueError(f"state_dim must be >= 1, got {state_dim}")
+        if not hidden_sizes or any(int(h) < 1 for h in hidden_sizes):
+            raise ValueError(f"hidden_sizes must be non-empty positive integers, got {list(hidden_sizes)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
+        if not 0.0 < float(discount) < 1.0:
+            raise ValueError(f"discount must be in (0, 1), got {discount}")
+        self.state_dim = int(state_dim)
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        self.activation = activation
+        self.discount = float(discount)
+        self.obs_key = obs_key
+        self.net = _plain_mlp(self.state_dim, self.hidden_sizes, 1, activation)
+        self.register_buffer("state_mean", torch.zeros(self.state_dim))
+        self.register_buffer("state_std", torch.ones(self.state_dim))
+        self.register_buffer("value_mean", torch.zeros(()))
+        self.register_buffer("value_scale", torch.ones(()))
+        self.training_history: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments: ``ValueFunction(**value.config)`` rebuilds the architecture."""
+        return {
+            "state_dim": self.state_dim, "hidden_sizes": list(self.hidden_sizes), "activation": self.activation,
+            "discount": self.discount, "obs_key": self.obs_key,
+        }
+
+    @torch.no_grad()
+    def set_normalizers(self, state_mean: Any, state_std: Any, value_mean: float, value_scale: float) -> None:
+        """Input normalisation and output scale (std and scale floored so they stay finite)."""
+        self.state_mean.copy_(as_float_tensor(state_mean, "state_mean", trailing_shape=(self.state_dim,), allowed_ndims=(1,)))
+        self.state_std.copy_(as_float_tensor(state_std, "state_std", trailing_shape=(self.state_dim,), allowed_ndims=(1,)).clamp_min(1e-4))
+        self.value_mean.fill_(float(value_mean))
+        self.value_scale.fill_(max(float(value_scale), 1e-4))
+
+    def normalized(self, state: Tensor) -> Tensor:
+        """The network output ``[N]`` (normalised value) for states ``[N, S]``."""
+        return self.net((state - self.state_mean) / self.state_std)[..., 0]
+
+    def forward(self, state: Tensor) -> Tensor:
+        """``V(state)`` ``[...]`` for ``state [..., S]`` (any leading shape, differentiable)."""
+        if not isinstance(state, Tensor):
+            state = torch.as_tensor(np.asarray(state), dtype=self.state_mean.dtype, device=self.state_mean.device)
+        if state.ndim == 0 or state.shape[-1] != self.state_dim:
+            raise ValueError(f"state must have last dimension state_dim={self.state_dim}, got shape {tuple(state.shape)}")
+        lead = state.shape[:-1]
+        rows = state.reshape(-1, self.state_dim).to(self.state_mean.dtype)
+        return (self.normalized(rows) * self.value_scale + self.value_mean).reshape(lead)
+
+
+def _plain_mlp(inputs: int, hidden_sizes: Sequence[int], outputs: int, activation: str) -> nn.Sequential:
+    """``Linear -> activation -> ... -> Linear`` (one member; the reward head and value networks)."""
+    modules: list[nn.Module] = []
+    sizes = [inputs, *hidden_sizes]
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        modules += [nn.Linear(fan_in, fan_out), _Activation(activation)]
+    modules.append(nn.Linear(sizes[-1], outputs))
+    return nn.Sequential(*modules)
+
+
+class _Activation(nn.Module):
+    """One of :data:`ACTIVATIONS` as a module (no parameters: state dicts hold only the Linear layers)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ACTIVATIONS[self.name](x)
+
+    def extra_repr(self) -> str:
+        return self.name

@@ -14,9 +14,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mpc_grasp.data import TransitionDataset
-from mpc_grasp.models.mlp import MLPWorldModel
+from mpc_grasp.models.mlp import MLPWorldModel, ValueFunction
 
-__all__ = ["LOSSES", "train_world_model"]
+__all__ = ["LOSSES", "train_value_function", "train_world_model"]
 
 LOSSES = ("mse", "nll")
 
@@ -34,6 +34,16 @@ def _tensors(dataset: TransitionDataset, device: torch.device) -> tuple[Tensor, 
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"dataset {name} contain NaN or inf values")
     return s, a, n
+
+
+def _reward_tensors(
+    model: MLPWorldModel, dataset: TransitionDataset, s: Tensor, a: Tensor, n: Tensor, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The reward head's normalised inputs [N, 2S + A] and targets [N] for ``dataset``'s rewards."""
+    rewards = torch.as_tensor(dataset.rewards, dtype=torch.float32, device=device)
+    if not bool(torch.isfinite(rewards).all()):
+        raise ValueError("dataset rewards contain NaN or inf values")
+    return model.reward_inputs(s, a, n), (rewards - model.reward_mean) / model.reward_std
 
 
 def _loss(mean: Tensor, log_std: Tensor, target: Tensor, kind: str) -> Tensor:
@@ -73,6 +83,9 @@ def train_world_model(
     num_threads: int | None = None,
     fourier_features: int = 0,
     fourier_scale: float = 1.0,
+    reward: bool | None = None,
+    reward_hidden_sizes: Sequence[int] | None = None,
+    init_model: MLPWorldModel | None = None,
 ) -> MLPWorldModel:
     """Train a delta-predicting Gaussian MLP (ensemble) on ``dataset``; returns the best model.
 
@@ -91,6 +104,16 @@ def train_world_model(
     :class:`MLPWorldModel`); 64 at scale 1 sharpens the grid world's walls (README, measured).
     ``num_threads`` temporarily sets torch's intra-op threads (1 is often fastest for small MLPs,
     and much faster on an oversubscribed CPU).
+
+    ``reward=True`` also trains the model's reward head (``model.reward(s, a, s')``, see
+    :class:`MLPWorldModel`; ``reward_hidden_sizes`` defaults to ``hidden_sizes``) on the dataset's
+    rewards, by squared error of the normalised reward on the same batches; model selection then uses
+    the sum of the dynamics' and the reward's validation MSE (both normalised).
+
+    ``init_model`` warm-starts from a trained model (the model-based RL loop retrains on the grown
+    dataset): a copy of it is trained further, keeping its architecture (``hidden_sizes``,
+    ``ensemble_size``, ``activation``, Fourier features are then ignored) and its normalisers (so its
+    weights keep their meaning); ``reward`` defaults to whether it has a reward head, and must match it.
     """
     if num_threads is not None:
         if int(num_threads) < 1:
@@ -103,7 +126,8 @@ def train_world_model(
                 batch_size=batch_size, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction,
                 val_dataset=val_dataset, patience=patience, max_time_s=max_time_s, seed=seed,
                 device=device, progress=progress, loss=loss, activation=activation, lr_decay=lr_decay,
-                fourier_features=fourier_features, fourier_scale=fourier_scale,
+                fourier_features=fourier_features, fourier_scale=fourier_scale, reward=reward,
+                reward_hidden_sizes=reward_hidden_sizes, init_model=init_model,
             )
         finally:
             torch.set_num_threads(previous)
@@ -117,6 +141,15 @@ def train_world_model(
         raise ValueError(f"max_time_s must be > 0, got {max_time_s}")
     if not isinstance(dataset, TransitionDataset):
         raise TypeError(f"dataset must be a TransitionDataset, got {type(dataset).__name__}")
+    if init_model is not None and not isinstance(init_model, MLPWorldModel):
+        raise TypeError(f"init_model must be an MLPWorldModel, got {type(init_model).__name__}")
+    if reward is None:
+        reward = bool(init_model is not None and init_model.has_reward_head)
+    if init_model is not None and bool(reward) != init_model.has_reward_head:
+        raise ValueError(
+            f"reward={reward} but init_model {'has' if init_model.has_reward_head else 'has no'} reward head: "
+            "a warm start keeps the architecture (train from scratch to add or drop the head)"
+        )
     device = torch.device(device)
     start_time = time.perf_counter()
 
@@ -138,23 +171,38 @@ def train_world_model(
         )
     s, a, n = _tensors(train_set, device)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = MLPWorldModel(
-            s.shape[1], a.shape[1], hidden_sizes=hidden_sizes, ensemble_size=ensemble_size,
-            activation=activation, obs_key=dataset.metadata.get("obs_key") or "observation",
-            fourier_features=fourier_features, fourier_scale=fourier_scale, fourier_seed=seed,
-        ).to(device)
-    model.fit_normalizers(s, a, n)
+    if init_model is not None:
+        if (init_model.state_dim, init_model.action_dim) != (s.shape[1], a.shape[1]):
+            raise ValueError(
+                f"init_model has state_dim {init_model.state_dim} / action_dim {init_model.action_dim}, "
+                f"the dataset {s.shape[1]} / {a.shape[1]}"
+            )
+        model = copy.deepcopy(init_model).to(device)  # its normalisers stay: the weights keep their meaning
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = MLPWorldModel(
+                s.shape[1], a.shape[1], hidden_sizes=hidden_sizes, ensemble_size=ensemble_size,
+                activation=activation, obs_key=dataset.metadata.get("obs_key") or "observation",
+                fourier_features=fourier_features, fourier_scale=fourier_scale, fourier_seed=seed,
+                reward_hidden_sizes=(reward_hidden_sizes or hidden_sizes) if reward else None,
+            ).to(device)
+        model.fit_normalizers(s, a, n)
+        if reward:
+            model.fit_reward_normalizer(torch.as_tensor(train_set.rewards))
     generator = torch.Generator(device="cpu").manual_seed(seed)
 
     with torch.no_grad():
         x_train = model.normalize_inputs(s, a)
         y_train = (n - s - model.delta_mean) / model.delta_std
+        if reward:
+            xr_train, yr_train = _reward_tensors(model, train_set, s, a, n, device)
         if val_set is not None:
             vs, va, vn = _tensors(val_set, device)
             x_val = model.normalize_inputs(vs, va)
             y_val = (vn - vs - model.delta_mean) / model.delta_std
+            if reward:
+                xr_val, yr_val = _reward_tensors(model, val_set, vs, va, vn, device)
 
     n_train, ens = len(x_train), model.ensemble_size
     batch = min(int(batch_size), n_train)
@@ -168,6 +216,8 @@ def train_world_model(
     )
 
     history: dict[str, Any] = {"epoch": [], "train_loss": [], "val_loss": [], "val_mse": [], "lr": []}
+    if reward:
+        history.update(train_reward_mse=[], val_reward_mse=[])
     best_metric, best_epoch, best_state = math.inf, -1, None
     stopped = "epochs"
     bar = tqdm(range(1, int(epochs) + 1), desc="train world model", unit="epoch", disable=not progress, leave=False)
@@ -175,10 +225,15 @@ def train_world_model(
         model.train()
         order = torch.argsort(torch.rand(ens, n_train, generator=generator), dim=1).to(device)
         total, timed_out = torch.zeros((), device=device), False
+        reward_total = torch.zeros((), device=device)
         for k in range(steps_per_epoch):
             idx = order[:, k * batch : (k + 1) * batch]  # [E, B]
             mean, log_std = model.normalized_outputs(x_train[idx])
             objective = _loss(mean, log_std, y_train[idx], loss)
+            if reward:  # the reward head on the first member's batch (one head, not an ensemble)
+                reward_error = (model.normalized_reward(xr_train[idx[0]]) - yr_train[idx[0]]).square().mean()
+                objective = objective + reward_error
+                reward_total += reward_error.detach()
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()
@@ -191,12 +246,18 @@ def train_world_model(
         train_loss = float(total) / (k + 1)
         model.eval()
         val_loss = val_mse = float("nan")
+        val_reward_mse = float("nan")
         if val_set is not None:
             with torch.no_grad():
                 vm, vl = model.normalized_outputs(x_val)
                 val_loss = float(_loss(vm, vl, y_val.expand_as(vm), loss))
                 val_mse = float((vm.mean(0) - y_val).square().mean())
-        metric = val_mse if val_set is not None else train_loss
+                if reward:
+                    val_reward_mse = float((model.normalized_reward(xr_val) - yr_val).square().mean())
+        metric = (val_mse + (val_reward_mse if reward else 0.0)) if val_set is not None else train_loss
+        if reward:
+            history["train_reward_mse"].append(float(reward_total) / (k + 1))
+            history["val_reward_mse"].append(val_reward_mse)
         history["epoch"].append(epoch)
         history["train_loss"].append(train_loss)
         history["val_loss"].append(val_loss)
@@ -232,7 +293,9 @@ def train_world_model(
             "hidden_sizes": list(hidden_sizes), "ensemble_size": ensemble_size, "epochs": epochs,
             "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "val_fraction": val_fraction,
             "patience": patience, "max_time_s": max_time_s, "seed": seed, "loss": loss,
-            "activation": activation, "lr_decay": lr_decay,
+            "activation": activation, "lr_decay": lr_decay, "reward": bool(reward),
+            "reward_hidden_sizes": None if model.reward_hidden_sizes is None else list(model.reward_hidden_sizes),
+            "warm_start": init_model is not None,
         },
     }
     model.metadata = {
@@ -247,3 +310,81 @@ def train_world_model(
     }
     return model
 
+
+def train_value_function(
+    dataset: TransitionDataset,
+    model: MLPWorldModel | None = None,
+    *,
+    discount: float = 0.99,
+    hidden_sizes: Sequence[int] = (128, 128),
+    epochs: int = 100,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    target_update: float = 0.01,
+    seed: int = 0,
+    init_value: ValueFunction | None = None,
+    progress: bool = False,
+) -> ValueFunction:
+    """Fit a state value ``V(s)`` to ``dataset`` by TD(0) fitted evaluation; usable as a planner's
+    ``terminal_value`` (plan with the same ``discount``).
+
+    Minimises ``(V(s) − [r + discount · (1 − terminated) · V_target(s')])²`` over the dataset's
+    transitions (truncated episodes bootstrap; terminated ones do not), with ``V_target`` a Polyak
+    copy (rate ``target_update`` per step), as TD-MPC2 trains its Q. It evaluates the policy that
+    collected the data (random exploration and the agent's own episodes), not the planner's. ``model``
+    (optional) supplies the state normaliser, so V sees states scaled as the dynamics model does; the
+    output is scaled by ``reward std / (1 − discount)``. ``init_value`` warm-starts (keeps its normalisers).
+    """
+    if not 0.0 < discount < 1.0:
+        raise ValueError(f"discount must be in (0, 1), got {discount}")
+    if int(epochs) < 1 or int(batch_size) < 1 or lr <= 0 or not 0.0 < target_update <= 1.0:
+        raise ValueError(f"need epochs, batch_size >= 1, lr > 0, target_update in (0, 1]; got {epochs}, {batch_size}, {lr}, {target_update}")
+    if len(dataset) < 2:
+        raise ValueError(f"need at least 2 transitions, got {len(dataset)}")
+    states, _, next_states = _tensors(dataset, torch.device("cpu"))
+    rewards = torch.as_tensor(dataset.rewards, dtype=torch.float32)
+    continues = torch.as_tensor(~dataset.terminated, dtype=torch.float32)
+    if model is not None and int(model.state_dim) != states.shape[1]:
+        raise ValueError(f"model has state_dim {model.state_dim}, the dataset {states.shape[1]}")
+    if init_value is not None:
+        if abs(init_value.discount - discount) > 1e-12 or init_value.state_dim != states.shape[1]:
+            raise ValueError(f"init_value has discount {init_value.discount} / state_dim {init_value.state_dim}, asked {discount} / {states.shape[1]}")
+        value = copy.deepcopy(init_value)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            value = ValueFunction(states.shape[1], hidden_sizes=hidden_sizes, discount=discount, obs_key=dataset.metadata.get("obs_key") or "observation")
+        state_mean, state_std = (model.state_mean, model.state_std) if model is not None else (states.mean(0), states.std(0))
+        value.set_normalizers(state_mean.detach().cpu(), state_std.detach().cpu(), float(rewards.mean()) / (1 - discount), float(rewards.std()) / (1 - discount))
+    target = copy.deepcopy(value).requires_grad_(False)
+    optimizer = torch.optim.Adam(value.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    rows, batch = len(states), min(int(batch_size), len(states))
+    history: dict[str, Any] = {"epoch": [], "td_loss": []}
+    started = time.perf_counter()
+    for epoch in tqdm(range(1, int(epochs) + 1), desc="train value", unit="epoch", disable=not progress, leave=False):
+        order = torch.randperm(rows, generator=generator)
+        total, steps = 0.0, 0
+        for first in range(0, rows, batch):
+            index = order[first : first + batch]
+            with torch.no_grad():
+                bootstrap = target(next_states[index])
+                td_target = rewards[index] + discount * continues[index] * bootstrap
+            error = (value(states[index]) - td_target) / value.value_scale
+            loss = error.square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for target_param, param in zip(target.parameters(), value.parameters()):
+                    target_param.lerp_(param, target_update)
+            total, steps = total + float(loss.detach()), steps + 1
+        history["epoch"].append(epoch)
+        history["td_loss"].append(total / steps)
+    value.eval()
+    value.training_history = {**history, "wall_time_s": time.perf_counter() - started, "n_train": rows,
+                              "config": {"discount": discount, "hidden_sizes": list(value.hidden_sizes), "epochs": epochs,
+                                         "batch_size": batch_size, "lr": lr, "target_update": target_update, "seed": seed,
+                                         "warm_start": init_value is not None}}
+    value.metadata = {"env_id": dataset.metadata.get("env_id"), "dataset_n_steps": rows}
+    return value

@@ -27,7 +27,10 @@ PLANNERS: dict[str, type[Planner]] = {
     "gd": GDPlanner,
 }
 
-_PLANNER_KWARGS = ("action_low", "action_high", "state_weights", "dense_goal_weight", "running_cost", "device", "callback")
+_PLANNER_KWARGS = (
+    "action_low", "action_high", "state_weights", "dense_goal_weight", "running_cost", "reward_fn", "terminal_value",
+    "discount", "device", "callback",
+)
 
 
 def make_planner(
@@ -43,7 +46,8 @@ def make_planner(
 
     ``options`` mixes config fields (e.g. ``iterations=200, num_candidates=8``) with planner
     arguments (``action_low``, ``action_high``, ``state_weights``, ``dense_goal_weight``,
-    ``running_cost``, ``device``, ``callback``). ``action_space`` (a Gymnasium Box) sets the bounds.
+    ``running_cost``, ``reward_fn``, ``terminal_value``, ``discount``, ``device``, ``callback``).
+    ``action_space`` (a Gymnasium Box) sets the bounds.
     """
     if name not in PLANNERS:
         raise ValueError(f"unknown planner {name!r}; choose one of {sorted(PLANNERS)}")

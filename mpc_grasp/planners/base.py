@@ -24,6 +24,13 @@ from mpc_grasp.validation import as_float_tensor, check_positive
 RunningCost = Callable[[Tensor, Tensor], Tensor]
 """Differentiable per-step cost ``(next_state [..., S], action [..., A]) -> [...]``, summed over time."""
 
+RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""Differentiable per-step reward ``(state [..., S], action [..., A], next_state [..., S]) -> [...]``
+(one value per step, any leading shape); the planner maximises its discounted sum."""
+
+TerminalValue = Callable[[Tensor], Tensor]
+"""Differentiable value of the last planned state ``(state [..., S]) -> [...]``, added to the return."""
+
 
 IterationCallback = Callable[[int, "Tensor | None", Tensor], None]
 """Called after every iteration as ``callback(iteration, virtual_states or None, actions)`` (detached)."""
@@ -220,14 +227,23 @@ class Candidates:
     history: dict[str, Tensor] = field(default_factory=dict)  # per-iteration diagnostics
     iterations: int = 0
     early_stopped: bool = False
+    states: Tensor | None = None  # [N, B, T+1, S] model rollout of ``actions`` if already computed (saves one)
 
 
 class Planner(ABC):
     """Base class: a world model, a horizon, action bounds and an objective.
 
-    The objective of a plan with rollout s_1..s_T is
-    ``‖s_T − g‖²_w + dense_goal_weight · mean_t ‖s_t − g‖²_w + Σ_t running_cost(s_{t+1}, a_t)``,
-    with ``w`` the per-dimension ``state_weights``. Every planner's result is scored by it.
+    The objective (a cost, minimised) of a plan with rollout s_0..s_T is
+    ``‖s_T − g‖²_w + dense_goal_weight · mean_t ‖s_t − g‖²_w + Σ_t running_cost(s_{t+1}, a_t)
+    − Σ_t discount^t reward_fn(s_t, a_t, s_{t+1}) − discount^T terminal_value(s_T)``,
+    with ``w`` the per-dimension ``state_weights``; the goal terms only with a goal, the others only
+    when given. Every planner's result is scored by it. With a ``running_cost``, ``reward_fn`` or
+    ``terminal_value`` the goal is optional (the task objective alone is then maximised/minimised).
+
+    ``discount`` (default 1.0) weighs the rewards only: the undiscounted sum over the finite horizon
+    is what the env's episode return counts and keeps the objective's scale independent of the
+    horizon's position in the episode; give the discount the ``terminal_value`` was trained with
+    (e.g. 0.99) when using one, so the bootstrap ``discount^T V(s_T)`` estimates the same return.
     """
 
     name: ClassVar[str] = "base"
@@ -244,6 +260,9 @@ class Planner(ABC):
         state_weights: Any = None,
         dense_goal_weight: float = 0.0,
         running_cost: RunningCost | None = None,
+        reward_fn: RewardFn | None = None,
+        terminal_value: TerminalValue | None = None,
+        discount: float = 1.0,
         device: str | torch.device | None = None,
         callback: IterationCallback | None = None,
     ) -> None:
@@ -270,6 +289,17 @@ class Planner(ABC):
         check_positive(dense_goal_weight, "dense_goal_weight", allow_zero=True)
         self.dense_goal_weight = float(dense_goal_weight)
         self.running_cost = running_cost
+        for value, name in ((running_cost, "running_cost"), (reward_fn, "reward_fn"), (terminal_value, "terminal_value")):
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+        if isinstance(discount, bool) or not isinstance(discount, (int, float, np.floating, np.integer)) or not 0.0 < float(discount) <= 1.0:
+            raise ValueError(f"discount must be a number in (0, 1], got {discount!r}")
+        self.reward_fn = reward_fn
+        self.terminal_value = terminal_value
+        self.discount = float(discount)
+        self._non_finite_outputs: dict[str, Tensor] = {}
+        """Per objective callable: a device flag, set when it returned NaN/inf on finite inputs during the
+        current plan (accumulated without host syncs, checked once in ``_select``)."""
         self.callback = callback
         self.generator = torch.Generator(device=self.device)
         """Problem 0's generator (kept for callers that draw their own noise)."""
@@ -278,12 +308,33 @@ class Planner(ABC):
         self._model_calls = 0
         self._model_transitions = 0
         self._probe_model()
+        self._probe_objective()
 
     def _probe_model(self) -> None:
         """One model call on a zero (state, action) row: a model whose output is not [rows, state_dim]
         is rejected when the planner is built, not deep inside the first plan."""
         with torch.no_grad():
             self.predict(torch.zeros(1, self.state_dim, device=self.device), torch.zeros(1, self.action_dim, device=self.device))
+
+    def _probe_objective(self) -> None:
+        """Call ``reward_fn`` / ``terminal_value`` once on zero inputs with leading shape [2, 3]: one
+        returning another shape (a [..., 1] column, a mean over the batch) is rejected when the planner
+        is built, with the shape it must return."""
+        if self.reward_fn is None and self.terminal_value is None:
+            return
+        states = torch.zeros(2, 3, self.state_dim, device=self.device)
+        actions = torch.zeros(2, 3, self.action_dim, device=self.device)
+        with torch.no_grad():
+            rewards, values = self.reward_terms(states, actions, states, states[:, 0])
+        for output, name in ((rewards, "reward_fn"), (values, "terminal_value")):
+            if output is not None and not bool(torch.isfinite(output).all()):
+                raise ValueError(f"{name} returned NaN or inf on zero inputs (shape {tuple(output.shape)}); it must return finite values")
+
+    @property
+    def goal_optional(self) -> bool:
+        """True when the objective has a task term besides the goal (``running_cost``, ``reward_fn``
+        or ``terminal_value``), so plans without a goal are well defined."""
+        return self.running_cost is not None or self.reward_fn is not None or self.terminal_value is not None
 
     # ------------------------------------------------------------------ public API
     def plan(self, state: Any, goal: Any = None, init: PlanInit | PlanResult | Tensor | None = None) -> PlanResult:
@@ -328,8 +379,8 @@ class Planner(ABC):
 
     def _run(self, problem: Problem) -> PlanResult:
         """Seed, optimise, select; time the whole plan."""
-        if problem.goal is None and self.running_cost is None:
-            raise ValueError("goal is required unless the planner was given a running_cost")
+        if problem.goal is None and not self.goal_optional:
+            raise ValueError("goal is required unless the planner was given a running_cost, reward_fn or terminal_value")
         seeds = problem.seeds or tuple(self.config.seed + index for index in range(problem.size))
         self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
         self.generator = self.generators[0]
@@ -339,6 +390,7 @@ class Planner(ABC):
         )
         self._model_calls = 0
         self._model_transitions = 0
+        self._non_finite_outputs = {}
         started = time.perf_counter()
         if self._freeze_solved_warm_starts(problem):
             init = problem.init
@@ -399,7 +451,54 @@ class Planner(ABC):
                 cost = cost + self.dense_goal_weight * self.goal_distance(states[:, :, 1:], goal).mean(-1)
         if self.running_cost is not None:
             cost = cost + self.running_cost(states[:, :, 1:], actions).sum(-1)
+        if self.reward_fn is not None or self.terminal_value is not None:
+            cost = cost - self.predicted_return(states[:, :, :-1], actions, states[:, :, 1:], states[:, :, -1])
         return cost
+
+    def reward_terms(self, states: Tensor, actions: Tensor, next_states: Tensor, final_states: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """(rewards [..., T] or None, terminal values [...] or None), shapes checked.
+
+        ``states`` / ``next_states`` [..., T, S] are s_t and s_{t+1} of each step, ``actions`` [..., T, A],
+        ``final_states`` [..., S] the state the terminal value is taken at. A ``reward_fn`` or
+        ``terminal_value`` returning another shape raises a ``ValueError`` naming it and the shape
+        it must return (a check on shapes only: no host sync inside the optimisation loop).
+        """
+        rewards = values = None
+        if self.reward_fn is not None:
+            rewards = self.reward_fn(states, actions, next_states)
+            _check_objective_output(
+                rewards, tuple(actions.shape[:-1]), "reward_fn",
+                f"reward_fn(state {tuple(states.shape)}, action {tuple(actions.shape)}, next_state {tuple(next_states.shape)})",
+            )
+            finite_inputs = _finite_rows(states) & _finite_rows(actions) & _finite_rows(next_states)
+            self._flag_non_finite("reward_fn", rewards, finite_inputs)
+        if self.terminal_value is not None:
+            values = self.terminal_value(final_states)
+            _check_objective_output(values, tuple(final_states.shape[:-1]), "terminal_value", f"terminal_value(state {tuple(final_states.shape)})")
+            self._flag_non_finite("terminal_value", values, _finite_rows(final_states))
+        return rewards, values
+
+    def _flag_non_finite(self, name: str, output: Tensor, finite_inputs: Tensor) -> None:
+        """Remember (on the device, no host sync) whether ``name`` returned NaN/inf on finite inputs."""
+        bad = (finite_inputs & ~torch.isfinite(output.detach())).any()
+        previous = self._non_finite_outputs.get(name)
+        self._non_finite_outputs[name] = bad if previous is None else previous | bad
+
+    def predicted_return(self, states: Tensor, actions: Tensor, next_states: Tensor, final_states: Tensor) -> Tensor:
+        """``Σ_t discount^t reward_fn(s_t, a_t, s_{t+1}) + discount^T terminal_value(s_T)`` -> [...]
+        (inputs as in :meth:`reward_terms`; 0 without either)."""
+        rewards, values = self.reward_terms(states, actions, next_states, final_states)
+        total = torch.zeros(actions.shape[:-2], device=actions.device, dtype=actions.dtype)
+        horizon = int(actions.shape[-2])
+        if rewards is not None:
+            if self.discount == 1.0:
+                total = total + rewards.sum(-1)
+            else:
+                weights = self.discount ** torch.arange(horizon, device=rewards.device, dtype=rewards.dtype)
+                total = total + (rewards * weights).sum(-1)
+        if values is not None:
+            total = total + self.discount**horizon * values
+        return total
 
     def clamp_actions(self, actions: Tensor) -> Tensor:
         """Clip actions to the bounds (out of place)."""
@@ -482,6 +581,7 @@ class Planner(ABC):
         if tracker is None or tracker.actions is None or not bool(tracker.done.any()):
             return candidates
         done = tracker.done
+        candidates.states = None  # the frozen candidates' rollouts are not at hand
         if bool(done.all()):
             candidates.early_stopped = True
         candidates.actions = torch.where(done[:, None, None, None], tracker.actions, candidates.actions.detach())
@@ -521,13 +621,17 @@ class Planner(ABC):
         """Roll every candidate out through the model and keep the cheapest per problem."""
         with torch.no_grad():
             actions = self.clamp_actions(candidates.actions.detach())
-            states = self.rollout(problem.start, actions)
+            states = candidates.states if candidates.states is not None else self.rollout(problem.start, actions)
             costs = self.trajectory_cost(states, actions, problem.goal)
+            self._raise_on_non_finite_objective()
             finite = torch.isfinite(costs) & torch.isfinite(states).flatten(2).all(-1) & torch.isfinite(actions).flatten(2).all(-1)
             if not bool(finite.any(dim=1).all()):
+                culprit = "the world model" if self.reward_fn is None and self.terminal_value is None else (
+                    "the world model, or reward_fn / terminal_value (whose NaN/inf gradients make the actions non-finite),"
+                )
                 raise PlanningError(
                     f"{self.name} planner: every candidate of some problem has a non-finite rollout cost or "
-                    "action; the world model returned NaN/inf (check the model and its inputs)"
+                    f"action; {culprit} returned NaN/inf (check the model and its inputs)"
                 )
             costs_for_choice = torch.where(finite, costs, torch.full_like(costs, float("inf")))
             best = costs_for_choice.argmin(dim=1)
@@ -551,6 +655,10 @@ class Planner(ABC):
             "final_distance": final_distance,
             "reached_under_model": None if reached is None or self.config.goal_tolerance is None else reached.cpu(),
         }
+        if self.reward_fn is not None or self.terminal_value is not None:
+            with torch.no_grad():
+                best_states, best_actions = states[rows, best], actions[rows, best]
+                info["predicted_return"] = self.predicted_return(best_states[:, :-1], best_actions, best_states[:, 1:], best_states[:, -1]).cpu()
         info.update({key: value.detach().cpu().numpy() for key, value in candidates.history.items()})
         return PlanResult(
             actions=actions[rows, best].cpu(),
@@ -559,6 +667,17 @@ class Planner(ABC):
             virtual_states=virtual,
             info=info,
         )
+
+    def _raise_on_non_finite_objective(self) -> None:
+        """A ``ValueError`` naming ``reward_fn`` / ``terminal_value`` if it returned NaN/inf on finite inputs
+        at any point of this plan (a sampling planner would otherwise quietly avoid those regions, and
+        a gradient planner would turn its actions into NaN and blame the model)."""
+        for name, flag in self._non_finite_outputs.items():
+            if bool(flag):
+                raise ValueError(
+                    f"{name} returned NaN or inf for finite states and actions during planning; it must return finite "
+                    "values (e.g. clamp its inputs or its output)"
+                )
 
     def _problem_iterations(self, iterations: int, size: int) -> Tensor:
         """[N] iterations each problem ran before it was frozen by early stopping."""
@@ -618,7 +737,26 @@ class Planner(ABC):
         return f"{type(self).__name__}(horizon={self.horizon}, config={self.config})"
 
 
-_PER_PROBLEM_INFO = {"candidate_costs", "best_candidate", "final_distance", "reached_under_model", "problem_iterations"}
+_PER_PROBLEM_INFO = {"candidate_costs", "best_candidate", "final_distance", "reached_under_model", "problem_iterations", "predicted_return"}
+
+
+def _finite_rows(values: Tensor) -> Tensor:
+    """[...] bool: whether every entry along the last dim of ``values`` [..., D] is finite."""
+    return torch.isfinite(values.detach()).all(-1)
+
+
+def _check_objective_output(value: Any, expected: tuple[int, ...], name: str, call: str) -> None:
+    """A ``ValueError`` naming ``name`` unless ``value`` is a float tensor of shape ``expected``."""
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{name} must return a torch.Tensor of shape {expected} (one value per step), got {type(value).__name__} from {call}")
+    if tuple(value.shape) != expected:
+        hint = " (drop the trailing 1: .squeeze(-1))" if tuple(value.shape) == (*expected, 1) else ""
+        raise ValueError(
+            f"{name} must return one value per step, shape {expected} (the leading shape of its inputs), "
+            f"got shape {tuple(value.shape)} from {call}{hint}"
+        )
+    if not value.is_floating_point():
+        raise ValueError(f"{name} must return floating-point values, got dtype {value.dtype} from {call}")
 
 
 def canonical_options(config_class: type[PlannerConfig], options: dict[str, Any]) -> dict[str, Any]:

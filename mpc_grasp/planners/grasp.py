@@ -45,8 +45,8 @@ class GraspConfig(PlannerConfig):
     inertial, swing-up and detour problems) at no more wall time than the baselines; the published
     planner's settings are :meth:`paper`."""
 
-    iterations: int = 150
-    warm_iterations: int | None = 8
+    iterations: int = 60
+    warm_iterations: int | None = 4
     num_candidates: int = 16
     """B candidate plans optimised in parallel; the best by model rollout is returned."""
     warm_num_candidates: int | None = 4
@@ -84,9 +84,13 @@ class GraspConfig(PlannerConfig):
     range (candidate 1 keeps the init; was ``init_action_noise``, in action units)."""
     warm_start_fraction: float = 0.5
     """With a warm start, the fraction of candidates started from it; the others start fresh."""
-    sync_every: int = 10
+    sync_every: int | None = None
     """Iterations between syncs (sampling and/or shooting GD, then states reset to the rollout);
-    0 disables sync (the 'no sync' ablation)."""
+    0 disables sync (the 'no sync' ablation). None (default) resolves by model kind, measured:
+    4 for state-space models (the syncs carry swing-ups: 15 per cold plan solve the pendulum, 7 do
+    not; a warm plan of 4 iterations ends on one, so closed loop keeps sampling every step), 10 for
+    latent models (pixel bench, H = 30: 13/20 vs 6/20 with 4 — there the lifted steps between syncs
+    do the work)."""
     sync_steps: int = 0
     """Plain GD steps on the shooting loss per sync (the paper's sync; :meth:`paper` uses 10)."""
     sync_lr: float = 0.05
@@ -129,7 +133,7 @@ class GraspConfig(PlannerConfig):
             raise ValueError(f"noise_schedule must be 'constant' or 'linear', got {self.noise_schedule!r}")
         if self.noise_decay_iterations is not None and self.noise_decay_iterations < 1:
             raise ValueError(f"noise_decay_iterations must be >= 1, got {self.noise_decay_iterations}")
-        if self.sync_every < 0 or self.sync_steps < 0:
+        if (self.sync_every is not None and self.sync_every < 0) or self.sync_steps < 0:
             raise ValueError("sync_every and sync_steps must be >= 0")
         if self.dynamics_loss not in ("mse", "nll"):
             raise ValueError(f"dynamics_loss must be 'mse' or 'nll', got {self.dynamics_loss!r}")
@@ -144,7 +148,7 @@ class GraspConfig(PlannerConfig):
         iterations. ``overrides`` replace any field (e.g. the authors' ``lr_actions=0.005``,
         ``iterations=750``, ``noise_schedule='constant'``, ``noise_scale=0.005``)."""
         settings: dict[str, Any] = dict(
-            iterations=300, warm_iterations=None, detach_states=True, lifted_goal_weight=1.0, noise_scale=0.05,
+            iterations=300, warm_iterations=None, warm_num_candidates=None, detach_states=True, lifted_goal_weight=1.0, noise_scale=0.05,
             noise_schedule="linear", noise_decay_iterations=None, sync_every=50, sync_steps=10, sync_samples=0,
         )
         for old, new in cls.deprecated_options.items():
@@ -179,6 +183,9 @@ class GraspPlanner(Planner):
         """The resolved stop-gradient switch (see ``GraspConfig.detach_states``)."""
         self.lifted_goal_weight = (1.0 if self.detach_states else 0.0) if config.lifted_goal_weight is None else config.lifted_goal_weight
         """The resolved dense goal weight γ of the lifted loss (see ``GraspConfig.lifted_goal_weight``)."""
+        latent_default = 10 if plans_in_latent_space(self.model) else 4
+        self.sync_every = latent_default if config.sync_every is None else config.sync_every
+        """The resolved iterations between syncs (see ``GraspConfig.sync_every``)."""
         if self.config.dynamics_loss == "nll" and not hasattr(self.model, "predict_distribution"):
             raise ValueError("dynamics_loss='nll' needs a model with predict_distribution(state, action) -> (mean, std)")
 
@@ -190,9 +197,19 @@ class GraspPlanner(Planner):
 
     # -------------------------------------------------------------- the lifted loss
     def lifted_loss(self, problem: Problem, virtual_states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-candidate (dynamics, goal, running) losses, each [N, B], from ONE batched model call.
+        """Per-candidate (dynamics, goal, task) losses, each [N, B], from ONE batched model call.
 
         ``virtual_states`` [N, B, T-1, S] (or [N, B, T, S] with no goal), ``actions`` [N, B, T, A].
+        The task loss is ``Σ_t running_cost(F(s_t, a_t), a_t) − Σ_t discount^t reward_fn(s_t, a_t,
+        F(s_t, a_t)) − discount^T terminal_value(F(s_{T-1}, a_{T-1}))``: the objective's task terms
+        with the virtual states as s_t and the model's prediction as s_{t+1}, so rewards cost no extra
+        model call. The reward sees the states the model sees (stop-gradient with ``detach_states``).
+
+        Measured (Pendulum-v1, exact model): a reward objective can be gamed by the lifted loss alone
+        — the virtual states park at the reward's maximum (the unstable upright equilibrium) for a
+        dynamics penalty of ~0.02 while the rollout falls (lifted return ~0, rollout −122). The syncs,
+        which score true rollouts, are what ground reward plans: receding-horizon reward planning needs
+        a sync inside every warm-started plan (``sync_every <= warm_iterations``, e.g. 4 with 8).
         """
         size, candidates = actions.shape[:2]
         start = problem.start[:, None, None, :].expand(size, candidates, 1, self.state_dim)
@@ -220,8 +237,10 @@ class GraspPlanner(Planner):
 
         zero = torch.zeros_like(dynamics)
         goal_term = self.goal_distance(predicted, problem.goal).sum(-1) if problem.goal is not None else zero
-        running = self.running_cost(predicted, actions).sum(-1) if self.running_cost is not None else zero
-        return dynamics, goal_term, running
+        task = self.running_cost(predicted, actions).sum(-1) if self.running_cost is not None else zero
+        if self.reward_fn is not None or self.terminal_value is not None:
+            task = task - self.predicted_return(inputs, actions, predicted, predicted[:, :, -1])
+        return dynamics, goal_term, task
 
     # -------------------------------------------------------------- the optimisation
     def _optimize(self, problem: Problem) -> Candidates:
@@ -239,7 +258,7 @@ class GraspPlanner(Planner):
         }
         # γ plus the objective's own dense term (dense_goal_weight · mean over the T predicted states)
         goal_weight = self.lifted_goal_weight + self.dense_goal_weight / self.horizon
-        iteration, early_stopped = 0, False
+        iteration, early_stopped, synced_states = 0, False, None
         for iteration in range(budget):
             optimizer.zero_grad(set_to_none=True)
             dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
@@ -260,8 +279,9 @@ class GraspPlanner(Planner):
                 actions.copy_(self.clamp_actions(actions))
                 if sigma > 0:  # fresh noise per state, per candidate, per iteration
                     virtual_states.add_(self.randn(virtual_states.shape[1:]), alpha=sigma)
-            if config.sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % config.sync_every == 0:
-                self._sync(problem, actions, virtual_states)
+            synced_states = None
+            if self.sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % self.sync_every == 0:
+                synced_states = self._sync(problem, actions, virtual_states)
             if self.callback is not None:
                 self.callback(iteration, virtual_states.detach(), actions.detach())
             if self.should_stop(iteration, problem, actions.detach(), lambda: (actions, virtual_states[:, :, : self.num_virtual_states])):
@@ -275,6 +295,7 @@ class GraspPlanner(Planner):
             history={name: values[:iterations] for name, values in history.items()},
             iterations=iterations,
             early_stopped=early_stopped,
+            states=synced_states,  # a run that ends on a sync has its rollouts already: selection reuses them
         )
 
     def candidate_count(self, problem: Problem) -> int:
@@ -312,31 +333,35 @@ class GraspPlanner(Planner):
             states = states + config.init_state_noise * self.randn(shape[1:])
         return states
 
-    def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor) -> None:
-        """A few plain GD steps on the shooting objective (full backprop through the rollout)."""
+    def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor) -> Tensor | None:
+        """Re-ground the plan in true model rollouts: the sampling step, then ``sync_steps`` plain GD
+        steps on the shooting objective (full backprop through the rollout); reset the states.
+        Returns the rollout [N, B, T+1, S] of the synced actions when it was computed, else None."""
         config = self.config
-        synced = actions.detach().clone()
+        synced, states = actions.detach().clone(), None
         if config.sync_samples:
-            synced = self._sample_sync(problem, synced)
+            synced, states = self._sample_sync(problem, synced)
         for _ in range(config.sync_steps):
             synced.requires_grad_(True)
-            states = self.rollout(problem.start, synced)
-            cost = self.trajectory_cost(states, synced, problem.goal)
+            cost = self.trajectory_cost(self.rollout(problem.start, synced), synced, problem.goal)
             (gradient,) = torch.autograd.grad(cost.sum(), synced)
             with torch.no_grad():
                 if config.sync_max_grad_norm is not None:
                     norm = gradient.flatten(2).norm(dim=-1)[..., None, None]
                     gradient = gradient * (config.sync_max_grad_norm / norm.clamp_min(config.sync_max_grad_norm))
                 synced = self.clamp_actions(synced - config.sync_lr * torch.nan_to_num(gradient))
+            states = None  # the actions moved: the sampling step's rollout no longer matches
         with torch.no_grad():
             actions.copy_(synced)
             if config.sync_reset_states:
-                states = self.rollout(problem.start, synced)
+                states = self.rollout(problem.start, synced) if states is None else states
                 virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1])
+        return states
 
-    def _sample_sync(self, problem: Problem, actions: Tensor) -> Tensor:
+    def _sample_sync(self, problem: Problem, actions: Tensor) -> tuple[Tensor, Tensor]:
         """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
-        exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper."""
+        exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper.
+        Returns the new actions [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
         config = self.config
         size, candidates = actions.shape[:2]
         count = config.sync_samples + 1
@@ -346,11 +371,15 @@ class GraspPlanner(Planner):
             noise[:, :, 0] = 0.0
             samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
             flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
-            costs = self.trajectory_cost(self.rollout(problem.start, flat), flat, problem.goal).reshape(size, candidates, count)
+            sample_states = self.rollout(problem.start, flat).reshape(size, candidates, count, self.horizon + 1, self.state_dim)
+            costs = self.trajectory_cost(sample_states.flatten(1, 2), flat, problem.goal).reshape(size, candidates, count)
             costs = torch.nan_to_num(costs, nan=float("inf"), posinf=float("inf"))
             weights = path_integral_weights(costs, config.sync_temperature)
             mean = self.clamp_actions((weights[..., None, None] * samples).sum(2))
-            mean_cost = self.trajectory_cost(self.rollout(problem.start, mean), mean, problem.goal)
+            mean_states = self.rollout(problem.start, mean)
+            mean_cost = self.trajectory_cost(mean_states, mean, problem.goal)
             best_cost, best = costs.min(dim=-1)
+            pick = (best_cost < mean_cost)[..., None, None]
             best_sample = samples.gather(2, best[..., None, None, None].expand(-1, -1, 1, self.horizon, self.action_dim))[:, :, 0]
-            return torch.where((best_cost < mean_cost)[..., None, None], best_sample, mean)
+            best_states = sample_states.gather(2, best[..., None, None, None].expand(-1, -1, 1, self.horizon + 1, self.state_dim))[:, :, 0]
+            return torch.where(pick, best_sample, mean), torch.where(pick, best_states, mean_states)

@@ -1,0 +1,393 @@
+"""Training the pixel world model from images and actions only (reconstruction, multi-step latent
+prediction, then a dynamics refinement on cached encodings), held-out evaluation, and a cached
+load-or-train used by the benchmark and tests."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as nnf
+
+from mpc_grasp.models.checkpoint import CheckpointError
+from mpc_grasp.models.pixel.data import PixelDataset, _as_pixel_dataset, _background_image, _batch_images
+from mpc_grasp.models.pixel.diagnostics import latent_distance_correlation
+from mpc_grasp.models.pixel.model import PixelWorldModel, _mlp, load_pixel_world_model, save_pixel_world_model
+
+
+def _weighted_mse(prediction: Tensor, target: Tensor, background: Tensor | None, foreground_weight: float) -> Tensor:
+    """Pixel MSE with pixels that differ from the static background (in the target or in the
+    prediction) weighted ``1 + foreground_weight``: small moving objects then dominate the loss
+    instead of the easy, static background."""
+    error = (prediction - target).pow(2)
+    if background is None or foreground_weight <= 0:
+        return error.mean()
+    with torch.no_grad():
+        moving = torch.maximum((target - background).abs().amax(-1), (prediction - background).abs().amax(-1)) > 0.1
+        weight = 1.0 + foreground_weight * moving.float()
+    return (error.mean(-1) * weight).mean()
+
+
+def _model_loss(
+    model: PixelWorldModel,
+    images: Tensor,
+    actions: Tensor,
+    dynamics_weight: float,
+    predicted_recon_weight: float,
+    background: Tensor | None = None,
+    foreground_weight: float = 0.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """Loss on windows ``images [B, R+1, H, W, C]`` (float in [0, 1]) and ``actions [B, R, A]``.
+
+    * reconstruction of the first frame of every window (shapes the encoder);
+    * multi-step latent rollout error against the encodings of frames 1..R; both the rollout start
+      and the targets are detached, so this term trains the dynamics only and cannot make the
+      encoder collapse to static (trivially predictable) latents;
+    * reconstruction of the last frame from the latent rolled out from the (attached) first
+      encoding: a pixel-grounded multi-step term that also makes decoded virtual states accurate.
+    Only two frames per window are decoded: decoding dominates the cost on CPU.
+    """
+    latents = model.encode(images)  # [B, R+1, L]
+    recon_loss = _weighted_mse(model.decode(latents[:, 0]), images[:, 0], background, foreground_weight)
+    targets = latents.detach()
+    actions_r = actions.unbind(1)
+    pred = torch.stack(_rollout_steps(model, targets[:, 0], actions_r), dim=1)  # [B, R, L]
+    dyn_loss = (pred - targets[:, 1:]).pow(2).sum(-1).mean()
+    loss = recon_loss + dynamics_weight * dyn_loss
+    stats = {"recon": recon_loss.item(), "dynamics": dyn_loss.item()}
+    if predicted_recon_weight > 0:
+        last = _rollout_steps(model, latents[:, 0], actions_r)[-1]
+        pred_recon_loss = _weighted_mse(model.decode(last), images[:, -1], background, foreground_weight)
+        loss = loss + predicted_recon_weight * pred_recon_loss
+        stats["pred_recon"] = pred_recon_loss.item()
+    stats["loss"] = loss.item()
+    return loss, stats
+
+
+def _rollout_steps(model: PixelWorldModel, start: Tensor, actions: tuple[Tensor, ...]) -> list[Tensor]:
+    """Predicted latents after each of ``actions`` (a list of ``[B, A]``), from ``start``."""
+    states = []
+    current = start
+    for action in actions:
+        current = model(current, action)
+        states.append(current)
+    return states
+
+
+@torch.no_grad()
+def _encode_frames(model: PixelWorldModel, frames: np.ndarray, device: torch.device | str, chunk: int = 256) -> Tensor:
+    """Encode uint8 frames ``[N, H, W, C]`` in chunks (no gradients) -> ``[N, latent_dim]``."""
+    return torch.cat([model.encode(torch.from_numpy(frames[i : i + chunk]).to(device)) for i in range(0, len(frames), chunk)])
+
+
+def _fit_dynamics(
+    model: PixelWorldModel,
+    dataset: PixelDataset,
+    *,
+    iterations: int,
+    batch_size: int,
+    rollout_steps: int,
+    lr: float,
+    rng: np.random.Generator,
+    seed: int,
+    device: torch.device | str,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Fit the latent dynamics afresh on frozen encodings, with data-derived normalisation.
+
+    Sets ``latent_mean`` / ``latent_std`` / ``delta_std`` from the encodings, re-initialises the
+    dynamics MLP (seeded) and minimises the ``rollout_steps``-step latent rollout error on cached
+    encodings. Encoding every frame once makes thousands of updates cost seconds, far cheaper than
+    training the dynamics only inside the image-batch loop. The loss is reported in units of the
+    mean squared one-step change (1.0 = as bad as a model that predicts no motion at all).
+    """
+    from tqdm.auto import tqdm
+
+    starts = dataset.window_starts(rollout_steps)
+    if len(starts) == 0:
+        starts, rollout_steps = dataset.window_starts(1), 1
+    latents = _encode_frames(model, dataset.frames, device)
+    consecutive = torch.from_numpy(np.flatnonzero(dataset.segment_ids[1:] == dataset.segment_ids[:-1])).to(device)
+    deltas = latents[consecutive + 1] - latents[consecutive]
+    with torch.no_grad():
+        std = latents.std(0)
+        model.latent_mean.copy_(latents.mean(0))
+        # floor: keypoints parked on static features barely move; dividing by ~0 would blow them up
+        model.latent_std.copy_(std.clamp_min(max(1e-3, 0.05 * float(std.max()))))
+        delta_rms = deltas.pow(2).mean(0).sqrt()
+        model.delta_std.copy_(delta_rms.clamp_min(max(1e-6, 0.05 * float(delta_rms.max()))))
+        torch.manual_seed(seed + 1)
+        model.dynamics = _mlp(model.latent_dim + model.action_dim, model.hidden_dim, model.latent_dim, model.dynamics_layers).to(device)
+    unit = float(deltas.pow(2).sum(-1).mean().clamp_min(1e-12))
+    actions = torch.from_numpy(dataset.actions).to(device)
+    optimizer = torch.optim.Adam(model.dynamics.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=lr * 0.05)
+    history = []
+    for it in tqdm(range(iterations), desc="fit latent dynamics", disable=not progress):
+        chosen = rng.choice(starts, size=batch_size, replace=len(starts) < batch_size)
+        index = torch.from_numpy(chosen[:, None] + np.arange(rollout_steps + 1)).to(device)
+        z = latents[index]  # [B, R+1, L]
+        pred = torch.stack(_rollout_steps(model, z[:, 0], actions[index[:, :-1]].unbind(1)), dim=1)
+        loss = (pred - z[:, 1:]).pow(2).sum(-1).mean() / unit
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if it % 100 == 0 or it == iterations - 1:
+            history.append({"iteration": float(it), "dynamics": loss.item()})
+    return history
+
+
+@torch.no_grad()
+def evaluate_pixel_world_model(
+    model: PixelWorldModel,
+    dataset: PixelDataset,
+    *,
+    horizon: int = 10,
+    max_windows: int = 256,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Held-out quality from images and actions only.
+
+    ``recon_mse``: per-pixel MSE (images in [0, 1]) of ``decode(encode(x))``. ``one_step_error`` and
+    ``h_step_error``: mean squared latent error of 1-step / ``horizon``-step open-loop predictions
+    divided by that of the "nothing moves" prediction ``z_0`` (< 1 means better than standing still).
+    """
+    model.eval()
+    rng = np.random.default_rng(seed)
+    out: dict[str, float] = {}
+    starts = dataset.window_starts(horizon)
+    if len(starts) == 0:
+        starts = dataset.window_starts(1)
+        horizon = 1
+    if len(starts) == 0:
+        raise ValueError("dataset has no transitions to evaluate on")
+    chosen = rng.choice(starts, size=min(max_windows, len(starts)), replace=False)
+    index = chosen[:, None] + np.arange(horizon + 1)
+    mse = []
+    latents = []
+    for part in np.array_split(np.arange(len(chosen)), max(1, len(chosen) // 32)):
+        images = _batch_images(dataset.frames, index[part])
+        z = model.encode(images)
+        mse.append(float(nnf.mse_loss(model.decode(z[:, :1]), images[:, :1], reduction="sum")))
+        latents.append(z)
+    z = torch.cat(latents)
+    actions = torch.from_numpy(dataset.actions[index[:, :-1]])
+    pred = model.rollout(z[:, 0], actions)
+    still = (z[:, 0:1] - z[:, 1:]).pow(2).sum(-1).mean(0)  # [H]
+    err = (pred[:, 1:] - z[:, 1:]).pow(2).sum(-1).mean(0)
+    out["recon_mse"] = float(sum(mse) / (len(chosen) * np.prod(dataset.frames.shape[1:])))
+    out["one_step_error"] = float(err[0] / still[0].clamp_min(1e-12))
+    out["h_step_error"] = float(err[-1] / still[-1].clamp_min(1e-12))
+    out["horizon"] = float(horizon)
+    return out
+
+
+def train_pixel_world_model(
+    data: Any,
+    *,
+    latent_dim: int = 16,
+    iterations: int = 600,
+    batch_size: int = 32,
+    rollout_steps: int = 4,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-5,
+    dynamics_weight: float = 1.0,
+    predicted_recon_weight: float = 0.5,
+    foreground_weight: float = 20.0,
+    dynamics_iterations: int = 3000,
+    dynamics_rollout_steps: int = 4,
+    n_steps: int = 10000,
+    episode_length: int = 50,
+    collect_kwargs: Mapping[str, Any] | None = None,
+    validation_fraction: float = 0.1,
+    hidden_dim: int = 256,
+    dynamics_layers: int = 3,
+    encoder_width: int = 32,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    model: PixelWorldModel | None = None,
+) -> PixelWorldModel:
+    """Train a :class:`PixelWorldModel` from images and actions (never true states).
+
+    ``data``: a :class:`PixelDataset`, a transition dataset of images, a saved dataset ``.npz``, a
+    Gymnasium pixel env or an env id such as ``"mpc_grasp/PixelGridWorldWall-v0"`` (then
+    ``n_steps`` steps are collected with correlated random actions, episodes of ``episode_length``;
+    ``collect_kwargs`` go to :func:`collect_pixel_dataset`, e.g. ``reset_options``).
+
+    Phase 1 (``iterations`` AdamW steps on windows of ``rollout_steps`` actions): foreground-weighted
+    reconstruction of the first frame + ``dynamics_weight`` × multi-step latent prediction error
+    against the (detached) encodings of the frames reached + ``predicted_recon_weight`` ×
+    reconstruction of the last frame from the rolled-out latent; weight decay regularises.
+    Phase 2 (``dynamics_iterations`` steps, batch 256): the dynamics MLP, re-initialised with
+    normalisation statistics of the final encodings, alone on cached encodings with a
+    ``dynamics_rollout_steps``-step rollout loss (with ``dynamics_iterations=0`` the phase-1
+    dynamics and unit normalisation are kept). Deterministic given ``seed`` (on CPU).
+
+    The returned model (eval mode) carries ``model.training_info``: data sizes, timings, loss
+    histories and held-out metrics (``validation``: reconstruction MSE, 1-step and 10-step latent
+    prediction error relative to predicting no motion, and, when the data has true states,
+    Spearman/Pearson correlation of latent with true pairwise distances).
+    """
+    if iterations < 1 or batch_size < 1 or rollout_steps < 1:
+        raise ValueError(f"iterations, batch_size and rollout_steps must be >= 1, got {iterations}, {batch_size}, {rollout_steps}")
+    if lr <= 0 or min(weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations) < 0:
+        raise ValueError(
+            "lr must be > 0 and weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, "
+            "dynamics_iterations >= 0"
+        )
+    if dynamics_rollout_steps < 1:
+        raise ValueError(f"dynamics_rollout_steps must be >= 1, got {dynamics_rollout_steps}")
+    from tqdm.auto import tqdm
+
+    total_start = time.perf_counter()
+    dataset, source = _as_pixel_dataset(data, n_steps, seed, episode_length, progress, dict(collect_kwargs or {}))
+    train_set, val_set = dataset.split(validation_fraction, seed=seed)
+    starts = train_set.window_starts(rollout_steps)
+    if len(starts) == 0:
+        raise ValueError(
+            f"no training window of {rollout_steps} consecutive transitions in {len(train_set)} frames; "
+            "collect longer episodes or lower rollout_steps"
+        )
+    height, width, channels = dataset.frames.shape[1:]
+    if height != width:
+        raise ValueError(f"images must be square, got {height}x{width}")
+    torch.manual_seed(seed)
+    if model is None:
+        model = PixelWorldModel(
+            action_dim=dataset.actions.shape[1],
+            latent_dim=latent_dim,
+            image_size=height,
+            channels=channels,
+            hidden_dim=hidden_dim,
+            encoder_width=encoder_width,
+            dynamics_layers=dynamics_layers,
+        )
+    elif model.image_shape != (height, width, channels) or model.action_dim != dataset.actions.shape[1]:
+        raise ValueError(
+            f"model expects images {model.image_shape} and {model.action_dim}-dim actions, data has "
+            f"{(height, width, channels)} and {dataset.actions.shape[1]}"
+        )
+    model.to(device)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=lr * 0.05)
+    rng = np.random.default_rng(seed)
+    background = _background_image(train_set.frames, rng).to(device)
+    if not bool(model.background_image.any()):  # fresh model (a given trained model keeps its own)
+        with torch.no_grad():
+            model.background_image.copy_(background.permute(2, 0, 1))
+            model.background_logits.copy_(torch.logit(model.background_image.clamp(0.02, 0.98)))
+    history: list[dict[str, float]] = []
+    train_start = time.perf_counter()
+    bar = tqdm(range(iterations), desc="train pixel model", disable=not progress)
+    for it in bar:
+        chosen = rng.choice(starts, size=batch_size, replace=len(starts) < batch_size)
+        index = chosen[:, None] + np.arange(rollout_steps + 1)
+        images = _batch_images(train_set.frames, index).to(device)
+        actions = torch.from_numpy(train_set.actions[index[:, :-1]]).to(device)
+        loss, stats = _model_loss(model, images, actions, dynamics_weight, predicted_recon_weight, background, foreground_weight)
+        if not math.isfinite(stats["loss"]):
+            raise FloatingPointError(f"pixel model loss became {stats['loss']} at iteration {it}; lower lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        scheduler.step()
+        if it % 25 == 0 or it == iterations - 1:
+            history.append({"iteration": float(it), **stats})
+            bar.set_postfix(recon=f"{stats['recon']:.2e}", dyn=f"{stats['dynamics']:.2e}")
+    train_seconds = time.perf_counter() - train_start
+    model.eval()
+    dynamics_start = time.perf_counter()
+    dynamics_history = (
+        _fit_dynamics(
+            model,
+            train_set,
+            iterations=dynamics_iterations,
+            batch_size=256,
+            rollout_steps=dynamics_rollout_steps,
+            lr=lr,
+            rng=rng,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        if dynamics_iterations > 0
+        else []
+    )
+    dynamics_seconds = time.perf_counter() - dynamics_start
+    info: dict[str, Any] = {
+        **source,
+        "frames": len(dataset),
+        "transitions": dataset.num_transitions,
+        "train_frames": len(train_set),
+        "validation_frames": len(val_set),
+        "dataset_megabytes": dataset.nbytes / 2**20,
+        "iterations": iterations,
+        "batch_size": batch_size,
+        "rollout_steps": rollout_steps,
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "dynamics_seconds": dynamics_seconds,
+        "history": history,
+        "dynamics_history": dynamics_history,
+    }
+    eval_set = val_set if len(val_set.window_starts(1)) else train_set
+    info["validation"] = evaluate_pixel_world_model(model, eval_set, seed=seed)
+    if eval_set.states is not None:
+        take = np.random.default_rng(seed).choice(len(eval_set), size=min(400, len(eval_set)), replace=False)
+        corr = latent_distance_correlation(model, eval_set.frames[take], eval_set.states[take], seed=seed)
+        info["validation"].update({"latent_spearman": corr["spearman"], "latent_pearson": corr["pearson"], "latent_monotonic": corr["monotonic"]})
+    info["total_seconds"] = time.perf_counter() - total_start
+    model.training_info = info
+    return model
+
+
+def load_or_train_pixel_world_model(
+    env_id: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    **train_kwargs: Any,
+) -> PixelWorldModel:
+    """One call from an env id to a planning-ready pixel model: load ``path`` if it exists, else
+    collect data in ``gymnasium.make(env_id, **env_kwargs)``, train, and save to ``path``.
+
+    e.g. ``load_or_train_pixel_world_model("mpc_grasp/PixelGridWorldWall-v0", "results/pixel_wall.pt")``.
+    ``train_kwargs`` go to :func:`train_pixel_world_model`. A checkpoint made for another env id /
+    kwargs or with other image/action shapes raises ``CheckpointError`` instead of being used.
+    """
+    import gymnasium
+
+    env_kwargs = dict(env_kwargs or {})
+    env = gymnasium.make(env_id, **env_kwargs)
+    try:
+        obs_space = env.observation_space["observation"] if isinstance(env.observation_space, gymnasium.spaces.Dict) else env.observation_space
+        if path is not None and Path(path).exists():
+            model = load_pixel_world_model(path)
+            made_for = (model.metadata.get("env_id"), model.metadata.get("env_kwargs", {}))
+            if made_for != (env_id, json.loads(json.dumps(env_kwargs))):
+                raise CheckpointError(f"{path} was trained on {made_for[0]!r} with kwargs {made_for[1]}, not {env_id!r} with {env_kwargs}")
+            if tuple(obs_space.shape) != model.image_shape or env.action_space.shape != (model.action_dim,):
+                raise CheckpointError(
+                    f"{path} holds a model for images {model.image_shape} and {model.action_dim}-dim actions, "
+                    f"but {env_id} has {tuple(obs_space.shape)} and {env.action_space.shape}"
+                )
+            return model
+        model = train_pixel_world_model(env, **train_kwargs)
+    finally:
+        env.close()
+    model.training_info["source"] = env_id
+    if path is not None:
+        model.metadata = {"env_id": env_id, "env_kwargs": json.loads(json.dumps(env_kwargs))}
+        save_pixel_world_model(model, path)
+    return model
