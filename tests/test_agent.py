@@ -162,3 +162,17 @@ def test_actions_stay_inside_a_narrow_action_space() -> None:
         action, _ = agent.predict(obs)
         assert space.contains(action) and np.isfinite(action).all()
         obs, *_ = env.step(action)
+
+
+def test_grasp_warm_plans_get_a_bigger_budget_when_each_plan_serves_several_steps() -> None:
+    from mpc_grasp.testbeds import LinearSystem
+
+    space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    every_step = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0])
+    assert every_step.planner.config.warm_num_candidates == 4 and every_step.planner.config.warm_iterations == 4
+    amortised = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5)
+    assert amortised.planner.config.warm_num_candidates is None and amortised.planner.config.warm_iterations == 8
+    chosen = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5,
+                      warm_iterations=3, warm_num_candidates=2)
+    assert chosen.planner.config.warm_iterations == 3 and chosen.planner.config.warm_num_candidates == 2
+    assert GraspMPC(LinearSystem.point(), "cem", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5).planner.config.warm_iterations == 5
