@@ -49,6 +49,10 @@ def register_envs() -> tuple[str, ...]:
 
 register_envs()
 register_pixel_envs()  # pixel variants: separate PIXEL_ENV_IDS (see envs/pixels.py)
+from .point_maze import register_point_maze_envs  # noqa: E402  paper tasks: ids only, the extras load at gym.make
+from .pusht import register_pusht_envs  # noqa: E402
+
+register_point_maze_envs(), register_pusht_envs()
 
 __all__ = [
     "ACROSS_REGIONS",

@@ -52,8 +52,8 @@ def euler_step(x: Any, x_dot: Any, theta: Any, theta_dot: Any, force: Any, cos: 
 def cartpole_physics_step(state: np.ndarray, force: np.ndarray | float) -> np.ndarray:
     """One step of :func:`euler_step` on ``state = (x, x_dot, theta, theta_dot)`` ``[..., 4]``
     (float64); ``force`` in newtons. Agrees with Gymnasium bit for bit."""
-    state = np.asarray(state, dtype=np.float64)
-    return np.stack(euler_step(*np.moveaxis(state, -1, 0), force, np.cos, np.sin), axis=-1)
+    x, x_dot, theta, theta_dot = np.moveaxis(np.asarray(state, dtype=np.float64), -1, 0)
+    return np.stack(euler_step(x, x_dot, theta, theta_dot, force, np.cos, np.sin), axis=-1)
 
 
 def state_to_obs(state: np.ndarray) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Continuous 2-D point agent on a grid map with walls (a goal-conditioned Gymnasium env).
 
+One ~630-line file on purpose: the layouts, the wall geometry, the exact collision physics and the task
+sampler are the single source of truth that the analytic model, the benchmarks and the pixel env share.
+
 Geometry conventions (``LAYOUTS`` + :func:`wall_boxes` are the single source of truth):
 
 * A layout is a tuple of equal-length strings: ``'#'`` is a wall cell, ``'.'`` a free cell.
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -329,7 +332,7 @@ def _strictly_inside_matrix(pos: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def _strictly_inside(pos: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     pos = np.asarray(pos, dtype=np.float64)
-    return _strictly_inside_matrix(pos, boxes).any(axis=1).reshape(pos.shape[:-1])
+    return cast(np.ndarray, _strictly_inside_matrix(pos, boxes).any(axis=1).reshape(pos.shape[:-1]))  # 2-D .any(axis=1): an array
 
 
 def sample_task(
@@ -450,9 +453,7 @@ class GridWorldEnv(gym.Env):
             high=np.array([self.width, self.height], dtype=np.float32),
             dtype=np.float32,
         )
-        self.observation_space = spaces.Dict(
-            {"observation": pos_space, "achieved_goal": pos_space, "desired_goal": pos_space}
-        )
+        self.observation_space = spaces.Dict({"observation": pos_space, "achieved_goal": pos_space, "desired_goal": pos_space})
         self._pos = np.zeros(2)
         self._goal = np.zeros(2)
         self._bg_cache: dict[int, np.ndarray] = {}

@@ -122,7 +122,8 @@ class PixelCartPoleEnv(ContinuousCartPoleEnv):
     def _pixel_obs(self) -> dict[str, np.ndarray]:
         return {"observation": np.concatenate(self._frames, axis=-1), "desired_goal": self._goal_stack.copy()}
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    # reset/step return image dicts where the base class returns state vectors: a deliberate override
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:  # type: ignore[override]
         """Same options as :meth:`ContinuousCartPoleEnv.reset` (``state``)."""
         _, info = super().reset(seed=seed, options=options)
         frame = self.render_state(self.state)
@@ -135,7 +136,7 @@ class PixelCartPoleEnv(ContinuousCartPoleEnv):
         info["goal_state"] = np.asarray(info.pop("goal"), dtype=np.float64)
         return info
 
-    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:  # type: ignore[override]
         if not self._frames:
             raise RuntimeError("call reset() before step()")
         _, reward, terminated, truncated, info = super().step(action)
@@ -161,4 +162,3 @@ def register_pixel_envs() -> tuple[str, ...]:
         if env_id not in gymnasium.registry:
             gymnasium.register(id=env_id, entry_point=entry_point, max_episode_steps=max_steps, kwargs=dict(kwargs))
     return PIXEL_ENV_IDS
-

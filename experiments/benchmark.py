@@ -1,5 +1,5 @@
 """The benchmark (DESIGN.md §7): GRASP vs CEM vs MPPI vs GD, GRASP ablations and RL rows across horizons,
-executed in the real environments. The logic lives in :mod:`mpc_grasp.benchmark` (also ``mpc-grasp benchmark``).
+executed in the real environments. The logic lives in :mod:`mpc_grasp.bench.suites.benchmark` (also ``mpc-grasp benchmark``).
 
     python experiments/benchmark.py --quick                                  # ~2-3 min smoke run
     python experiments/benchmark.py                                          # full: 50 pairs, all envs, both modes
@@ -12,7 +12,7 @@ results/benchmark_success_vs_time.png (``--quick``: prefix benchmark_quick).
 
 from __future__ import annotations
 
-from mpc_grasp.benchmark import main
+from mpc_grasp.bench.suites.benchmark import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -46,7 +46,7 @@ def draw_paths(
     if executed is not None:
         executed = np.asarray(executed)
         ax.plot(executed[:, 0], executed[:, 1], "-", color="tab:red", lw=2, label="executed (real env)")
-    ax.add_patch(plt.Circle(tuple(goal), goal_radius, color="tab:green", alpha=0.5))
+    ax.add_patch(plt.Circle((goal[0], goal[1]), goal_radius, color="tab:green", alpha=0.5))
     ax.plot(*start, "ks", ms=6)
     ax.plot(*goal, "*", color="tab:green", ms=12)
 
@@ -71,7 +71,11 @@ def plot_plans_on_layout(
     for ax, panel in zip(axes[0], panels):
         draw_layout(ax, layout)
         draw_paths(
-            ax, panel["start"], panel["goal"], planned=panel.get("planned"), virtual=panel.get("virtual"),
+            ax,
+            panel["start"],
+            panel["goal"],
+            planned=panel.get("planned"),
+            virtual=panel.get("virtual"),
             executed=panel.get("executed"),
         )
         ax.set_title(panel.get("title", ""), fontsize=10)

@@ -30,13 +30,10 @@ def as_float_tensor(
         raise ValueError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
     tensor = tensor.to(device=device, dtype=dtype)
     if allowed_ndims is not None and tensor.ndim not in allowed_ndims:
-        raise ValueError(
-            f"{name} must have {' or '.join(str(n) for n in allowed_ndims)} dimension(s), "
-            f"got shape {tuple(tensor.shape)}"
-        )
+        raise ValueError(f"{name} must have {' or '.join(str(n) for n in allowed_ndims)} dimension(s), got shape {tuple(tensor.shape)}")
     if trailing_shape is not None:
         trailing = tuple(trailing_shape)
-        if tensor.ndim < len(trailing) or tuple(tensor.shape[tensor.ndim - len(trailing):]) != trailing:
+        if tensor.ndim < len(trailing) or tuple(tensor.shape[tensor.ndim - len(trailing) :]) != trailing:
             raise ValueError(f"{name} must end in shape {trailing}, got shape {tuple(tensor.shape)}")
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name} contains NaN or inf values: {tensor.detach().cpu().numpy()}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from mpc_grasp.envs import segment_hits_wall
 from stable_baselines3.common.evaluation import evaluate_policy
 from torch import nn
 
 import mpc_grasp  # noqa: F401  (registers the envs)
-from mpc_grasp.agent import GraspMPC
-from mpc_grasp.envs import segment_hits_wall
+from mpc_grasp.control.agent import GraspMPC
+from mpc_grasp.models.analytic import PointMassWalls
 from mpc_grasp.planners import PlanningError
-from mpc_grasp.testbeds import PointMassWalls
 
 WALL = "mpc_grasp/GridWorldWall-v0"
 
@@ -55,8 +55,15 @@ def test_grasp_mpc_with_a_learned_model_solves_most_seeded_wall_episodes(wall_mo
     observations = [env.reset(seed=2000 + index)[0] for index, env in enumerate(envs)]
     blocked = [segment_hits_wall("wall", obs["observation"], obs["desired_goal"]) for obs in observations]
     agent = GraspMPC(
-        model, "grasp", horizon=50, iterations=150, num_candidates=8, goal_tolerance=0.3, replan_every=5,
-        action_space=envs[0].action_space, seed=0,
+        model,
+        "grasp",
+        horizon=50,
+        iterations=150,
+        num_candidates=8,
+        goal_tolerance=0.3,
+        replan_every=5,
+        action_space=envs[0].action_space,
+        seed=0,
     )
     done, success = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
     for _ in range(100):
@@ -165,14 +172,25 @@ def test_actions_stay_inside_a_narrow_action_space() -> None:
 
 
 def test_grasp_warm_plans_get_a_bigger_budget_when_each_plan_serves_several_steps() -> None:
-    from mpc_grasp.testbeds import LinearSystem
+    from mpc_grasp.models.analytic import LinearSystem
 
     space = gym.spaces.Box(-1, 1, (2,), np.float32)
     every_step = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0])
     assert every_step.planner.config.warm_num_candidates == 4 and every_step.planner.config.warm_iterations == 4
     amortised = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5)
     assert amortised.planner.config.warm_num_candidates is None and amortised.planner.config.warm_iterations == 8
-    chosen = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5,
-                      warm_iterations=3, warm_num_candidates=2)
+    chosen = GraspMPC(
+        LinearSystem.point(),
+        "grasp",
+        horizon=5,
+        action_space=space,
+        goal=[1.0, 1.0],
+        replan_every=5,
+        warm_iterations=3,
+        warm_num_candidates=2,
+    )
     assert chosen.planner.config.warm_iterations == 3 and chosen.planner.config.warm_num_candidates == 2
-    assert GraspMPC(LinearSystem.point(), "cem", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5).planner.config.warm_iterations == 5
+    assert (
+        GraspMPC(LinearSystem.point(), "cem", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5).planner.config.warm_iterations
+        == 5
+    )

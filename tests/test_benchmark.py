@@ -1,4 +1,4 @@
-"""The benchmark (mpc_grasp.benchmark): tiny end-to-end run, real-env execution, clear errors."""
+"""The benchmark (mpc_grasp.bench.suites.benchmark): tiny end-to-end run, real-env execution, clear errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mpc_grasp.benchmark import (
+from mpc_grasp.bench.suites.benchmark import (
     ENVS,
     BenchEnv,
     BenchmarkConfig,
@@ -25,7 +25,7 @@ from mpc_grasp.benchmark import (
     success_steps,
 )
 from mpc_grasp.data import make_env
-from mpc_grasp.testbeds import PointMassWalls
+from mpc_grasp.models.analytic import PointMassWalls
 
 TINY_BUDGETS = {"grasp": {"iterations": 8, "num_candidates": 2}, "cem": {"iterations": 4, "num_candidates": 16, "elites": 4}}
 OPEN = BenchEnv("open", "mpc_grasp/GridWorldOpen-v0", "grid", "open", (20,), 20, 1000, 0.3, 30, 10, 0.2)
@@ -124,12 +124,17 @@ def test_bad_names_give_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
         BenchmarkConfig(planners=("grasp", "rrt"))
     config = BenchmarkConfig(horizons=(50, 80), env_horizons={"cartpole": (25,)}, ablation_envs=("wall",), closed_loop_envs=("wall",))
     assert config.horizons_of(ENVS["cartpole"]) == (25,) and config.horizons_of(ENVS["maze"]) == (50, 80)
-    assert "grasp_no_sync" in config.labels_of(ENVS["wall"], "open_loop") and config.labels_of(ENVS["maze"], "open_loop") == ("grasp", "cem", "mppi", "gd")
+    assert "grasp_no_sync" in config.labels_of(ENVS["wall"], "open_loop") and config.labels_of(ENVS["maze"], "open_loop") == (
+        "grasp",
+        "cem",
+        "mppi",
+        "gd",
+    )
     assert config.labels_of(ENVS["maze"], "closed_loop") == ()
     with pytest.raises(ValueError, match="analytic exists only for the grid worlds"):
         build_model(ENVS["cartpole"], "analytic", BenchmarkConfig(progress=False))
 
-    from mpc_grasp.cli import main as cli_main
+    from mpc_grasp.cli.commands import main as cli_main
 
     assert cli_main(["benchmark", "--envs", "moon"]) == 1
     assert "unknown env" in capsys.readouterr().err

@@ -8,27 +8,63 @@ from typing import Any
 
 import pytest
 
-from mpc_grasp import cli
+from mpc_grasp.cli import commands as cli
 from mpc_grasp.data import load_dataset
 from mpc_grasp.models import load_world_model
 
 
 def test_collect_then_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "grid.npz"
-    code = cli.main([
-        "collect", "mpc_grasp/GridWorld-v0", "--steps", "600", "--out", str(data), "--seed", "1",
-        "--num-envs", "2", "--exploration", "random", "--env-kwarg", "layout=umaze", "--no-progress",
-    ])
+    code = cli.main(
+        [
+            "collect",
+            "mpc_grasp/GridWorld-v0",
+            "--steps",
+            "600",
+            "--out",
+            str(data),
+            "--seed",
+            "1",
+            "--num-envs",
+            "2",
+            "--exploration",
+            "random",
+            "--env-kwarg",
+            "layout=umaze",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "collected 600 transitions" in capsys.readouterr().out
     dataset = load_dataset(data)
     assert dataset.metadata["env_kwargs"] == {"layout": "umaze"} and dataset.metadata["exploration"] == "random"
 
     model_path = tmp_path / "model.pt"
-    code = cli.main([
-        "train", str(data), "--out", str(model_path), "--epochs", "3", "--hidden", "16", "16", "--ensemble", "2",
-        "--fourier-features", "8", "--seed", "0", "--horizons", "1", "5", "--env-id", "mpc_grasp/GridWorld-v0", "--no-progress",
-    ])
+    code = cli.main(
+        [
+            "train",
+            str(data),
+            "--out",
+            str(model_path),
+            "--epochs",
+            "3",
+            "--hidden",
+            "16",
+            "16",
+            "--ensemble",
+            "2",
+            "--fourier-features",
+            "8",
+            "--seed",
+            "0",
+            "--horizons",
+            "1",
+            "5",
+            "--env-id",
+            "mpc_grasp/GridWorld-v0",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "one-step RMSE" in out and "no-change" in out and "saved world model" in out

@@ -21,19 +21,32 @@ def _load(name: str):
 
 @pytest.fixture(scope="module")
 def closed_loop():
-    return _load("closed_loop")
+    from mpc_grasp.bench.suites import agent_vs_rl  # the suite behind experiments/closed_loop.py
+
+    return agent_vs_rl
 
 
 @pytest.fixture(scope="module")
 def warm_start():
-    return _load("warm_start")
+    """The study moved into the package (experiments/warm_start.py is its entry point)."""
+    from mpc_grasp.bench.suites import warm_start
+
+    return warm_start
 
 
 def test_closed_loop_options_per_env_and_flag_overrides(closed_loop) -> None:
-    args = closed_loop.parse_args([
-        "--set", "dense_goal_weight=0.1", "--set", "cartpole:state_weights=[1,1,2,2,1]", "--set", "cartpole:dense_goal_weight=0.5",
-        "--horizon", "30",
-    ])
+    args = closed_loop.parse_args(
+        [
+            "--set",
+            "dense_goal_weight=0.1",
+            "--set",
+            "cartpole:state_weights=[1,1,2,2,1]",
+            "--set",
+            "cartpole:dense_goal_weight=0.5",
+            "--horizon",
+            "30",
+        ]
+    )
     wall = closed_loop.agent_settings("wall_across", args)
     cart = closed_loop.agent_settings("cartpole", args)
     assert wall.horizon == cart.horizon == 30 and wall.goal_tolerance == 0.3 and cart.goal_tolerance is None
@@ -50,7 +63,9 @@ def test_warm_start_iterations_to_quality(warm_start) -> None:
     cold = Trace((1, 5, 10), (9.0, 4.0, 1.0), (3.0, 1.0, 0.2), final_cost=1.0, wall_time=1.0)
     warm = Trace((1, 5, 10), (2.0, 1.0, 0.9), (0.5, 0.25, 0.2), final_cost=0.9, wall_time=1.0)
     stuck = Trace((1, 5, 10), (6.0, 6.0, 6.0), (2.5, 2.5, 2.5), final_cost=6.0, wall_time=1.0)
-    result = warm_start.analyse([{"cold": cold, "warm": warm}, {"cold": stuck, "warm": stuck}], rel_tol=0.05, abs_tol=0.01, goal_tolerance=0.3)
+    result = warm_start.analyse(
+        [{"cold": cold, "warm": warm}, {"cold": stuck, "warm": stuck}], rel_tol=0.05, abs_tol=0.01, goal_tolerance=0.3
+    )
     first, second = result["rows"]
     assert (first["cold_iters_to_quality"], first["warm_iters_to_quality"]) == (10, 5)
     assert (first["cold_iters_to_success"], first["warm_iters_to_success"]) == (10, 5)
@@ -65,9 +80,9 @@ def test_comparing_planner_traces_warm_and_cold_plans_inside_a_seeded_agent(warm
     warm/cold comparison per warm-started replan; a kept warm start is traced at iteration 0."""
     import gymnasium as gym
 
-    from mpc_grasp.agent import GraspMPC
+    from mpc_grasp.control.agent import GraspMPC
+    from mpc_grasp.models.analytic import PointMassWalls
     from mpc_grasp.planners import GraspConfig
-    from mpc_grasp.testbeds import PointMassWalls
 
     env = gym.make("mpc_grasp/GridWorldWall-v0")
     config = GraspConfig(iterations=20, num_candidates=2, goal_tolerance=0.3, check_every=5)

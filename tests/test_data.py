@@ -205,8 +205,12 @@ def test_split_by_whole_episodes() -> None:
 def test_dataset_validates_arrays() -> None:
     n = 4
     ok = dict(
-        observations=np.zeros((n, 2)), actions=np.zeros((n, 1)), next_observations=np.zeros((n, 2)),
-        terminated=np.zeros(n, bool), episode_ids=np.zeros(n, int), step_ids=np.arange(n),
+        observations=np.zeros((n, 2)),
+        actions=np.zeros((n, 1)),
+        next_observations=np.zeros((n, 2)),
+        terminated=np.zeros(n, bool),
+        episode_ids=np.zeros(n, int),
+        step_ids=np.arange(n),
     )
     assert len(TransitionDataset(**ok)) == n
     with pytest.raises(DatasetError, match="inconsistent lengths"):
@@ -237,8 +241,14 @@ def test_info_keys_and_reset_options_survive_vector_autoresets(tmp_path: Path) -
         return {"start": starts[-1], "goal": (7.0, 2.0)}
 
     data = collect_transitions(
-        "mpc_grasp/GridWorld-v0", 90, seed=0, num_envs=2, progress=False,
-        env_kwargs={"layout": "wall", "max_episode_steps": 20}, info_keys=("position",), reset_options=options,
+        "mpc_grasp/GridWorld-v0",
+        90,
+        seed=0,
+        num_envs=2,
+        progress=False,
+        env_kwargs={"layout": "wall", "max_episode_steps": 20},
+        info_keys=("position",),
+        reset_options=options,
     )
     # info[key] of each row's start / end observation is recorded, also across autoresets
     np.testing.assert_allclose(data.extras["position"], data.observations, atol=1e-6)
@@ -254,4 +264,10 @@ def test_info_keys_and_reset_options_survive_vector_autoresets(tmp_path: Path) -
     with pytest.raises(TypeError, match="reset_options must be callable"):
         collect_transitions("mpc_grasp/GridWorld-v0", 5, progress=False, reset_options={"start": (2, 2)})
     with pytest.raises(DatasetError, match="extras\\['x'\\]"):
-        TransitionDataset(**{name: getattr(data, name) for name in ("observations", "actions", "next_observations", "terminated", "episode_ids", "step_ids")}, extras={"x": np.zeros(3)})
+        TransitionDataset(
+            **{
+                name: getattr(data, name)
+                for name in ("observations", "actions", "next_observations", "terminated", "episode_ids", "step_ids")
+            },
+            extras={"x": np.zeros(3)},
+        )

@@ -7,11 +7,10 @@ import math
 import warnings
 
 import gymnasium as gym
+import mpc_grasp.envs as envs
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-
-import mpc_grasp.envs as envs
 from mpc_grasp.envs import (
     ENV_IDS,
     LAYOUTS,

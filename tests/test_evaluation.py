@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mpc_grasp import cli
-from mpc_grasp.agent import GraspMPC
+from mpc_grasp.cli import commands as cli
+from mpc_grasp.control.agent import GraspMPC
+from mpc_grasp.control.episodes import EpisodeRecord, check_model_matches_env, run_episodes, summarize_episodes
+from mpc_grasp.control.media import PLAN_COLOR, TRAIL_COLOR, annotate_frames, draw_trail_and_plan, episodes_figure, plot_episodes, save_gif
 from mpc_grasp.data import collect_transitions
-from mpc_grasp.episode_media import PLAN_COLOR, TRAIL_COLOR, annotate_frames, draw_trail_and_plan, episodes_figure, plot_episodes, save_gif
-from mpc_grasp.evaluation import EpisodeRecord, check_model_matches_env, run_episodes, summarize_episodes
 from mpc_grasp.models import MLPWorldModel, save_world_model, train_world_model
 
 WALL = "mpc_grasp/GridWorldWall-v0"
@@ -99,11 +99,35 @@ def test_grasp_mpc_episode_on_cartpole_keeps_plans_and_plots(tmp_path: Path) -> 
 
 def test_run_command_writes_summary_plot_and_gif(wall_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    code = cli.main([
-        "run", WALL, "--model", str(wall_checkpoint), "--episodes", "1", "--horizon", "8", "--iterations", "5",
-        "--replan-every", "4", "--max-steps", "6", "--seed", "3", "--out-dir", str(out), "--no-progress",
-        "--set", "num_candidates=2", "--set", "dense_goal_weight=0.1", "--env-kwarg", "task=across",
-    ])
+    code = cli.main(
+        [
+            "run",
+            WALL,
+            "--model",
+            str(wall_checkpoint),
+            "--episodes",
+            "1",
+            "--horizon",
+            "8",
+            "--iterations",
+            "5",
+            "--replan-every",
+            "4",
+            "--max-steps",
+            "6",
+            "--seed",
+            "3",
+            "--out-dir",
+            str(out),
+            "--no-progress",
+            "--set",
+            "num_candidates=2",
+            "--set",
+            "dense_goal_weight=0.1",
+            "--env-kwarg",
+            "task=across",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "success 0/1" in captured.out or "success 1/1" in captured.out
@@ -155,8 +179,16 @@ def test_run_command_errors_are_clear(wall_checkpoint: Path, tmp_path: Path, cap
 
 def _record(index: int, success: bool | None, steps: int = 3, episode_return: float = -1.0) -> EpisodeRecord:
     return EpisodeRecord(
-        index=index, success=success, success_any=success, first_success_step=steps if success else None, steps=steps,
-        episode_return=episode_return, terminated=bool(success), truncated=not success, states=np.zeros((steps + 1, 2)), goal=None,
+        index=index,
+        success=success,
+        success_any=success,
+        first_success_step=steps if success else None,
+        steps=steps,
+        episode_return=episode_return,
+        terminated=bool(success),
+        truncated=not success,
+        states=np.zeros((steps + 1, 2)),
+        goal=None,
     )
 
 
@@ -201,7 +233,9 @@ def test_plans_figure_labels_each_drawn_plan_and_every_marker(tmp_path: Path) ->
     plt.close(figure)
 
     cartpole = gym.make(CARTPOLE)
-    agent = GraspMPC(MLPWorldModel(5, 1, hidden_sizes=(8,)), "grasp", horizon=3, action_space=cartpole.action_space, iterations=1, num_candidates=2)
+    agent = GraspMPC(
+        MLPWorldModel(5, 1, hidden_sizes=(8,)), "grasp", horizon=3, action_space=cartpole.action_space, iterations=1, num_candidates=2
+    )
     records = run_episodes(cartpole, agent, 1, seed=0, max_steps=6, progress=False)
     figure = episodes_figure(cartpole, records)
     texts = _legend_texts(figure)

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mpc_grasp.cli import main
+from mpc_grasp.cli.commands import main
 from mpc_grasp.data import TransitionDataset
-from mpc_grasp.mbrl import MBRLConfig, fit_models, make_agent, pendulum_reward, reward_error, run_mbrl
 from mpc_grasp.models import (
     CheckpointError,
     MLPWorldModel,
@@ -21,6 +20,7 @@ from mpc_grasp.models import (
     train_world_model,
 )
 from mpc_grasp.models import checkpoint as checkpoint_module
+from mpc_grasp.rl.mbrl import MBRLConfig, fit_models, make_agent, pendulum_reward, reward_error, run_mbrl
 
 TARGET = np.array([0.5, -0.5], dtype=np.float32)
 
@@ -33,14 +33,21 @@ def linear_reward_dataset(rows: int, seed: int) -> TransitionDataset:
     next_states = states + 0.1 * actions
     rewards = -((next_states - TARGET) ** 2).sum(-1) - 0.1 * (actions**2).sum(-1)
     return TransitionDataset(
-        observations=states, actions=actions, next_observations=next_states, terminated=np.zeros(rows, bool),
-        episode_ids=np.arange(rows) // 50, step_ids=np.arange(rows) % 50, rewards=rewards,
+        observations=states,
+        actions=actions,
+        next_observations=next_states,
+        terminated=np.zeros(rows, bool),
+        episode_ids=np.arange(rows) // 50,
+        step_ids=np.arange(rows) % 50,
+        rewards=rewards,
     )
 
 
 @pytest.fixture(scope="module")
 def reward_model() -> tuple[MLPWorldModel, TransitionDataset]:
-    model = train_world_model(linear_reward_dataset(2000, 0), hidden_sizes=(64, 64), epochs=60, lr=3e-3, seed=0, progress=False, reward=True)
+    model = train_world_model(
+        linear_reward_dataset(2000, 0), hidden_sizes=(64, 64), epochs=60, lr=3e-3, seed=0, progress=False, reward=True
+    )
     return model, linear_reward_dataset(500, 1)
 
 
@@ -109,8 +116,14 @@ def test_a_learned_terminal_value_round_trips_and_plans(tmp_path: Path) -> None:
     from mpc_grasp.data import collect_transitions
 
     data = collect_transitions("Pendulum-v1", 300, seed=0, exploration="random", progress=False)
-    config = MBRLConfig(terminal_value=True, hidden_sizes=(32, 32), epochs=5, value_epochs=5, horizon=5,
-                        planner_options={"iterations": 5, "num_candidates": 4})
+    config = MBRLConfig(
+        terminal_value=True,
+        hidden_sizes=(32, 32),
+        epochs=5,
+        value_epochs=5,
+        horizon=5,
+        planner_options={"iterations": 5, "num_candidates": 4},
+    )
     model, value = fit_models(data, config, round_index=0)
     assert value is not None and value.discount == config.value_discount
     restored = load_world_model(save_world_model(value, tmp_path / "value.pt"))
@@ -138,8 +151,15 @@ def test_pendulum_reward_matches_the_env() -> None:
 
 
 TINY = dict(
-    env_kwargs={"max_episode_steps": 40}, seed_steps=240, steps_per_round=80, eval_episodes=1, horizon=8, epochs=40,
-    retrain_epochs=30, hidden_sizes=(64, 64), planner_options={"iterations": 12, "num_candidates": 4, "warm_iterations": 4, "sync_every": 2},
+    env_kwargs={"max_episode_steps": 40},
+    seed_steps=240,
+    steps_per_round=80,
+    eval_episodes=1,
+    horizon=8,
+    epochs=40,
+    retrain_epochs=30,
+    hidden_sizes=(64, 64),
+    planner_options={"iterations": 12, "num_candidates": 4, "warm_iterations": 4, "sync_every": 2},
 )
 """A small, fast Pendulum loop: 40-step episodes, horizon 8, small planner budgets (seconds per round)."""
 
@@ -190,11 +210,33 @@ def test_the_loop_resumes_where_it_stopped(tiny_run, tmp_path: Path) -> None:
 
 def test_the_cli_runs_a_tiny_loop(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
-    status = main([
-        "mbrl", "Pendulum-v1", "--rounds", "0", "--out-dir", str(out), "--seed-steps", "200", "--eval-episodes", "1",
-        "--horizon", "5", "--hidden-sizes", "32,32", "--epochs", "5", "--env-kwarg", "max_episode_steps=20",
-        "--set", "iterations=5", "--set", "num_candidates=4", "--no-progress",
-    ])
+    status = main(
+        [
+            "mbrl",
+            "Pendulum-v1",
+            "--rounds",
+            "0",
+            "--out-dir",
+            str(out),
+            "--seed-steps",
+            "200",
+            "--eval-episodes",
+            "1",
+            "--horizon",
+            "5",
+            "--hidden-sizes",
+            "32,32",
+            "--epochs",
+            "5",
+            "--env-kwarg",
+            "max_episode_steps=20",
+            "--set",
+            "iterations=5",
+            "--set",
+            "num_candidates=4",
+            "--no-progress",
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     assert "round 0: 200 env steps" in capsys.readouterr().out
     assert (out / "round_000" / "model.pt").is_file() and (out / "history.json").is_file()

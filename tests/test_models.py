@@ -9,11 +9,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from mpc_grasp.envs.grid_world import segment_hits_wall
 from torch import nn
 
 import mpc_grasp  # noqa: F401  (registers the env ids)
 from mpc_grasp.data import TransitionDataset, collect_transitions
-from mpc_grasp.envs.grid_world import segment_hits_wall
 from mpc_grasp.models import (
     CheckpointError,
     MLPWorldModel,
@@ -58,8 +58,12 @@ def linear_dataset(seed: int = 0) -> TransitionDataset:
     order = rng.permutation(len(rows))
     obs, act, nxt, eps, steps = (np.array([rows[i][k] for i in order]) for k in range(5))
     return TransitionDataset(
-        observations=obs.astype(np.float32), actions=act.astype(np.float32), next_observations=nxt.astype(np.float32),
-        terminated=np.zeros(len(rows), bool), episode_ids=eps, step_ids=steps,
+        observations=obs.astype(np.float32),
+        actions=act.astype(np.float32),
+        next_observations=nxt.astype(np.float32),
+        terminated=np.zeros(len(rows), bool),
+        episode_ids=eps,
+        step_ids=steps,
     )
 
 
@@ -288,8 +292,15 @@ def test_fourier_features_sharpen_the_learned_wall(wall_dataset, wall_model_and_
     plain, test = wall_model_and_held_out
     train, _ = wall_dataset
     sharp = train_world_model(
-        train, hidden_sizes=(256, 256, 256), epochs=60, batch_size=512, lr=3e-3, seed=0, progress=False,
-        num_threads=1, fourier_features=64,
+        train,
+        hidden_sizes=(256, 256, 256),
+        epochs=60,
+        batch_size=512,
+        lr=3e-3,
+        seed=0,
+        progress=False,
+        num_threads=1,
+        fourier_features=64,
     )
     assert sharp.config["fourier_features"] == 64 and sharp.normalize_inputs(torch.zeros(1, 2), torch.zeros(1, 2)).shape == (1, 132)
     assert one_step_error(sharp, test)["rmse"] < 0.8 * one_step_error(plain, test)["rmse"]

@@ -1,4 +1,4 @@
-"""mpc_grasp.parallel: in-process and Ray task execution, the Ray planner bench and Ray collection.
+"""mpc_grasp.bench.parallel: in-process and Ray task execution, the planner gym on Ray and Ray collection.
 
 Ray tests share one local Ray (2 CPUs, no dashboard) started once for the module; they are
 skipped with a reason when Ray is not installed (``pip install 'mpc-grasp[ray]'``).
@@ -9,15 +9,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mpc_grasp.bench.parallel import ParallelOptions, run_tasks
+from mpc_grasp.bench.suites.gym import GymSuite, run_gym
 from mpc_grasp.data import collect_transitions_parallel, shard_seeds
-from mpc_grasp.parallel import ParallelOptions, run_tasks
 
-BENCH_PATH = Path(__file__).resolve().parents[1] / "experiments" / "planner_bench.py"
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install 'mpc-grasp[ray]')")
 WALL = "mpc_grasp/GridWorldWall-v0"
@@ -97,15 +96,6 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("planner_bench_parallel", BENCH_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["planner_bench_parallel"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @needs_ray
 def test_ray_run_tasks_keeps_order_and_reraises_task_errors(ray_cluster) -> None:
     seen = []
@@ -117,31 +107,23 @@ def test_ray_run_tasks_keeps_order_and_reraises_task_errors(ray_cluster) -> None
         run_tasks(fail_on_three, [1, 2, 3, 4], backend="ray", num_workers=2, progress=False)
 
 
-TIMING_KEYS = {"wall_time", "cpu_time", "median_wall_time", "median_cpu_time", "median_wall_time_success"}
+TIMING_KEYS = {"median_time_s"}
 
 
-def _without_timings(value):
-    if isinstance(value, dict):
-        return {key: _without_timings(item) for key, item in value.items() if key not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [_without_timings(item) for item in value]
-    return value
+def _without_timings(rows):
+    return [{key: value for key, value in row.items() if key not in TIMING_KEYS} for row in rows]
 
 
 @needs_ray
-def test_ray_planner_bench_matches_the_in_process_run(ray_cluster, bench, tmp_path) -> None:
-    tiny = [
-        "--pairs", "3", "--horizons", "6", "10",
-        "--grasp-iterations", "10", "--grasp-candidates", "4", "--gd-iterations", "5", "--gd-candidates", "2",
-        "--cem-iterations", "2", "--cem-population", "16", "--cem-elites", "4", "--mppi-iterations", "2", "--mppi-samples", "16",
-        "--set", "grasp.sync_every=5", "--timing-horizons", "--no-progress",
-    ]  # fmt: skip
-    local = bench.main([*tiny, "--out-dir", str(tmp_path / "local")])
-    remote = bench.main([*tiny, "--out-dir", str(tmp_path / "ray"), "--backend", "ray", "--workers", "2", "--chunk", "2"])
-    assert remote["execution"]["backend"] == "ray" and remote["execution"]["tasks"] == 2 * 2 * 4 * 2
-    on_disk = json.loads((tmp_path / "ray" / "planner_bench.json").read_text())
-    for key in ("results", "records", "tasks", "example", "budgets", "effective_configs", "source_sha256"):
-        assert _without_timings(on_disk[key]) == _without_timings(json.loads(json.dumps(local[key]))), key
+def test_ray_planner_gym_matches_the_in_process_run(ray_cluster, tmp_path) -> None:
+    """Was ``test_ray_planner_bench_matches_the_in_process_run`` (the planner bench became the gym suite)."""
+    suite = GymSuite(("double_integrator_2d", "mountain_car"), ("grasp", "cem", "mppi"), instances=2, time_cap=None)
+    local = run_gym(suite, tmp_path / "local", command="local", progress=False)
+    remote = run_gym(suite, tmp_path / "ray", command="ray", parallel=ParallelOptions("ray", num_workers=2), progress=False)
+    assert remote["backend"] == "ray" and len(remote["rows"]) == 2 * 3 and remote["units_reused_from_log"] == 0
+    on_disk = json.loads((tmp_path / "ray" / "planner_gym.json").read_text())
+    assert _without_timings(on_disk["rows"]) == _without_timings(json.loads(json.dumps(local["rows"])))
+    assert on_disk["settings"] == json.loads(json.dumps(local["settings"]))
 
 
 @needs_ray

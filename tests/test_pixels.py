@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from mpc_grasp.envs import ENV_IDS, PIXEL_ENV_IDS, PixelCartPoleEnv, PixelGridWorldEnv
 
 import mpc_grasp  # noqa: F401  (registers the env ids)
-from mpc_grasp.envs import ENV_IDS, PIXEL_ENV_IDS, PixelCartPoleEnv, PixelGridWorldEnv
 from mpc_grasp.models.checkpoint import CheckpointError
 from mpc_grasp.models.pixel import (
     PixelDataset,
@@ -154,9 +154,7 @@ def test_from_transitions_rebuilds_sequences() -> None:
 def trained() -> tuple[PixelWorldModel, PixelDataset]:
     torch.set_num_threads(1)
     data = collect_pixel_dataset(WALL_ID, 1500, seed=0, episode_length=40)
-    model = train_pixel_world_model(
-        data, latent_dim=8, iterations=150, batch_size=16, dynamics_iterations=200, seed=0, progress=False
-    )
+    model = train_pixel_world_model(data, latent_dim=8, iterations=150, batch_size=16, dynamics_iterations=200, seed=0, progress=False)
     held_out = collect_pixel_dataset(WALL_ID, 300, seed=123)  # other seed: unseen frames
     return model, held_out
 
@@ -284,7 +282,9 @@ def test_invalid_configs_raise() -> None:
 
 def test_load_or_train_from_env_id(tmp_path: Path) -> None:
     path = tmp_path / "wall.pt"
-    tiny = dict(n_steps=120, episode_length=30, iterations=2, batch_size=4, dynamics_iterations=2, latent_dim=4, hidden_dim=32, progress=False)
+    tiny = dict(
+        n_steps=120, episode_length=30, iterations=2, batch_size=4, dynamics_iterations=2, latent_dim=4, hidden_dim=32, progress=False
+    )
     model = load_or_train_pixel_world_model(WALL_ID, path, **tiny)
     assert path.is_file() and model.training_info["source"] == WALL_ID and model.training_info["transitions"] == 120
     again = load_or_train_pixel_world_model(WALL_ID, path)  # loads, does not retrain
@@ -313,8 +313,17 @@ def test_grasp_mpc_reaches_the_goal_image_in_pixel_wall(trained: tuple[PixelWorl
     model, _ = trained
     env = gym.make(WALL_ID)
     agent = GraspMPC(
-        model, planner="grasp", horizon=15, action_space=env.action_space, replan_every=5,
-        iterations=100, num_candidates=8, lr_states=0.01, noise_scale=0.01, init_state_noise=0.01, seed=0,
+        model,
+        planner="grasp",
+        horizon=15,
+        action_space=env.action_space,
+        replan_every=5,
+        iterations=100,
+        num_candidates=8,
+        lr_states=0.01,
+        noise_scale=0.01,
+        init_state_noise=0.01,
+        seed=0,
     )
     reached = []
     for start, goal in (((2.0, 2.0), (2.5, 4.5)), ((6.5, 3.0), (6.0, 5.5))):  # one task per room
@@ -334,7 +343,7 @@ def test_grasp_mpc_reaches_the_goal_image_in_pixel_wall(trained: tuple[PixelWorl
 
 def test_diagnostics_gradient_norms_and_filmstrip(trained: tuple[PixelWorldModel, PixelDataset]) -> None:
     from mpc_grasp import make_planner
-    from mpc_grasp.diagnostics import HISTORY_KEYS, gradient_reshaping_histories, plan_filmstrip
+    from mpc_grasp.planners.diagnostics import HISTORY_KEYS, gradient_reshaping_histories, plan_filmstrip
 
     model, held_out = trained
     with torch.no_grad():

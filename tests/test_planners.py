@@ -9,11 +9,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from mpc_grasp.envs.grid_world import segment_hits_wall
 from torch import nn
 
+from mpc_grasp.models.analytic import LinearSystem, PointMassWalls
 from mpc_grasp.planners import PLANNERS, GraspConfig, PlanInit, PlanningError, make_planner
-from mpc_grasp.envs.grid_world import segment_hits_wall
-from mpc_grasp.testbeds import LinearSystem, PointMassWalls
 
 FAST = {
     "grasp": dict(iterations=200, num_candidates=8),
@@ -131,8 +131,17 @@ def test_without_detach_gradient_reaches_the_model_state_input() -> None:
 def test_state_noise_is_fresh_per_state_and_iteration_and_follows_schedule(schedule: str) -> None:
     snapshots: list[torch.Tensor] = []
     planner = make_planner(
-        "grasp", LinearSystem.point(), horizon=30, num_candidates=64, iterations=40, seed=3,
-        lr_states=0.0, sync_every=0, noise_scale=0.1, noise_schedule=schedule, init_state_noise=0.0,
+        "grasp",
+        LinearSystem.point(),
+        horizon=30,
+        num_candidates=64,
+        iterations=40,
+        seed=3,
+        lr_states=0.0,
+        sync_every=0,
+        noise_scale=0.1,
+        noise_schedule=schedule,
+        init_state_noise=0.0,
         callback=lambda iteration, virtual, actions: snapshots.append(virtual.clone()),
     )
     result = planner.plan([0.0, 0.0], [2.0, 2.0])
@@ -160,13 +169,16 @@ def test_actions_never_leave_the_bounds(name: str) -> None:
     assert torch.isfinite(result.actions).all()
 
 
-@pytest.mark.parametrize("argument, call", [
-    ("state", lambda p: p.plan([float("nan"), 0.0], [1.0, 1.0])),
-    ("goal", lambda p: p.plan([0.0, 0.0], [1.0, float("inf")])),
-    ("state", lambda p: p.plan([0.0, 0.0, 0.0], [1.0, 1.0])),
-    ("goal", lambda p: p.plan([0.0, 0.0], [[1.0, 1.0]])),
-    ("init.actions", lambda p: p.plan([0.0, 0.0], [1.0, 1.0], init=torch.zeros(3, 2))),
-])
+@pytest.mark.parametrize(
+    "argument, call",
+    [
+        ("state", lambda p: p.plan([float("nan"), 0.0], [1.0, 1.0])),
+        ("goal", lambda p: p.plan([0.0, 0.0], [1.0, float("inf")])),
+        ("state", lambda p: p.plan([0.0, 0.0, 0.0], [1.0, 1.0])),
+        ("goal", lambda p: p.plan([0.0, 0.0], [[1.0, 1.0]])),
+        ("init.actions", lambda p: p.plan([0.0, 0.0], [1.0, 1.0], init=torch.zeros(3, 2))),
+    ],
+)
 def test_bad_input_raises_value_error_naming_the_argument(argument: str, call) -> None:
     planner = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=5)
     with pytest.raises(ValueError, match=argument.replace(".", r"\.")):
@@ -286,7 +298,11 @@ def test_plan_batch_solves_several_problems_in_one_call() -> None:
 def test_running_cost_alone_drives_the_plan(name: str) -> None:
     target = torch.tensor([1.0, -1.0])
     planner = make_planner(
-        name, LinearSystem.point(), horizon=12, seed=0, **FAST[name],
+        name,
+        LinearSystem.point(),
+        horizon=12,
+        seed=0,
+        **FAST[name],
         running_cost=lambda state, action: ((state - target) ** 2).sum(-1),
     )
     result = planner.plan([0.0, 0.0])

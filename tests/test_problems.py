@@ -1,8 +1,14 @@
-"""The planner gym (mpc_grasp.problems) and the default GRASP on it (issue 12)."""
+"""The planner gym (mpc_grasp.bench.suites.problems, the gym suite mpc_grasp.bench.suites.gym) and the default GRASP on
+it (issue 12); the tuning suite on its problems. ``test_outputs_exist``, ``test_json_schema``,
+``test_wilson_interval``, ``test_shortest_path_goes_through_the_door`` and ``test_resume_reuses_finished_plans``
+come from the removed ``tests/test_planner_bench.py`` (its benchmark became the gym suite)."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +16,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mpc_grasp.envs.grid_world import segment_hits_wall
 
-from mpc_grasp.planners import GraspConfig, make_planner
-from mpc_grasp.problems import PROBLEMS, make_problem
+from mpc_grasp.bench.report import wilson_interval
+from mpc_grasp.bench.suites import gym
+from mpc_grasp.bench.suites.benchmark import load_configs
+from mpc_grasp.bench.suites.problems import PROBLEMS, feasible, make_problem, shortest_path_length, wall_min_steps
+from mpc_grasp.bench.suites.tuning import default_config, with_budget
+from mpc_grasp.planners import PLANNERS, GraspConfig, make_planner
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _solved(problem_name: str, planner: str, count: int, **options) -> int:
@@ -72,15 +90,193 @@ def test_every_problem_builds_seeded_instances_and_a_rollout_can_be_judged(name:
 
 def test_planner_gym_and_speed_scripts_write_their_reports(tmp_path: Path) -> None:
     gym_out, speed_out = tmp_path / "gym", tmp_path / "speed"
-    subprocess.run([sys.executable, "experiments/planner_gym.py", "--instances", "1", "--problems", "double_integrator_2d",
-                    "--planners", "grasp", "mppi", "--out", str(gym_out)], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "experiments/planner_gym.py",
+            "--instances",
+            "1",
+            "--problems",
+            "double_integrator_2d",
+            "--planners",
+            "grasp",
+            "mppi",
+            "--out",
+            str(gym_out),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     report = json.loads((gym_out / "planner_gym.json").read_text())
     assert {row["planner"] for row in report["rows"]} == {"grasp", "mppi"} and (gym_out / "planner_gym.png").exists()
-    subprocess.run([sys.executable, "experiments/speed.py", "--horizons", "5", "--steps", "2", "--threads", "1",
-                    "--candidates", "4", "--iterations", "2", "--out", str(speed_out)], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "experiments/speed.py",
+            "--horizons",
+            "5",
+            "--steps",
+            "2",
+            "--threads",
+            "1",
+            "--candidates",
+            "4",
+            "--iterations",
+            "2",
+            "--out",
+            str(speed_out),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     speed = json.loads((speed_out / "speed.json").read_text())
     assert {row["planner"] for row in speed["rows"]} == {"grasp", "cem", "mppi", "gd"}
     assert all(row["warm_ms_median"] > 0 and row["cold_ms"] > 0 for row in speed["rows"])
     assert {(row["planner"], row["candidates"]) for row in speed["iteration_rows"]} == {(p, 4) for p in ("grasp", "cem", "mppi", "gd")}
     assert "ms per iteration" in (speed_out / "speed.md").read_text() and (speed_out / "speed.png").exists()
     assert "Command: `python experiments/speed.py --horizons 5" in (speed_out / "speed.md").read_text() and "commit" in speed
+    # the speed suite's other entry point: GRASP's iteration vs the floor of one forward+backward
+    subprocess.run(
+        [
+            sys.executable,
+            "experiments/profile_grasp.py",
+            "--horizons",
+            "5",
+            "--candidates",
+            "2",
+            "--iterations",
+            "2",
+            "--repeats",
+            "1",
+            "--out-dir",
+            str(speed_out),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    profile = json.loads((speed_out / "profile_grasp.json").read_text())
+    assert [(row["model"], row["horizon"]) for row in profile["rows"]] == [("eager", 5)] and profile["rows"][0]["floor_ms"] > 0
+    assert "GRASP ms/it" in (speed_out / "profile_grasp.md").read_text()
+
+
+# ----------------------------------------------------------------------------- the gym suite (was tests/test_planner_bench.py)
+
+TINY = ["--instances", "2", "--problems", "double_integrator_2d", "walls_across_h50", "--planners", "grasp", "mppi", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("gym")
+    return out_dir, _load_script("planner_gym").main([*TINY, "--out", str(out_dir)])
+
+
+def test_outputs_exist(tiny_run) -> None:
+    out_dir, _ = tiny_run
+    for name in ("planner_gym.json", "planner_gym.md", "planner_gym.png"):
+        path = out_dir / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    markdown = (out_dir / "planner_gym.md").read_text()
+    assert "| problem | grasp | mppi |" in markdown and "Reachable within H (upper bound on success): " in markdown
+    for name in ("double_integrator_2d", "walls_across_h50"):
+        assert f"| {name} |" in markdown
+    assert "Command: `python experiments/planner_gym.py --instances 2" in markdown
+
+
+def test_json_schema(tiny_run) -> None:
+    out_dir, returned = tiny_run
+    report = json.loads((out_dir / "planner_gym.json").read_text())
+    assert report["rows"] == json.loads(json.dumps(returned["rows"]))
+    for key in ("command", "commit", "threads", "problems", "planners", "rows", "settings"):
+        assert key in report, key
+    assert report["command"].startswith("python experiments/planner_gym.py --instances 2")
+    assert report["commit"] is None or len(report["commit"].removesuffix("+dirty")) == 40
+    assert report["settings"] == {"instances": 2, "seed": 0, "time_cap": 240.0} and report["backend"] == "local"
+    assert {(row["problem"], row["planner"]) for row in report["rows"]} == {
+        (problem, planner) for problem in ("double_integrator_2d", "walls_across_h50") for planner in ("grasp", "mppi")
+    }
+    for row in report["rows"]:
+        assert row["instances"] == 2
+        rate, (low, high) = row["success_rate"], row["ci95"]
+        assert 0.0 <= low <= rate <= high <= 1.0, row
+        assert math.isclose(rate, row["successes"] / 2)
+        assert row["median_time_s"] > 0
+        assert row["median_model_calls"] >= 1 and row["median_model_transitions"] >= 1
+        assert 1 <= row["median_iterations"] <= PLANNERS[row["planner"]].config_class().iterations
+        assert row["median_closest_distance"] >= 0.0
+        assert ("reachable" in row) == row["problem"].startswith("walls") and row.get("reachable", 0) <= row["instances"]
+    walls = make_problem("walls_across_h50", 3)
+    assert all(segment_hits_wall("wall", start, goal) for start, goal in walls.instances)  # non-greedy: across the wall
+
+
+def test_wilson_interval() -> None:
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    low, high = wilson_interval(25, 50)
+    assert low == pytest.approx(0.3664, abs=1e-3) and high == pytest.approx(0.6336, abs=1e-3)
+
+
+def test_shortest_path_goes_through_the_door() -> None:
+    # around the wall column x in [4, 5] through the door y in [6, 7] (agent radius 0.1)
+    expected = 2 * math.hypot(1.9, 4.1) + 1.2
+    assert shortest_path_length("wall", [2.0, 2.0], [7.0, 2.0]) == pytest.approx(expected, rel=1e-5)
+    assert shortest_path_length("wall", [2.0, 2.0], [7.0, 2.0], metric="chebyshev") == pytest.approx(4.1 + 1.2 + 4.1, rel=1e-5)
+    assert shortest_path_length("wall", [2.0, 2.0], [3.0, 3.0]) == pytest.approx(math.sqrt(2))
+    task = {"path_length": 9.0, "path_length_chebyshev": 9.0}
+    assert not feasible(task, 30, 0.3) and feasible(task, 35, 0.3)
+    assert np.isfinite(shortest_path_length("wall", [1.5, 4.5], [7.5, 1.5]))
+    # the walls problems' upper bound on success: (9.4 - 0.3) / 0.25 = 36.4 -> 37 steps at least
+    start, goal = np.array([2.0, 2.0]), np.array([7.0, 2.0])
+    assert wall_min_steps(start, goal) == 37
+    problem = make_problem("walls_across_h50", 1)
+    assert dataclasses.replace(problem, horizon=36).reachable(start, goal) is False
+    assert dataclasses.replace(problem, horizon=37).reachable(start, goal) is True
+    assert make_problem("double_integrator_2d", 1).reachable(start, goal) is None
+
+
+def test_resume_reuses_finished_plans(tmp_path, monkeypatch) -> None:
+    script = _load_script("planner_gym")
+    argv = ["--instances", "2", "--problems", "double_integrator_2d", "mountain_car", "--planners", "cem", "mppi",
+            "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    real_run_cell, calls = gym.run_cell, []
+
+    def failing_run_cell(task):
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated kill")
+        calls.append(task["planner"])
+        return real_run_cell(task)
+
+    monkeypatch.setattr(gym, "run_cell", failing_run_cell)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(argv)
+    assert len((tmp_path / "planner_gym.partial.jsonl").read_text().splitlines()) == 3
+    calls.clear()
+    monkeypatch.setattr(gym, "run_cell", lambda task: (calls.append(task["planner"]), real_run_cell(task))[1])
+    report = script.main([*argv, "--resume"])
+    assert len(calls) == 1 and report["units_reused_from_log"] == 3
+    assert all(row["instances"] == 2 for row in report["rows"]) and len(report["rows"]) == 4
+    calls.clear()
+    assert script.main([*argv, "--resume", "--instances", "1"])["units_reused_from_log"] == 0 and len(calls) == 4  # other settings: rerun
+
+
+# ----------------------------------------------------------------------------- the tuning suite
+
+
+def test_budget_sets_the_iterations_that_spend_it() -> None:
+    problem = make_problem("double_integrator_2d", 1)
+    for planner in ("grasp", "cem", "mppi", "gd"):
+        options = with_budget(planner, default_config(planner), 20, 20_000, problem.model)
+        spent = make_planner(planner, problem.model, 20, **options).plan(*problem.instances[0]).info["model_transitions"]
+        assert 10_000 <= spent <= 20_000 + 2 * options["num_candidates"] * 20, (planner, options, spent)
+
+
+def test_tune_planners_quick_run_writes_configs_the_benchmark_loads(tmp_path: Path) -> None:
+    argv = ["--problem", "double_integrator_2d", "--planners", "cem", "gd", "--budget", "2000", "--samples", "1", "--pairs", "1",
+            "--eval-pairs", "1", "--no-progress", "--out-dir", str(tmp_path)]  # fmt: skip
+    report = _load_script("tune_planners").main(argv)
+    assert set(report["chosen"]) == {"cem", "gd"} and len(report["trials"]) == 4
+    assert all(item["default"]["instances"] == 1 for item in report["held_out"].values())
+    configs = load_configs(tmp_path / "tuning.json")
+    assert set(configs) == {"cem", "gd"} and all(options["iterations"] >= 1 for options in configs.values())
+    assert "Planner tuning at equal compute (planner gym `double_integrator_2d`)" in (tmp_path / "tuning.md").read_text()

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mpc_grasp import GraspMPC, make_planner
-from mpc_grasp.testbeds import LinearSystem
+from mpc_grasp.models.analytic import LinearSystem
 
 PLANNER_NAMES = ("grasp", "cem", "mppi", "gd")
 TINY = {

@@ -9,9 +9,22 @@ from mpc_grasp import GraspMPC, make_planner
 from mpc_grasp.planners import Planner
 
 PUBLIC = {
-    "GraspMPC", "MLPWorldModel", "PlanInit", "PlanResult", "Planner", "PlanningError", "TransitionDataset",
-    "WorldModel", "__version__", "collect_transitions", "collect_transitions_parallel", "load_dataset",
-    "load_world_model", "make_planner", "save_world_model", "train_world_model",
+    "GraspMPC",
+    "MLPWorldModel",
+    "PlanInit",
+    "PlanResult",
+    "Planner",
+    "PlanningError",
+    "TransitionDataset",
+    "WorldModel",
+    "__version__",
+    "collect_transitions",
+    "collect_transitions_parallel",
+    "load_dataset",
+    "load_world_model",
+    "make_planner",
+    "save_world_model",
+    "train_world_model",
 }
 
 

@@ -10,9 +10,9 @@ import torch
 from mpc_grasp import GraspMPC
 from mpc_grasp.data import TransitionDataset
 from mpc_grasp.models import train_world_model
+from mpc_grasp.models.analytic import LinearSystem
 from mpc_grasp.planners import PLANNERS, make_planner
 from mpc_grasp.planners.base import Problem
-from mpc_grasp.testbeds import LinearSystem
 
 TARGET = torch.tensor([1.5, -1.0])
 FAST = {
@@ -74,7 +74,9 @@ def test_grasp_lifted_loss_scores_rewards_on_virtual_states_and_model_prediction
 
 
 def test_a_terminal_value_alone_is_an_objective() -> None:
-    planner = make_planner("mppi", LinearSystem.point(), horizon=10, terminal_value=lambda state: -(state - TARGET).square().sum(-1), iterations=15)
+    planner = make_planner(
+        "mppi", LinearSystem.point(), horizon=10, terminal_value=lambda state: -(state - TARGET).square().sum(-1), iterations=15
+    )
     result = planner.plan([0.0, 0.0])
     assert float((result.states[-1] - TARGET).norm()) < 0.2
 
@@ -113,7 +115,9 @@ def test_non_finite_rewards_raise_a_value_error_and_never_reach_the_env() -> Non
         planner.plan([0.0, 0.0])
     # the agent, with a sampling and a gradient planner: an error naming reward_fn, never a NaN action
     for name in ("grasp", "cem"):
-        agent = GraspMPC(LinearSystem.point(), name, horizon=5, action_space=gym.spaces.Box(-1, 1, (2,)), reward_fn=nan_far_right, iterations=5)
+        agent = GraspMPC(
+            LinearSystem.point(), name, horizon=5, action_space=gym.spaces.Box(-1, 1, (2,)), reward_fn=nan_far_right, iterations=5
+        )
         with pytest.raises(ValueError, match="reward_fn returned NaN"):
             agent.predict(np.zeros(2, dtype=np.float32))
 
@@ -126,8 +130,14 @@ def test_discount_must_be_in_zero_one(discount: float) -> None:
 
 def test_grasp_mpc_maximises_a_reward_without_a_goal() -> None:
     agent = GraspMPC(
-        LinearSystem.point(), "grasp", horizon=10, action_space=gym.spaces.Box(-1, 1, (2,)), reward_fn=reward_to_target,
-        iterations=60, num_candidates=8, seed=0,
+        LinearSystem.point(),
+        "grasp",
+        horizon=10,
+        action_space=gym.spaces.Box(-1, 1, (2,)),
+        reward_fn=reward_to_target,
+        iterations=60,
+        num_candidates=8,
+        seed=0,
     )
     state = np.zeros(2, dtype=np.float32)
     for _ in range(12):
@@ -148,8 +158,13 @@ def test_make_planner_accepts_a_learned_reward_head() -> None:
     next_states = states + 0.25 * actions
     rewards = -((next_states - TARGET.numpy()) ** 2).sum(-1)
     dataset = TransitionDataset(
-        observations=states, actions=actions, next_observations=next_states, terminated=np.zeros(600, bool),
-        episode_ids=np.arange(600) // 20, step_ids=np.arange(600) % 20, rewards=rewards,
+        observations=states,
+        actions=actions,
+        next_observations=next_states,
+        terminated=np.zeros(600, bool),
+        episode_ids=np.arange(600) // 20,
+        step_ids=np.arange(600) % 20,
+        rewards=rewards,
     )
     model = train_world_model(dataset, hidden_sizes=(32, 32), epochs=5, seed=0, progress=False, reward=True)
     planner = make_planner("grasp", model, horizon=5, reward_fn=model.reward, iterations=10, num_candidates=4)

@@ -8,14 +8,27 @@ import numpy as np
 import pytest
 import torch
 
-from mpc_grasp.rl import evaluate_agent, train_rl_baseline, wilson_interval
+from mpc_grasp.bench.report import wilson_interval
+from mpc_grasp.rl.baselines import evaluate_agent, train_rl_baseline
 
 GRID = "mpc_grasp/GridWorldWall-v0"
 CARTPOLE = "mpc_grasp/CartPoleSwingup-v0"
 EVAL_KEYS = {
-    "success_rate", "success_ci95", "successes", "success_any_rate", "success_any_ci95",
-    "mean_return", "std_return", "mean_length", "n_episodes", "seed", "eval_time_s",
-    "episode_returns", "episode_lengths", "episode_success", "episode_first_success_step",
+    "success_rate",
+    "success_ci95",
+    "successes",
+    "success_any_rate",
+    "success_any_ci95",
+    "mean_return",
+    "std_return",
+    "mean_length",
+    "n_episodes",
+    "seed",
+    "eval_time_s",
+    "episode_returns",
+    "episode_lengths",
+    "episode_success",
+    "episode_first_success_step",
 }
 
 

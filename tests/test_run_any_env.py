@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mpc_grasp import cli
+from mpc_grasp.cli import commands as cli
 from mpc_grasp.data import collect_transitions
 from mpc_grasp.models import save_world_model, train_world_model
 from mpc_grasp.planners import Planner
@@ -45,9 +45,30 @@ def no_planning(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_run_on_env_without_success_reports_return(pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     code, stdout, err = _run(
-        capsys, PENDULUM, "--model", str(pendulum_checkpoint), "--goal", "[1, 0, 0]", "--episodes", "1", "--max-steps", "20",
-        "--horizon", "5", "--iterations", "3", "--out-dir", str(out), "--set", "num_candidates=4", "--set", "goal_tolerance=null",
-        "--set", "keep_solved_warm_start=false", "--set", "dense_goal_weight=1",
+        capsys,
+        PENDULUM,
+        "--model",
+        str(pendulum_checkpoint),
+        "--goal",
+        "[1, 0, 0]",
+        "--episodes",
+        "1",
+        "--max-steps",
+        "20",
+        "--horizon",
+        "5",
+        "--iterations",
+        "3",
+        "--out-dir",
+        str(out),
+        "--set",
+        "num_candidates=4",
+        "--set",
+        "goal_tolerance=null",
+        "--set",
+        "keep_solved_warm_start=false",
+        "--set",
+        "dense_goal_weight=1",
     )
     assert code == 0, err
     assert "success n/a (Pendulum-v1 does not report info['is_success'])" in stdout and "mean return" in stdout
@@ -60,7 +81,11 @@ def test_run_on_env_without_success_reports_return(pendulum_checkpoint: Path, tm
     config = summary["planner_config"]
     assert config["num_candidates"] == 4 and config["goal_tolerance"] is None and config["keep_solved_warm_start"] is False
     assert summary["planner_options"] == {
-        "num_candidates": 4, "goal_tolerance": None, "keep_solved_warm_start": False, "dense_goal_weight": 1.0, "iterations": 3,
+        "num_candidates": 4,
+        "goal_tolerance": None,
+        "keep_solved_warm_start": False,
+        "dense_goal_weight": 1.0,
+        "iterations": 3,
         "warm_iterations": 3,  # --iterations also caps warm-started replans (GRASP's default is 8)
     }
     assert summary["episodes_detail"][0]["median_iterations"] <= 3
@@ -93,7 +118,9 @@ def test_bad_goal_is_a_cli_error(
     assert code == 1 and message in err
 
 
-def test_discrete_action_space_is_refused(pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_planning: None) -> None:
+def test_discrete_action_space_is_refused(
+    pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_planning: None
+) -> None:
     code, _, err = _run(capsys, "CartPole-v1", "--model", str(pendulum_checkpoint), "--out-dir", str(tmp_path))
     assert code == 1 and "mpc-grasp run needs a Box (continuous) action space; CartPole-v1 has Discrete(2)" in err
 
@@ -103,7 +130,10 @@ def test_discrete_action_space_is_refused(pendulum_checkpoint: Path, tmp_path: P
     [
         ("num_candidates=abc", "--set num_candidates=abc: expected an integer for GraspConfig.num_candidates"),
         ("num_candidates=2.5", "--set num_candidates=2.5: expected an integer for GraspConfig.num_candidates"),
-        ("keep_solved_warm_start=maybe", "--set keep_solved_warm_start=maybe: expected true or false for GraspConfig.keep_solved_warm_start"),
+        (
+            "keep_solved_warm_start=maybe",
+            "--set keep_solved_warm_start=maybe: expected true or false for GraspConfig.keep_solved_warm_start",
+        ),
         ("goal_tolerance=far", "--set goal_tolerance=far: expected a number or null for GraspConfig.goal_tolerance"),
         ("warm_iterations=x", "--set warm_iterations=x: expected an integer or null for GraspConfig.warm_iterations"),
         ("dense_goal_weight=heavy", "--set dense_goal_weight=heavy: expected a number for Planner.dense_goal_weight"),
@@ -114,7 +144,9 @@ def test_discrete_action_space_is_refused(pendulum_checkpoint: Path, tmp_path: P
 def test_set_values_are_typed_before_planning(
     pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_planning: None, option: str, message: str
 ) -> None:
-    code, _, err = _run(capsys, PENDULUM, "--model", str(pendulum_checkpoint), "--goal", "[1, 0, 0]", "--set", option, "--out-dir", str(tmp_path))
+    code, _, err = _run(
+        capsys, PENDULUM, "--model", str(pendulum_checkpoint), "--goal", "[1, 0, 0]", "--set", option, "--out-dir", str(tmp_path)
+    )
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import mpc_grasp  # noqa: F401  (registers the envs)
-from mpc_grasp.testbeds import CartPoleSwingupModel, PointMassWalls
+from mpc_grasp.models.analytic import CartPoleSwingupModel, PointMassWalls
 
 LAYOUT_ENVS = {"wall": "mpc_grasp/GridWorldWall-v0", "umaze": "mpc_grasp/GridWorldUMaze-v0", "maze": "mpc_grasp/GridWorldMaze-v0"}
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import mpc_grasp  # noqa: F401  (registers the envs)
-from mpc_grasp.agent import GraspMPC
+from mpc_grasp.control.agent import GraspMPC
+from mpc_grasp.models.analytic import LinearSystem, PointMassWalls
 from mpc_grasp.planners import PLANNERS, make_planner
-from mpc_grasp.testbeds import LinearSystem, PointMassWalls
 
 WALL = "mpc_grasp/GridWorldWall-v0"
 SMALL = {

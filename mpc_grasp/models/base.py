@@ -63,8 +63,8 @@ def model_device(model: Any, default: str | torch.device = "cpu") -> torch.devic
     if isinstance(model, torch.nn.Module):
         for tensor in model.parameters():
             return tensor.device
-        for tensor in model.buffers():
-            return tensor.device
+        for buffer in model.buffers():
+            return buffer.device
     return torch.device(default)
 
 

@@ -146,6 +146,7 @@ def load_world_model(path: str | os.PathLike[str], device: str | torch.device = 
         model.load_state_dict(state, strict=True)
     except (TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{where} does not match model class {name}: {error}") from None
-    model.metadata = {k: v for k, v in meta.items() if k != "training_history"}
+    # torch annotates nn.Module.__setattr__ as taking Tensor | Module only; any value is accepted
+    model.metadata = {k: v for k, v in meta.items() if k != "training_history"}  # type: ignore[assignment]
     model.training_history = meta.get("training_history", {})
     return model.to(device).eval()

@@ -7,7 +7,7 @@ weights. Ensemble members are evaluated together with batched matmuls, one op pe
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from mpc_grasp.validation import as_float_tensor
 
 __all__ = ["ACTIVATIONS", "MLPWorldModel", "ValueFunction"]
 
-ACTIVATIONS = {"silu": F.silu, "relu": F.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu}
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"silu": F.silu, "relu": F.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu}
 
 
 class MLPWorldModel(nn.Module):
@@ -39,6 +39,17 @@ class MLPWorldModel(nn.Module):
     :meth:`reward` in the env's units (a planner's ``reward_fn=model.reward``). It is a separate network,
     not extra outputs of the dynamics one, so the dynamics (and checkpoints without a head) are unchanged.
     """
+
+    # buffers (register_buffer): declared so type checkers see Tensors, not ``Tensor | Module``
+    state_mean: Tensor
+    state_std: Tensor
+    action_mean: Tensor
+    action_std: Tensor
+    delta_mean: Tensor
+    delta_std: Tensor
+    fourier_frequencies: Tensor  # only when fourier_features > 0
+    reward_mean: Tensor  # only with a reward head
+    reward_std: Tensor
 
     def __init__(
         self,
@@ -148,8 +159,12 @@ class MLPWorldModel(nn.Module):
     ) -> None:
         """Set the input / output normalisation (std floored so constant dims stay finite)."""
         values = {
-            "state_mean": state_mean, "state_std": state_std, "action_mean": action_mean,
-            "action_std": action_std, "delta_mean": delta_mean, "delta_std": delta_std,
+            "state_mean": state_mean,
+            "state_std": state_std,
+            "action_mean": action_mean,
+            "action_std": action_std,
+            "delta_mean": delta_mean,
+            "delta_std": delta_std,
         }
         for name, value in values.items():
             buffer: Tensor = getattr(self, name)
@@ -186,6 +201,7 @@ class MLPWorldModel(nn.Module):
     def normalized_reward(self, inputs: Tensor) -> Tensor:
         """The reward head's output ``[N]`` (normalised reward) for inputs from :meth:`reward_inputs`."""
         self._require_reward_head()
+        assert self.reward_net is not None
         return self.reward_net(inputs)[..., 0]
 
     def _require_reward_head(self) -> None:
@@ -194,6 +210,7 @@ class MLPWorldModel(nn.Module):
                 "this MLPWorldModel has no reward head: train it with train_world_model(dataset, reward=True) "
                 "(or build it with reward_hidden_sizes=...)"
             )
+
     # ------------------------------------------------------------------ core network
     def _mlp(self, x: Tensor, out_slice: slice | None = None) -> Tensor:
         """Raw network output ``[E, N, out]`` for normalised inputs ``[N, in]`` (shared) or ``[E, N, in]``."""
@@ -312,6 +329,12 @@ class ValueFunction(nn.Module):
     with (plan with the same discount so ``discount^T V(s_T)`` continues the same return).
     """
 
+    # buffers (register_buffer)
+    state_mean: Tensor
+    state_std: Tensor
+    value_mean: Tensor
+    value_scale: Tensor
+
     def __init__(
         self,
         state_dim: int,
@@ -346,8 +369,11 @@ class ValueFunction(nn.Module):
     def config(self) -> dict[str, Any]:
         """Constructor arguments: ``ValueFunction(**value.config)`` rebuilds the architecture."""
         return {
-            "state_dim": self.state_dim, "hidden_sizes": list(self.hidden_sizes), "activation": self.activation,
-            "discount": self.discount, "obs_key": self.obs_key,
+            "state_dim": self.state_dim,
+            "hidden_sizes": list(self.hidden_sizes),
+            "activation": self.activation,
+            "discount": self.discount,
+            "obs_key": self.obs_key,
         }
 
     @torch.no_grad()

@@ -122,12 +122,28 @@ def train_world_model(
         torch.set_num_threads(int(num_threads))
         try:
             return train_world_model(
-                dataset, hidden_sizes=hidden_sizes, ensemble_size=ensemble_size, epochs=epochs,
-                batch_size=batch_size, lr=lr, weight_decay=weight_decay, val_fraction=val_fraction,
-                val_dataset=val_dataset, patience=patience, max_time_s=max_time_s, seed=seed,
-                device=device, progress=progress, loss=loss, activation=activation, lr_decay=lr_decay,
-                fourier_features=fourier_features, fourier_scale=fourier_scale, reward=reward,
-                reward_hidden_sizes=reward_hidden_sizes, init_model=init_model,
+                dataset,
+                hidden_sizes=hidden_sizes,
+                ensemble_size=ensemble_size,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                weight_decay=weight_decay,
+                val_fraction=val_fraction,
+                val_dataset=val_dataset,
+                patience=patience,
+                max_time_s=max_time_s,
+                seed=seed,
+                device=device,
+                progress=progress,
+                loss=loss,
+                activation=activation,
+                lr_decay=lr_decay,
+                fourier_features=fourier_features,
+                fourier_scale=fourier_scale,
+                reward=reward,
+                reward_hidden_sizes=reward_hidden_sizes,
+                init_model=init_model,
             )
         finally:
             torch.set_num_threads(previous)
@@ -182,9 +198,15 @@ def train_world_model(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = MLPWorldModel(
-                s.shape[1], a.shape[1], hidden_sizes=hidden_sizes, ensemble_size=ensemble_size,
-                activation=activation, obs_key=dataset.metadata.get("obs_key") or "observation",
-                fourier_features=fourier_features, fourier_scale=fourier_scale, fourier_seed=seed,
+                s.shape[1],
+                a.shape[1],
+                hidden_sizes=hidden_sizes,
+                ensemble_size=ensemble_size,
+                activation=activation,
+                obs_key=dataset.metadata.get("obs_key") or "observation",
+                fourier_features=fourier_features,
+                fourier_scale=fourier_scale,
+                fourier_seed=seed,
                 reward_hidden_sizes=(reward_hidden_sizes or hidden_sizes) if reward else None,
             ).to(device)
         model.fit_normalizers(s, a, n)
@@ -210,7 +232,9 @@ def train_world_model(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     total_steps = int(epochs) * steps_per_epoch
     scheduler = (
-        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(k, total_steps) / total_steps)))
+        torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda k: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(k, total_steps) / total_steps))
+        )
         if lr_decay
         else None
     )
@@ -290,10 +314,20 @@ def train_world_model(
         "n_train": len(train_set),
         "n_val": len(val_set) if val_set is not None else 0,
         "config": {
-            "hidden_sizes": list(hidden_sizes), "ensemble_size": ensemble_size, "epochs": epochs,
-            "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "val_fraction": val_fraction,
-            "patience": patience, "max_time_s": max_time_s, "seed": seed, "loss": loss,
-            "activation": activation, "lr_decay": lr_decay, "reward": bool(reward),
+            "hidden_sizes": list(hidden_sizes),
+            "ensemble_size": ensemble_size,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "val_fraction": val_fraction,
+            "patience": patience,
+            "max_time_s": max_time_s,
+            "seed": seed,
+            "loss": loss,
+            "activation": activation,
+            "lr_decay": lr_decay,
+            "reward": bool(reward),
             "reward_hidden_sizes": None if model.reward_hidden_sizes is None else list(model.reward_hidden_sizes),
             "warm_start": init_model is not None,
         },
@@ -338,7 +372,9 @@ def train_value_function(
     if not 0.0 < discount < 1.0:
         raise ValueError(f"discount must be in (0, 1), got {discount}")
     if int(epochs) < 1 or int(batch_size) < 1 or lr <= 0 or not 0.0 < target_update <= 1.0:
-        raise ValueError(f"need epochs, batch_size >= 1, lr > 0, target_update in (0, 1]; got {epochs}, {batch_size}, {lr}, {target_update}")
+        raise ValueError(
+            f"need epochs, batch_size >= 1, lr > 0, target_update in (0, 1]; got {epochs}, {batch_size}, {lr}, {target_update}"
+        )
     if len(dataset) < 2:
         raise ValueError(f"need at least 2 transitions, got {len(dataset)}")
     states, _, next_states = _tensors(dataset, torch.device("cpu"))
@@ -348,14 +384,23 @@ def train_value_function(
         raise ValueError(f"model has state_dim {model.state_dim}, the dataset {states.shape[1]}")
     if init_value is not None:
         if abs(init_value.discount - discount) > 1e-12 or init_value.state_dim != states.shape[1]:
-            raise ValueError(f"init_value has discount {init_value.discount} / state_dim {init_value.state_dim}, asked {discount} / {states.shape[1]}")
+            raise ValueError(
+                f"init_value has discount {init_value.discount} / state_dim {init_value.state_dim}, asked {discount} / {states.shape[1]}"
+            )
         value = copy.deepcopy(init_value)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            value = ValueFunction(states.shape[1], hidden_sizes=hidden_sizes, discount=discount, obs_key=dataset.metadata.get("obs_key") or "observation")
+            value = ValueFunction(
+                states.shape[1], hidden_sizes=hidden_sizes, discount=discount, obs_key=dataset.metadata.get("obs_key") or "observation"
+            )
         state_mean, state_std = (model.state_mean, model.state_std) if model is not None else (states.mean(0), states.std(0))
-        value.set_normalizers(state_mean.detach().cpu(), state_std.detach().cpu(), float(rewards.mean()) / (1 - discount), float(rewards.std()) / (1 - discount))
+        value.set_normalizers(
+            state_mean.detach().cpu(),
+            state_std.detach().cpu(),
+            float(rewards.mean()) / (1 - discount),
+            float(rewards.std()) / (1 - discount),
+        )
     target = copy.deepcopy(value).requires_grad_(False)
     optimizer = torch.optim.Adam(value.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -382,9 +427,20 @@ def train_value_function(
         history["epoch"].append(epoch)
         history["td_loss"].append(total / steps)
     value.eval()
-    value.training_history = {**history, "wall_time_s": time.perf_counter() - started, "n_train": rows,
-                              "config": {"discount": discount, "hidden_sizes": list(value.hidden_sizes), "epochs": epochs,
-                                         "batch_size": batch_size, "lr": lr, "target_update": target_update, "seed": seed,
-                                         "warm_start": init_value is not None}}
+    value.training_history = {
+        **history,
+        "wall_time_s": time.perf_counter() - started,
+        "n_train": rows,
+        "config": {
+            "discount": discount,
+            "hidden_sizes": list(value.hidden_sizes),
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "target_update": target_update,
+            "seed": seed,
+            "warm_start": init_value is not None,
+        },
+    }
     value.metadata = {"env_id": dataset.metadata.get("env_id"), "dataset_n_steps": rows}
     return value

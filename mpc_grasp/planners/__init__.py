@@ -6,15 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from mpc_grasp.models.base import check_action_space
 from mpc_grasp.planners.base import (
     PlanInit,
-    PlanResult,
     Planner,
     PlannerConfig,
     PlanningError,
+    PlanResult,
     config_from_kwargs,
 )
-from mpc_grasp.models.base import check_action_space
 from mpc_grasp.planners.cem import CEMConfig, CEMPlanner
 from mpc_grasp.planners.gd import GDConfig, GDPlanner
 from mpc_grasp.planners.grasp import GraspConfig, GraspPlanner
@@ -28,8 +28,16 @@ PLANNERS: dict[str, type[Planner]] = {
 }
 
 _PLANNER_KWARGS = (
-    "action_low", "action_high", "state_weights", "dense_goal_weight", "running_cost", "reward_fn", "terminal_value",
-    "discount", "device", "callback",
+    "action_low",
+    "action_high",
+    "state_weights",
+    "dense_goal_weight",
+    "running_cost",
+    "reward_fn",
+    "terminal_value",
+    "discount",
+    "device",
+    "callback",
 )
 
 

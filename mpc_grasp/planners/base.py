@@ -1,17 +1,19 @@
 """The one planner interface: ``Planner.plan(state, goal, init) -> PlanResult``.
 
 Everything planners share lives here: input validation, the objective (goal distance plus an
-optional differentiable running cost), batched model rollouts, candidate selection by true model
-rollout, and the result type. Each algorithm only implements ``_optimize``.
+optional differentiable running cost or reward), batched model rollouts, early stopping and candidate
+selection by true model rollout. Each algorithm only implements ``_optimize``; the data types are in
+:mod:`mpc_grasp.planners.types` (re-exported here).
+
+Why one ~640-line file: the contract every planner relies on (validation -> objective -> early stop ->
+selection) reads top to bottom in one place, like ``grasp.py``; splitting it would scatter one flow.
 """
 
 from __future__ import annotations
 
-import functools
 import time
-import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
@@ -19,170 +21,41 @@ import torch
 from torch import Tensor
 
 from mpc_grasp.models.base import check_world_model, model_device
+from mpc_grasp.planners.types import (
+    Candidates,
+    IterationCallback,
+    PlanInit,
+    PlannerConfig,
+    PlanningError,
+    PlanResult,
+    Problem,
+    RewardFn,
+    RunningCost,
+    TerminalValue,
+    canonical_options,
+    config_from_kwargs,
+    deprecated_names,
+    path_integral_weights,
+)
 from mpc_grasp.validation import as_float_tensor, check_positive
 
-RunningCost = Callable[[Tensor, Tensor], Tensor]
-"""Differentiable per-step cost ``(next_state [..., S], action [..., A]) -> [...]``, summed over time."""
-
-RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""Differentiable per-step reward ``(state [..., S], action [..., A], next_state [..., S]) -> [...]``
-(one value per step, any leading shape); the planner maximises its discounted sum."""
-
-TerminalValue = Callable[[Tensor], Tensor]
-"""Differentiable value of the last planned state ``(state [..., S]) -> [...]``, added to the return."""
-
-
-IterationCallback = Callable[[int, "Tensor | None", Tensor], None]
-"""Called after every iteration as ``callback(iteration, virtual_states or None, actions)`` (detached)."""
-
-
-class PlanningError(RuntimeError):
-    """Planning produced no usable plan (e.g. the world model returned NaN/inf)."""
-
-
-def deprecated_names(**renames: str) -> Callable[[type], type]:
-    """Class decorator for a config dataclass: accept old option names (``old="new"``) for one
-    release, with a ``DeprecationWarning``, in the constructor and as read-only attributes.
-
-    Keeps one vocabulary across planners (``num_candidates``, ``action_noise``, ``lr_actions``, ...)
-    without breaking code, tuning files or result files written with the old names.
-    """
-
-    def decorate(cls: type) -> type:
-        init = cls.__init__
-
-        @functools.wraps(init)
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            init(self, *args, **canonical_options(cls, kwargs))
-
-        def alias(old: str, new: str) -> property:
-            def getter(self: Any) -> Any:
-                warnings.warn(f"{cls.__name__}.{old} is deprecated, use .{new}", DeprecationWarning, stacklevel=2)
-                return getattr(self, new)
-
-            return property(getter, doc=f"Deprecated name of ``{new}``.")
-
-        cls.__init__ = __init__
-        for old, new in renames.items():
-            setattr(cls, old, alias(old, new))
-        cls.deprecated_options = {**getattr(cls, "deprecated_options", {}), **renames}
-        return cls
-
-    return decorate
-
-
-@dataclass(frozen=True)
-class PlannerConfig:
-    """Options every planner understands."""
-
-    iterations: int = 100
-    """Optimisation iterations of a cold plan (upper bound when early stopping)."""
-    warm_iterations: int | None = None
-    """Iterations of a warm-started plan (receding-horizon MPC: the shifted previous plan is nearly
-    optimal already, so a few iterations keep it so); None = ``iterations``."""
-    goal_tolerance: float | None = None
-    """Stop early once the best rollout ends within this (unweighted) distance of the goal."""
-    check_every: int = 25
-    """Iterations between early-stop checks (each costs one model rollout and a host sync)."""
-    keep_solved_warm_start: bool = True
-    """With a warm start and ``goal_tolerance``: a problem whose warm-start rollout already reaches
-    the goal is returned as is, without optimising (receding-horizon MPC then re-optimises only
-    when reality has left the plan, and a good detour is not pulled back toward the greedy path)."""
-    deprecated_options: ClassVar[dict[str, str]] = {}
-    """Deprecated option name -> its name in the shared vocabulary (see :func:`deprecated_names`)."""
-    seed: int = 0
-    """Seed of the planner's random draws; a plan is deterministic given seed and inputs. In
-    ``plan_batch`` problem i uses its own generator seeded ``seed + i`` (or ``seeds[i]``), so a
-    problem's plan does not depend on the batch it is planned in."""
-
-    def __post_init__(self) -> None:
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
-        if self.warm_iterations is not None and self.warm_iterations < 1:
-            raise ValueError(f"warm_iterations must be >= 1 or None, got {self.warm_iterations}")
-        if self.check_every < 1:
-            raise ValueError(f"check_every must be >= 1, got {self.check_every}")
-        if self.goal_tolerance is not None:
-            check_positive(self.goal_tolerance, "goal_tolerance")
-
-
-@dataclass(frozen=True)
-class PlanInit:
-    """A starting point for the optimiser (warm start): actions and, for GRASP, virtual states."""
-
-    actions: Tensor
-    """[T, A] (or [N, T, A] for ``plan_batch``)."""
-    virtual_states: Tensor | None = None
-    """[T-1, S] intermediate states s_1..s_{T-1} (or [N, T-1, S]); planners without them ignore it."""
-
-
-@dataclass(frozen=True)
-class PlanResult:
-    """The chosen plan. Leading dim N only for ``plan_batch``; tensors are detached, on CPU."""
-
-    actions: Tensor
-    """[T, A] actions of the best candidate."""
-    states: Tensor
-    """[T+1, S] model rollout of ``actions`` from the start state (index 0 is the start)."""
-    cost: Tensor
-    """Rollout cost of the best candidate (scalar, or [N])."""
-    virtual_states: Tensor | None = None
-    """[T-1, S] GRASP's lifted states of the best candidate (None for shooting planners)."""
-    info: dict[str, Any] = field(default_factory=dict)
-    """Diagnostics: loss history, gradient norms, iterations, wall time, model calls, ..."""
-
-    @property
-    def horizon(self) -> int:
-        return int(self.actions.shape[-2])
-
-    def shifted(self, steps: int = 1, fill: str = "repeat") -> PlanInit:
-        """The warm start for the next control step: drop the first ``steps`` actions, pad the end.
-
-        ``fill`` is ``"repeat"`` (repeat the last action / state) or ``"zero"`` (zero actions).
-        """
-        if fill not in ("repeat", "zero"):
-            raise ValueError(f"fill must be 'repeat' or 'zero', got {fill!r}")
-        if not 0 <= steps < self.horizon:
-            raise ValueError(f"steps must be in [0, {self.horizon}), got {steps}")
-        actions = _shift_with_fill(self.actions, steps, zero=fill == "zero")
-        virtual = None
-        if self.virtual_states is not None and self.virtual_states.shape[-2] > 0:
-            virtual = _shift_with_fill(self.virtual_states, steps, zero=False)
-        return PlanInit(actions=actions, virtual_states=virtual)
-
-
-def path_integral_weights(costs: Tensor, temperature: float, normalize: bool = True) -> Tensor:
-    """MPPI's sample weights along the last dim: softmax(−(cost − min) / temperature), with the
-    shifted costs divided by their spread when ``normalize`` (scale-free); inf/NaN costs get 0."""
-    costs = torch.nan_to_num(costs, nan=float("inf"), posinf=float("inf"))
-    shifted = costs - costs.min(dim=-1, keepdim=True).values
-    if normalize:
-        finite = torch.where(torch.isfinite(shifted), shifted, torch.zeros_like(shifted))
-        shifted = shifted / finite.std(dim=-1, keepdim=True).clamp_min(1e-8)
-    return torch.softmax(-shifted / temperature, dim=-1)
-
-
-def _shift_with_fill(sequence: Tensor, steps: int, zero: bool) -> Tensor:
-    """Shift ``sequence`` left along dim -2 by ``steps``; pad with the last entry (or zeros)."""
-    if steps == 0:
-        return sequence.clone()
-    tail = sequence[..., -1:, :].expand(*sequence.shape[:-2], steps, sequence.shape[-1])
-    pad = torch.zeros_like(tail) if zero else tail
-    return torch.cat([sequence[..., steps:, :], pad], dim=-2)
-
-
-@dataclass
-class Problem:
-    """One batch of N planning problems, validated and on the planner's device."""
-
-    start: Tensor  # [N, S]
-    goal: Tensor | None  # [N, S]
-    init: PlanInit | None  # batched: [N, T, A], [N, T-1, S]
-    seeds: tuple[int, ...] = ()  # one seed per problem (its own random generator); () = config.seed + i
-
-    @property
-    def size(self) -> int:
-        return int(self.start.shape[0])
+__all__ = [
+    "Candidates",
+    "IterationCallback",
+    "PlanInit",
+    "PlanResult",
+    "Planner",
+    "PlannerConfig",
+    "PlanningError",
+    "Problem",
+    "RewardFn",
+    "RunningCost",
+    "TerminalValue",
+    "canonical_options",
+    "config_from_kwargs",
+    "deprecated_names",
+    "path_integral_weights",
+]
 
 
 @dataclass
@@ -216,18 +89,6 @@ class _EarlyStop:
             if self.virtual_states is not None and virtual_states is not None:
                 self.virtual_states[newly] = virtual_states.detach()[newly]
         self.done = self.done | newly
-
-
-@dataclass
-class Candidates:
-    """What ``_optimize`` hands back: B candidate plans for each of the N problems."""
-
-    actions: Tensor  # [N, B, T, A]
-    virtual_states: Tensor | None = None  # [N, B, T-1, S]
-    history: dict[str, Tensor] = field(default_factory=dict)  # per-iteration diagnostics
-    iterations: int = 0
-    early_stopped: bool = False
-    states: Tensor | None = None  # [N, B, T+1, S] model rollout of ``actions`` if already computed (saves one)
 
 
 class Planner(ABC):
@@ -292,7 +153,11 @@ class Planner(ABC):
         for value, name in ((running_cost, "running_cost"), (reward_fn, "reward_fn"), (terminal_value, "terminal_value")):
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable, got {type(value).__name__}")
-        if isinstance(discount, bool) or not isinstance(discount, (int, float, np.floating, np.integer)) or not 0.0 < float(discount) <= 1.0:
+        if (
+            isinstance(discount, bool)
+            or not isinstance(discount, (int, float, np.floating, np.integer))
+            or not 0.0 < float(discount) <= 1.0
+        ):
             raise ValueError(f"discount must be a number in (0, 1], got {discount!r}")
         self.reward_fn = reward_fn
         self.terminal_value = terminal_value
@@ -340,7 +205,11 @@ class Planner(ABC):
     def plan(self, state: Any, goal: Any = None, init: PlanInit | PlanResult | Tensor | None = None) -> PlanResult:
         """Plan from one ``state`` [S] toward ``goal`` [S]; returns a single (unbatched) result."""
         state_t = as_float_tensor(state, "state", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
-        goal_t = None if goal is None else as_float_tensor(goal, "goal", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+        goal_t = (
+            None
+            if goal is None
+            else as_float_tensor(goal, "goal", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+        )
         batched_init = None if init is None else self._validate_init(init, batched=False)
         problem = Problem(start=state_t[None], goal=None if goal_t is None else goal_t[None], init=batched_init, seeds=(self.config.seed,))
         result = self._run(problem)
@@ -394,6 +263,7 @@ class Planner(ABC):
         started = time.perf_counter()
         if self._freeze_solved_warm_starts(problem):
             init = problem.init
+            assert init is not None  # only warm starts are frozen
             candidates = Candidates(
                 actions=init.actions[:, None],
                 virtual_states=None if init.virtual_states is None else init.virtual_states[:, None],
@@ -455,7 +325,9 @@ class Planner(ABC):
             cost = cost - self.predicted_return(states[:, :, :-1], actions, states[:, :, 1:], states[:, :, -1])
         return cost
 
-    def reward_terms(self, states: Tensor, actions: Tensor, next_states: Tensor, final_states: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    def reward_terms(
+        self, states: Tensor, actions: Tensor, next_states: Tensor, final_states: Tensor
+    ) -> tuple[Tensor | None, Tensor | None]:
         """(rewards [..., T] or None, terminal values [...] or None), shapes checked.
 
         ``states`` / ``next_states`` [..., T, S] are s_t and s_{t+1} of each step, ``actions`` [..., T, A],
@@ -467,14 +339,18 @@ class Planner(ABC):
         if self.reward_fn is not None:
             rewards = self.reward_fn(states, actions, next_states)
             _check_objective_output(
-                rewards, tuple(actions.shape[:-1]), "reward_fn",
+                rewards,
+                tuple(actions.shape[:-1]),
+                "reward_fn",
                 f"reward_fn(state {tuple(states.shape)}, action {tuple(actions.shape)}, next_state {tuple(next_states.shape)})",
             )
             finite_inputs = _finite_rows(states) & _finite_rows(actions) & _finite_rows(next_states)
             self._flag_non_finite("reward_fn", rewards, finite_inputs)
         if self.terminal_value is not None:
             values = self.terminal_value(final_states)
-            _check_objective_output(values, tuple(final_states.shape[:-1]), "terminal_value", f"terminal_value(state {tuple(final_states.shape)})")
+            _check_objective_output(
+                values, tuple(final_states.shape[:-1]), "terminal_value", f"terminal_value(state {tuple(final_states.shape)})"
+            )
             self._flag_non_finite("terminal_value", values, _finite_rows(final_states))
         return rewards, values
 
@@ -549,7 +425,9 @@ class Planner(ABC):
             torch.randn(shape, generator=generator, device=self.device, out=row)
         return out
 
-    def initial_actions(self, problem: Problem, num_candidates: int, action_noise: float = 0.0, warm_candidates: int | None = None) -> Tensor:
+    def initial_actions(
+        self, problem: Problem, num_candidates: int, action_noise: float = 0.0, warm_candidates: int | None = None
+    ) -> Tensor:
         """[N, B, T, A]: the warm start for the first ``warm_candidates`` (default all), zeros for the
         rest (fresh starts keep the search from locking onto an old plan); Gaussian noise of std
         ``action_noise`` half action ranges on every candidate after the first."""
@@ -626,8 +504,10 @@ class Planner(ABC):
             self._raise_on_non_finite_objective()
             finite = torch.isfinite(costs) & torch.isfinite(states).flatten(2).all(-1) & torch.isfinite(actions).flatten(2).all(-1)
             if not bool(finite.any(dim=1).all()):
-                culprit = "the world model" if self.reward_fn is None and self.terminal_value is None else (
-                    "the world model, or reward_fn / terminal_value (whose NaN/inf gradients make the actions non-finite),"
+                culprit = (
+                    "the world model"
+                    if self.reward_fn is None and self.terminal_value is None
+                    else ("the world model, or reward_fn / terminal_value (whose NaN/inf gradients make the actions non-finite),")
                 )
                 raise PlanningError(
                     f"{self.name} planner: every candidate of some problem has a non-finite rollout cost or "
@@ -640,9 +520,7 @@ class Planner(ABC):
             if candidates.virtual_states is not None:
                 virtual = candidates.virtual_states.detach()[rows, best].cpu()
             reached = self.goal_reached(states[rows, best][:, None], problem.goal) if problem.goal is not None else None
-            final_distance = (
-                (states[rows, best, -1] - problem.goal).norm(dim=-1).cpu() if problem.goal is not None else None
-            )
+            final_distance = (states[rows, best, -1] - problem.goal).norm(dim=-1).cpu() if problem.goal is not None else None
         info: dict[str, Any] = {
             "planner": self.name,
             "iterations": candidates.iterations,
@@ -658,7 +536,9 @@ class Planner(ABC):
         if self.reward_fn is not None or self.terminal_value is not None:
             with torch.no_grad():
                 best_states, best_actions = states[rows, best], actions[rows, best]
-                info["predicted_return"] = self.predicted_return(best_states[:, :-1], best_actions, best_states[:, 1:], best_states[:, -1]).cpu()
+                info["predicted_return"] = self.predicted_return(
+                    best_states[:, :-1], best_actions, best_states[:, 1:], best_states[:, -1]
+                ).cpu()
         info.update({key: value.detach().cpu().numpy() for key, value in candidates.history.items()})
         return PlanResult(
             actions=actions[rows, best].cpu(),
@@ -709,11 +589,16 @@ class Planner(ABC):
         elif not isinstance(init, PlanInit):
             init = PlanInit(actions=init)
         lead = (None,) if batched else ()
-        actions = as_float_tensor(init.actions, "init.actions", device=self.device, allowed_ndims=(len(lead) + 2,), trailing_shape=(self.horizon, self.action_dim))
+        actions = as_float_tensor(
+            init.actions, "init.actions", device=self.device, allowed_ndims=(len(lead) + 2,), trailing_shape=(self.horizon, self.action_dim)
+        )
         virtual = None
         if init.virtual_states is not None:
             virtual = as_float_tensor(
-                init.virtual_states, "init.virtual_states", device=self.device, allowed_ndims=(len(lead) + 2,),
+                init.virtual_states,
+                "init.virtual_states",
+                device=self.device,
+                allowed_ndims=(len(lead) + 2,),
                 trailing_shape=(self.num_virtual_states, self.state_dim),
             )
         if not batched:
@@ -748,7 +633,9 @@ def _finite_rows(values: Tensor) -> Tensor:
 def _check_objective_output(value: Any, expected: tuple[int, ...], name: str, call: str) -> None:
     """A ``ValueError`` naming ``name`` unless ``value`` is a float tensor of shape ``expected``."""
     if not isinstance(value, Tensor):
-        raise ValueError(f"{name} must return a torch.Tensor of shape {expected} (one value per step), got {type(value).__name__} from {call}")
+        raise ValueError(
+            f"{name} must return a torch.Tensor of shape {expected} (one value per step), got {type(value).__name__} from {call}"
+        )
     if tuple(value.shape) != expected:
         hint = " (drop the trailing 1: .squeeze(-1))" if tuple(value.shape) == (*expected, 1) else ""
         raise ValueError(
@@ -757,25 +644,3 @@ def _check_objective_output(value: Any, expected: tuple[int, ...], name: str, ca
         )
     if not value.is_floating_point():
         raise ValueError(f"{name} must return floating-point values, got dtype {value.dtype} from {call}")
-
-
-def canonical_options(config_class: type[PlannerConfig], options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with deprecated names replaced by the shared vocabulary's (a ``DeprecationWarning``
-    each), so option dicts from old code or files merge cleanly with current ones."""
-    renamed = dict(options)
-    for old, new in getattr(config_class, "deprecated_options", {}).items():
-        if old in renamed:
-            if new in renamed:
-                raise TypeError(f"{config_class.__name__}: pass {new}= only ({old}= is its deprecated name)")
-            warnings.warn(f"{config_class.__name__}: option {old!r} is deprecated, use {new!r}", DeprecationWarning, stacklevel=3)
-            renamed[new] = renamed.pop(old)
-    return renamed
-
-
-def config_from_kwargs(config_class: type[PlannerConfig], options: dict[str, Any]) -> PlannerConfig:
-    """Build a config dataclass, rejecting unknown option names with the list of valid ones."""
-    valid = {item.name for item in fields(config_class)}
-    unknown = sorted(set(options) - valid - set(getattr(config_class, "deprecated_options", {})))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for {config_class.__name__}; valid: {sorted(valid)}")
-    return config_class(**options)

@@ -53,6 +53,7 @@ class GDPlanner(Planner):
             states = self.rollout(problem.start, actions)
             cost = self.trajectory_cost(states, actions, problem.goal)
             cost.sum().backward()
+            assert actions.grad is not None
             with torch.no_grad():
                 grad_norm = actions.grad.flatten(2).norm(dim=-1)
                 if config.max_grad_norm is not None:

@@ -41,7 +41,7 @@ from mpc_grasp.validation import check_positive
 @deprecated_names(goal_weight="lifted_goal_weight", init_action_noise="action_noise")
 @dataclass(frozen=True)
 class GraspConfig(PlannerConfig):
-    """GRASP options. The defaults are measured to solve the planner gym (``mpc_grasp.problems``:
+    """GRASP options. The defaults are measured to solve the planner gym (``mpc_grasp.bench.suites.problems``:
     inertial, swing-up and detour problems) at no more wall time than the baselines; the published
     planner's settings are :meth:`paper`."""
 
@@ -148,8 +148,17 @@ class GraspConfig(PlannerConfig):
         iterations. ``overrides`` replace any field (e.g. the authors' ``lr_actions=0.005``,
         ``iterations=750``, ``noise_schedule='constant'``, ``noise_scale=0.005``)."""
         settings: dict[str, Any] = dict(
-            iterations=300, warm_iterations=None, warm_num_candidates=None, detach_states=True, lifted_goal_weight=1.0, noise_scale=0.05,
-            noise_schedule="linear", noise_decay_iterations=None, sync_every=50, sync_steps=10, sync_samples=0,
+            iterations=300,
+            warm_iterations=None,
+            warm_num_candidates=None,
+            detach_states=True,
+            lifted_goal_weight=1.0,
+            noise_scale=0.05,
+            noise_schedule="linear",
+            noise_decay_iterations=None,
+            sync_every=50,
+            sync_steps=10,
+            sync_samples=0,
         )
         for old, new in cls.deprecated_options.items():
             if old in overrides:  # the constructor renames it (with a warning)
@@ -223,9 +232,7 @@ class GraspPlanner(Planner):
             targets = virtual_states  # s_1..s_T, s_T free
 
         if self.config.dynamics_loss == "nll":
-            flat_mean, flat_std = self.model.predict_distribution(
-                inputs.reshape(-1, self.state_dim), actions.reshape(-1, self.action_dim)
-            )
+            flat_mean, flat_std = self.model.predict_distribution(inputs.reshape(-1, self.state_dim), actions.reshape(-1, self.action_dim))
             self._model_calls += 1
             self._model_transitions += inputs[..., 0].numel()
             predicted = flat_mean.reshape(inputs.shape)
@@ -264,6 +271,7 @@ class GraspPlanner(Planner):
             dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
             loss = dynamics + goal_weight * goal_term + running  # [N, B]
             loss.sum().backward()  # candidates are independent: summing keeps their gradients separate
+            assert actions.grad is not None and virtual_states.grad is not None
             if config.action_grad_scale != 1.0:
                 actions.grad.mul_(config.action_grad_scale)
             sigma = config.noise_at(iteration, budget)

@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 
-
 @dataclass
 class PixelDataset:
     """Image trajectories stored once per frame (no obs/next_obs duplication).
@@ -58,7 +57,9 @@ class PixelDataset:
     @property
     def nbytes(self) -> int:
         """Memory held by the arrays."""
-        return int(self.frames.nbytes + self.actions.nbytes + self.segment_ids.nbytes + (self.states.nbytes if self.states is not None else 0))
+        return int(
+            self.frames.nbytes + self.actions.nbytes + self.segment_ids.nbytes + (self.states.nbytes if self.states is not None else 0)
+        )
 
     def window_starts(self, length: int) -> np.ndarray:
         """Indices ``i`` such that frames ``i .. i + length`` lie in one segment (``length`` actions)."""
@@ -100,7 +101,7 @@ class PixelDataset:
         }
         if self.states is not None:
             arrays["states"] = self.states
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: a **dict might also fill allow_pickle: bool
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "PixelDataset":
@@ -117,9 +118,7 @@ class PixelDataset:
             raise ValueError(f"could not read pixel dataset {path}: {error}") from error
 
     @classmethod
-    def from_transitions(
-        cls, dataset: Any, states: np.ndarray | None = None, next_states: np.ndarray | None = None
-    ) -> "PixelDataset":
+    def from_transitions(cls, dataset: Any, states: np.ndarray | None = None, next_states: np.ndarray | None = None) -> "PixelDataset":
         """Convert a transition dataset (``observations``, ``actions``, ``next_observations`` and
         optionally ``episode_ids`` / ``step_ids`` arrays, e.g. ``mpc_grasp.data.TransitionDataset``
         collected with ``obs_key="observation"`` on a pixel env) into frame sequences.
@@ -149,8 +148,9 @@ class PixelDataset:
                 raise ValueError(f"{name} has {len(value)} rows but the dataset has {n} transitions")
         step_ids = getattr(dataset, "step_ids", None)
         order = np.lexsort((np.asarray(step_ids), episodes)) if step_ids is not None and n else np.arange(n)
-        has_states = states is not None or next_states is not None
-        state_dim = np.shape(states if states is not None else next_states)[1:] if has_states else ()
+        some_states = states if states is not None else next_states
+        has_states = some_states is not None
+        state_dim = np.shape(some_states)[1:] if some_states is not None else ()
         nan_state = np.full(state_dim, np.nan)
 
         def state_of(values: np.ndarray | None, t: int) -> np.ndarray:

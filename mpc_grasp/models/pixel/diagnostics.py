@@ -61,9 +61,9 @@ def latent_distance_correlation(
         raise ValueError("true_states contain NaN or inf values")
     was_training = model.training
     model.eval()
-    latents = np.concatenate(
-        [model.encode(frames[i : i + batch_size]).detach().cpu().numpy() for i in range(0, n, batch_size)]
-    ).astype(np.float64)
+    latents = np.concatenate([model.encode(frames[i : i + batch_size]).detach().cpu().numpy() for i in range(0, n, batch_size)]).astype(
+        np.float64
+    )
     model.train(was_training)
     rng = np.random.default_rng(seed)
     all_pairs = n * (n - 1) // 2
@@ -147,5 +147,3 @@ def decode_latent_strip(
     if scale > 1:
         image = image.repeat(scale, axis=0).repeat(scale, axis=1)
     return image
-
-

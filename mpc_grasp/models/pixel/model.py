@@ -22,6 +22,9 @@ class SpatialSoftmax(nn.Module):
     standardised over space before the softmax, whose temperature is learnable.
     """
 
+    grid_x: Tensor  # buffers (register_buffer)
+    grid_y: Tensor
+
     def __init__(self, height: int, width: int, temperature: float = 1.0) -> None:
         super().__init__()
         ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2.0 - 1.0
@@ -51,10 +54,11 @@ def _mlp(inputs: int, hidden: int, outputs: int, layers: int) -> nn.Sequential:
     for _ in range(layers):
         modules += [nn.Linear(width, hidden), nn.SiLU()]
         width = hidden
-    modules.append(nn.Linear(width, outputs))
+    output = nn.Linear(width, outputs)
+    modules.append(output)
     with torch.no_grad():
-        modules[-1].weight.mul_(0.01)
-        modules[-1].bias.zero_()
+        output.weight.mul_(0.01)
+        output.bias.zero_()
     return nn.Sequential(*modules)
 
 
@@ -79,6 +83,12 @@ class PixelWorldModel(nn.Module):
 
     training_info: dict[str, Any]
     metadata: dict[str, Any]
+    # buffers (register_buffer): declared so type checkers see Tensors, not ``Tensor | Module``
+    heatmap_coords: Tensor
+    latent_mean: Tensor
+    latent_std: Tensor
+    delta_std: Tensor
+    background_image: Tensor
     plans_in_latent_space = True
     """Planners work on learned keypoint latents: GRASP keeps its stop-gradient by default."""
 
@@ -105,8 +115,7 @@ class PixelWorldModel(nn.Module):
             raise ValueError(f"channels must be a positive integer, got {channels}")
         if hidden_dim < 1 or encoder_width < 4 or dynamics_layers < 1:
             raise ValueError(
-                f"hidden_dim and dynamics_layers must be >= 1 and encoder_width >= 4, got {hidden_dim}, "
-                f"{dynamics_layers}, {encoder_width}"
+                f"hidden_dim and dynamics_layers must be >= 1 and encoder_width >= 4, got {hidden_dim}, {dynamics_layers}, {encoder_width}"
             )
         if not keypoint_temperature > 0:
             raise ValueError(f"keypoint_temperature must be > 0, got {keypoint_temperature}")
@@ -149,7 +158,9 @@ class PixelWorldModel(nn.Module):
             nn.ConvTranspose2d(width // 2, self.channels + 1, 4, stride=2, padding=1),
         )
         with torch.no_grad():  # start transparent: the decoder initially draws the background only
-            self.decoder[-1].bias[-1].fill_(-4.0)
+            output_bias = self.decoder[-1].bias
+            assert isinstance(output_bias, Tensor)
+            output_bias[-1].fill_(-4.0)
         self.background_logits = nn.Parameter(torch.zeros(self.channels, self.image_size, self.image_size))
         coords = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2.0 - 1.0
         self.register_buffer("heatmap_coords", coords, persistent=False)
@@ -227,8 +238,7 @@ class PixelWorldModel(nn.Module):
             lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
             if lo < -1e-3 or hi > 1.0 + 1e-3:
                 raise ValueError(
-                    f"float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; "
-                    "pass uint8 images for the 0..255 range"
+                    f"float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; pass uint8 images for the 0..255 range"
                 )
         else:
             if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) > 255):
@@ -296,7 +306,6 @@ class PixelWorldModel(nn.Module):
         for t in range(actions.shape[-2]):
             states.append(self(states[-1], actions[..., t, :]))
         return torch.stack(states, dim=-2)
-
 
 
 # --------------------------------------------------------------------------------- checkpoints

@@ -9,7 +9,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import numpy as np
 import torch
@@ -241,8 +241,7 @@ def train_pixel_world_model(
         raise ValueError(f"iterations, batch_size and rollout_steps must be >= 1, got {iterations}, {batch_size}, {rollout_steps}")
     if lr <= 0 or min(weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations) < 0:
         raise ValueError(
-            "lr must be > 0 and weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, "
-            "dynamics_iterations >= 0"
+            "lr must be > 0 and weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations >= 0"
         )
     if dynamics_rollout_steps < 1:
         raise ValueError(f"dynamics_rollout_steps must be >= 1, got {dynamics_rollout_steps}")
@@ -346,7 +345,9 @@ def train_pixel_world_model(
     if eval_set.states is not None:
         take = np.random.default_rng(seed).choice(len(eval_set), size=min(400, len(eval_set)), replace=False)
         corr = latent_distance_correlation(model, eval_set.frames[take], eval_set.states[take], seed=seed)
-        info["validation"].update({"latent_spearman": corr["spearman"], "latent_pearson": corr["pearson"], "latent_monotonic": corr["monotonic"]})
+        info["validation"].update(
+            {"latent_spearman": corr["spearman"], "latent_pearson": corr["pearson"], "latent_monotonic": corr["monotonic"]}
+        )
     info["total_seconds"] = time.perf_counter() - total_start
     model.training_info = info
     return model
@@ -371,7 +372,10 @@ def load_or_train_pixel_world_model(
     env_kwargs = dict(env_kwargs or {})
     env = gymnasium.make(env_id, **env_kwargs)
     try:
-        obs_space = env.observation_space["observation"] if isinstance(env.observation_space, gymnasium.spaces.Dict) else env.observation_space
+        obs_space = (
+            env.observation_space["observation"] if isinstance(env.observation_space, gymnasium.spaces.Dict) else env.observation_space
+        )
+        obs_space = cast(gymnasium.spaces.Box, obs_space)  # a pixel env's image space
         if path is not None and Path(path).exists():
             model = load_pixel_world_model(path)
             made_for = (model.metadata.get("env_id"), model.metadata.get("env_kwargs", {}))

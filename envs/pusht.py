@@ -1,0 +1,232 @@
+"""Push-T from ``gym-pusht`` (state observations) as a GraspMPC task.
+
+:class:`PushTAdapter` is a thin wrapper (a ``gymnasium.Env`` that owns gym-pusht's ``PushTEnv`` with
+``obs_type="state"``, so ``env.unwrapped`` exposes the helpers below and ``gym.make`` can register it):
+
+* observations: a dict with ``observation`` = 8 normalised state features
+  ``[agent_x, agent_y, agent_vx, agent_vy, block_x, block_y, cos(angle), sin(angle)]`` from the
+  env's state ``[agent_x, agent_y, block_x, block_y, block_angle]`` (positions ``(p - 256) / 256``,
+  so the 512-pixel workspace maps to [-1, 1]) plus the agent's velocity from the env's
+  ``info["vel_agent"]`` (/ 1000 px/s): the env's PD controller carries velocity across steps, so
+  the 5-D state alone is not Markov. The angle as (cos, sin) keeps goal distances continuous
+  across 0 / 2 pi. ``desired_goal`` is the goal in the same features (agent at the goal's agent
+  position, at rest); ``achieved_goal`` = the observation. ``state_from_features`` inverts the map;
+* actions: ``Box(-1, 1, (2,))``, the env's absolute target position ``256 + 256 * a`` pixels
+  (the env's action is a PD set point in [0, 512]^2; 10 control steps per second);
+* success: ``info["is_success"]`` is the env's own flag: the block covers more than 95% of the goal
+  T (shapely intersection area / goal area, ``info["coverage"]``); the env terminates on success.
+  Custom goals work by setting the env's ``goal_pose``, which its coverage test and rendering read;
+* tasks: the env's own reset (random agent and block, the fixed goal T at (256, 256, pi/4)), or
+  ``reset(options={"block_distance": d, "block_rotation": r})``: a random goal block pose and a
+  start block ``d`` pixels away, rotated by +-``r`` radians (:func:`sample_pusht_task`), or
+  ``{"state": [ax, ay, bx, by, angle], "goal": [bx, by, angle] or [ax, ay, bx, by, angle]}`` (the
+  block then starts exactly at that pose, as observed: gym-pusht's own ``reset_to_state`` moves it
+  by its centre-of-gravity offset when the angle is not 0, which the adapter compensates).
+
+Registered lazily (gym-pusht is imported only by ``gym.make``) as ``mpc_grasp/PushT-v0``
+(300 steps, as ``gym_pusht/PushT-v0``). Needs ``pip install 'mpc-grasp[pusht]'`` followed by
+``pip install --no-deps gym-pusht`` (gym-pusht requires ``pygame``, which would overwrite the
+``pygame-ce`` that gymnasium's classic-control rendering uses; pygame-ce provides everything
+gym-pusht calls). ``scripts/setup.sh`` does both when ``EXTRAS`` contains ``pusht``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = [
+    "DEFAULT_GOAL",
+    "INSTALL_HINT",
+    "PUSHT_ENV_IDS",
+    "PushTAdapter",
+    "features_from_state",
+    "import_gym_pusht",
+    "register_pusht_envs",
+    "sample_pusht_task",
+    "state_from_features",
+]
+
+INSTALL_HINT = "pip install 'mpc-grasp[pusht]' && pip install --no-deps 'gym-pusht>=0.1.5,<0.2'"
+PUSHT_ENV_IDS: tuple[str, ...] = ("mpc_grasp/PushT-v0",)
+MAX_EPISODE_STEPS = 300  # gym_pusht/PushT-v0's limit
+CENTER = 256.0  # workspace is [0, 512]^2 pixels
+POSITION_SCALE = 256.0
+VELOCITY_SCALE = 1000.0  # px/s; random targets give |v| ~ 500 on average, < 1550 at most (measured)
+HOME = (256.0, 400.0)  # the agent's position after the env's _setup
+DEFAULT_GOAL = np.array([HOME[0], HOME[1], 256.0, 256.0, np.pi / 4])  # the env's fixed goal T, agent at home
+CLEARANCE = 140.0  # agent (radius 15) centre farther than this from the block origin cannot touch the T (reach 121)
+
+
+def import_gym_pusht() -> Any:
+    """Import gym-pusht or raise an ImportError naming the install command."""
+    try:
+        import gym_pusht.envs
+    except ImportError as error:
+        raise ImportError(
+            f"Push-T needs gym-pusht (with pymunk<7, shapely, opencv and pygame-ce), which is not installed ({error}). "
+            f"Install it with: {INSTALL_HINT}   (--no-deps keeps pygame-ce; or EXTRAS=test,pusht bash scripts/setup.sh)"
+        ) from error
+    return gym_pusht.envs
+
+
+def features_from_state(state: Any, velocity: Any = (0.0, 0.0)) -> np.ndarray:
+    """Env state ``[ax, ay, bx, by, angle]`` (+ agent velocity, px/s) -> the 8 normalised features."""
+    state = np.asarray(state, dtype=np.float64)
+    velocity = np.broadcast_to(np.asarray(velocity, dtype=np.float64), state.shape[:-1] + (2,))
+    return np.concatenate(
+        [
+            (state[..., 0:2] - CENTER) / POSITION_SCALE,
+            velocity / VELOCITY_SCALE,
+            (state[..., 2:4] - CENTER) / POSITION_SCALE,
+            np.cos(state[..., 4:5]),
+            np.sin(state[..., 4:5]),
+        ],
+        axis=-1,
+    )
+
+
+def state_from_features(features: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`features_from_state`: (env state ``[ax, ay, bx, by, angle in [0, 2pi)]``, velocity px/s)."""
+    features = np.asarray(features, dtype=np.float64)
+    angle = np.mod(np.arctan2(features[..., 7:8], features[..., 6:7]), 2 * np.pi)
+    state = np.concatenate([features[..., 0:2] * POSITION_SCALE + CENTER, features[..., 4:6] * POSITION_SCALE + CENTER, angle], axis=-1)
+    return state, features[..., 2:4] * VELOCITY_SCALE
+
+
+def _agent_clear_of(block_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    for _ in range(1000):
+        agent = rng.uniform(50.0, 462.0, size=2)
+        if np.linalg.norm(agent - block_xy) > CLEARANCE:
+            return agent
+    raise RuntimeError("could not place the agent clear of the block")
+
+
+def sample_pusht_task(rng: np.random.Generator, block_distance: float, block_rotation: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(start state, goal state), each ``[ax, ay, bx, by, angle]`` in env units: the goal block at a
+    uniform pose in [150, 362]^2 x [0, 2pi), the start block ``block_distance`` pixels away (uniform
+    direction, kept in [120, 392]^2) and rotated by +-``block_rotation`` radians; agents clear of the
+    blocks. Path length on Push-T = how far the block must be pushed and turned."""
+    if block_distance < 0 or block_distance > 250 or block_rotation < 0:
+        raise ValueError(f"need 0 <= block_distance <= 250 pixels and block_rotation >= 0, got {block_distance}, {block_rotation}")
+    for _ in range(1000):
+        goal_block = rng.uniform(150.0, 362.0, size=2)
+        direction = rng.uniform(0.0, 2 * np.pi)
+        start_block = goal_block + block_distance * np.array([np.cos(direction), np.sin(direction)])
+        if np.all(start_block >= 120.0) and np.all(start_block <= 392.0):
+            break
+    else:
+        raise RuntimeError(f"could not place a start block {block_distance} px from a goal block")
+    goal_angle = rng.uniform(0.0, 2 * np.pi)
+    start_angle = np.mod(goal_angle + rng.choice([-1.0, 1.0]) * block_rotation, 2 * np.pi)
+    start = np.concatenate([_agent_clear_of(start_block, rng), start_block, [start_angle]])
+    goal = np.concatenate([_agent_clear_of(goal_block, rng), goal_block, [goal_angle]])
+    return start, goal
+
+
+class PushTAdapter(gym.Env):
+    """gym-pusht's Push-T with normalised state features and a goal in the model's state space (module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, *, render_mode: str | None = "rgb_array", **env_kwargs: Any) -> None:
+        envs = import_gym_pusht()
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.env = envs.PushTEnv(obs_type="state", render_mode="rgb_array", **env_kwargs)
+        import pymunk  # a gym-pusht dependency: the T's centre of gravity, from the env's own geometry
+
+        tee, _ = envs.PushTEnv.add_tee(pymunk.Space(), (0, 0), 0)
+        cog = env_kwargs.get("block_cog")
+        self._block_cog = np.array(tee.center_of_gravity if cog is None else cog, dtype=np.float64)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        features = spaces.Box(-np.inf, np.inf, shape=(8,), dtype=np.float64)
+        self.observation_space = spaces.Dict({"observation": features, "achieved_goal": features, "desired_goal": features})
+        self._goal_state = DEFAULT_GOAL.copy()
+
+    # -- gym API -------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"state", "goal", "block_distance", "block_rotation"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; valid: state, goal, block_distance, block_rotation")
+        start, goal = options.get("state"), options.get("goal")
+        if "block_distance" in options:
+            if start is not None or goal is not None:
+                raise ValueError("give block_distance/block_rotation or state/goal, not both")
+            start, goal = sample_pusht_task(self.np_random, float(options["block_distance"]), float(options.get("block_rotation", 0.0)))
+        env_options = None if start is None else {"reset_to_state": self._legacy_reset_state(start)}
+        raw, info = self.env.reset(seed=seed, options=env_options)
+        self._goal_state = DEFAULT_GOAL.copy() if goal is None else self._as_goal_state(goal)
+        self.env.goal_pose = self._goal_state[2:5].copy()  # the env's coverage test and rendering read it
+        coverage = float(self.env._get_coverage())
+        info = dict(info, coverage=coverage, is_success=coverage > self.env.success_threshold)
+        return self._observe(raw, info), info
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        raw, reward, terminated, truncated, info = self.env.step(self.env_action(action))
+        info = dict(info, is_success=bool(info["is_success"]))
+        return self._observe(raw, info), float(reward), bool(terminated), bool(truncated), info
+
+    def render(self) -> Any:
+        return None if self.render_mode is None else self.env.render()
+
+    def close(self) -> None:
+        self.env.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def env_action(action: Any) -> np.ndarray:
+        """Normalised action in [-1, 1]^2 -> the env's target position in pixels."""
+        action = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        return CENTER + POSITION_SCALE * action
+
+    @property
+    def goal_pose(self) -> np.ndarray:
+        """The goal block pose ``[x, y, angle]`` (pixels, radians) the env's coverage test uses."""
+        return np.array(self.env.goal_pose, dtype=np.float64)
+
+    def goal_state(self) -> np.ndarray:
+        """The goal in the model's state space (8 features; agent at the goal's agent position, at rest)."""
+        return features_from_state(self._goal_state)
+
+    def coverage(self) -> float:
+        """The env's coverage of the goal T by the block (success iff > 0.95)."""
+        return float(self.env._get_coverage())
+
+    def _legacy_reset_state(self, state: Any) -> np.ndarray:
+        """The ``reset_to_state`` input that puts the block at ``state``'s pose: the env sets the block
+        position, then the angle, which rotates the body about its centre of gravity and so moves its
+        position by ``cog - R(angle) cog`` (gym-pusht's documented legacy behaviour); pre-compensate."""
+        state = np.asarray(state, dtype=np.float64).reshape(-1).copy()
+        if state.shape != (5,):
+            raise ValueError(f"state must be [agent_x, agent_y, block_x, block_y, block_angle], got shape {state.shape}")
+        cos, sin = np.cos(state[4]), np.sin(state[4])
+        rotated = np.array([cos * self._block_cog[0] - sin * self._block_cog[1], sin * self._block_cog[0] + cos * self._block_cog[1]])
+        state[2:4] += rotated - self._block_cog
+        return state
+
+    def _as_goal_state(self, goal: Any) -> np.ndarray:
+        goal = np.asarray(goal, dtype=np.float64).reshape(-1)
+        if goal.shape == (3,):
+            return np.concatenate([DEFAULT_GOAL[:2], goal])
+        if goal.shape == (5,):
+            return goal.copy()
+        raise ValueError(f"goal must be a block pose [x, y, angle] or a state [ax, ay, bx, by, angle], got shape {goal.shape}")
+
+    def _observe(self, raw: np.ndarray, info: dict[str, Any]) -> dict[str, np.ndarray]:
+        state = features_from_state(raw, info["vel_agent"])
+        return {"observation": state, "achieved_goal": state.copy(), "desired_goal": self.goal_state()}
+
+
+def register_pusht_envs() -> tuple[str, ...]:
+    """Register ``PUSHT_ENV_IDS`` (cheap: the entry point is only imported by ``gym.make``)."""
+    for env_id in PUSHT_ENV_IDS:
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="mpc_grasp.envs.pusht:PushTAdapter", max_episode_steps=MAX_EPISODE_STEPS)
+    return PUSHT_ENV_IDS

@@ -1,0 +1,282 @@
+"""``GraspMPC``: a receding-horizon agent around any planner, usable like a stable-baselines3 policy.
+
+Each control step: encode the observation with the world model, plan toward the goal (warm-started
+from the previous plan shifted by the steps already executed), return the first action clipped to
+the action space. Observations may be single or batched (a Gymnasium/SB3 vector env): all envs are
+planned in ONE batched planner call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mpc_grasp.models.base import check_action_space, check_world_model, encode_observation, model_device
+from mpc_grasp.planners import GraspConfig, Planner, PlanningError, PlanResult, make_planner
+from mpc_grasp.validation import as_float_tensor
+
+DEFAULT_DENSE_GOAL_WEIGHT = 0.1
+"""The agent's default weight of the mean distance to the goal along the plan. A terminal-only cost
+lets receding-horizon MPC dawdle (every replan can still arrive at step T); measured with a learned
+grid-world model, GRASP closed loop 3/6 episodes with 0.0, 5/6 with 0.1 or 1.0."""
+
+
+@dataclass(frozen=True)
+class StepDiagnostics:
+    """What one control step's planning did (kept in ``GraspMPC.diagnostics``)."""
+
+    step: int
+    replanned: bool
+    wall_time: float
+    iterations: int
+    cost: float
+    final_distance: float | None
+    warm_started: bool
+
+
+class GraspMPC:
+    """Model-predictive control with a gradient-based (or sampling) planner.
+
+    ``replan_every=1`` is classic MPC. With a goal-only cost the plan has slack (it may wait, e.g.
+    pressed against a wall, and still arrive by step T), and replanning every step keeps
+    re-deferring the detour; ``replan_every=k`` executes k planned steps, and ``replan_threshold``
+    replans early as soon as the observed state leaves the planned one by more than that distance.
+
+    Everything in ``planner_options`` goes to ``make_planner`` unchanged: any field of the planner's
+    config in the shared vocabulary (``iterations``, ``warm_iterations``, ``num_candidates``,
+    ``action_noise``, ``lr_actions``, ``goal_tolerance``, ``seed``, and the planner's own, e.g.
+    GRASP's ``noise_scale``; README "Planner options") or a planner argument (``state_weights``,
+    ``running_cost``, ``dense_goal_weight``, ``reward_fn``, ``terminal_value``, ``discount``: with
+    ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal). The agent adds ``action_space`` (bounds), ``device``,
+    ``seed`` when an int is given, and ``dense_goal_weight`` = :data:`DEFAULT_DENSE_GOAL_WEIGHT`
+    unless set. Warm-started replans run the planner's ``warm_iterations``; with ``replan_every > 1``
+    GRASP's warm plans get all candidates and twice the warm iterations (each plan serves several
+    steps; see :func:`_amortised_warm_budget`).
+
+    Goals, in order of precedence: ``goal`` (a state vector) or ``goal_observation`` (encoded by
+    the model) given here or via ``set_goal``; else the env's own goal read from dict observations
+    under ``goal_key`` (encoded like observations). ``predict`` follows stable-baselines3, so
+    ``evaluate_policy(agent, env)`` works unchanged.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        planner: str | Planner = "grasp",
+        horizon: int = 50,
+        action_space: Any = None,
+        goal: Any = None,
+        *,
+        goal_observation: Any = None,
+        replan_every: int = 1,
+        replan_threshold: float | None = None,
+        warm_start: bool = True,
+        warm_start_fill: str = "repeat",
+        obs_key: str = "observation",
+        goal_key: str = "desired_goal",
+        device: str | torch.device | None = None,
+        seed: int | Sequence[int] | None = None,
+        **planner_options: Any,
+    ) -> None:
+        check_world_model(model)
+        self._seeds = _check_seed(seed)
+        if replan_every < 1:
+            raise ValueError(f"replan_every must be >= 1, got {replan_every}")
+        if warm_start_fill not in ("repeat", "zero"):
+            raise ValueError(f"warm_start_fill must be 'repeat' or 'zero', got {warm_start_fill!r}")
+        if action_space is None:
+            raise ValueError("action_space is required (a bounded gymnasium.spaces.Box): actions are clipped to it")
+        check_action_space(action_space, model)
+        self.model = model
+        self.device = torch.device(device) if device is not None else model_device(model)
+        if isinstance(planner, Planner):
+            if planner_options:
+                raise TypeError(f"planner options {sorted(planner_options)} given with a ready-made planner")
+            self.planner = planner
+        else:
+            if isinstance(self._seeds, int):
+                planner_options["seed"] = self._seeds
+            planner_options.setdefault("dense_goal_weight", DEFAULT_DENSE_GOAL_WEIGHT)
+            if planner == "grasp" and replan_every > 1 and "config" not in planner_options:
+                _amortised_warm_budget(planner_options)
+            self.planner = make_planner(planner, model, horizon, action_space=action_space, device=self.device, **planner_options)
+        self.horizon = self.planner.horizon
+        self.action_space = action_space
+        self._low = np.asarray(action_space.low, dtype=np.float32)
+        self._high = np.asarray(action_space.high, dtype=np.float32)
+        if replan_threshold is not None and not replan_threshold > 0:
+            raise ValueError(f"replan_threshold must be > 0 or None, got {replan_threshold}")
+        self.replan_every = int(replan_every)
+        self.replan_threshold = replan_threshold
+        self.warm_start = warm_start
+        self.warm_start_fill = warm_start_fill
+        self.obs_key = obs_key
+        self.goal_key = goal_key
+        self._goal: Tensor | None = None
+        self.set_goal(goal, goal_observation)
+        self.diagnostics: list[StepDiagnostics] = []
+        self.last_plan: PlanResult | None = None
+        self.reset()
+
+    # ------------------------------------------------------------------ public API
+    def set_goal(self, goal: Any = None, goal_observation: Any = None) -> None:
+        """Fix the goal as a state vector, or as an observation to encode; both None = use the env's goal."""
+        if goal is not None and goal_observation is not None:
+            raise ValueError("give goal or goal_observation, not both")
+        if goal is not None:
+            self._goal = as_float_tensor(goal, "goal", device=self.device, trailing_shape=(self.planner.state_dim,), allowed_ndims=(1, 2))
+        elif goal_observation is not None:
+            self._goal = self._encode(goal_observation, "goal_observation")
+        else:
+            self._goal = None
+
+    def reset(self) -> None:
+        """Start a new episode: drop the warm start and the step counter."""
+        self._plan: PlanResult | None = None
+        self._steps_since_plan = 0
+        self._step = 0
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """Return ``(action, None)`` for one observation or a batch of them (SB3 policy protocol)."""
+        if episode_start is not None and bool(np.any(episode_start)):
+            self.reset()
+        current, env_goal = self._split_observation(observation)
+        latent = self._encode(current, "observation")
+        batched = latent.ndim == 2
+        latent = latent if batched else latent[None]
+        goal = self._resolve_goal(env_goal, latent.shape[0])
+
+        if self._needs_replan(latent):
+            self._replan(latent, goal)
+        assert self._plan is not None
+        actions = self._plan.actions[:, self._steps_since_plan].numpy()
+        self._steps_since_plan += 1
+        self._step += 1
+        if not np.isfinite(actions).all():
+            raise PlanningError(f"planner returned non-finite actions at step {self._step}: {actions}")
+        actions = np.clip(actions, self._low, self._high).astype(self.action_space.dtype)
+        return (actions if batched else actions[0]), None
+
+    __call__ = predict
+
+    # ------------------------------------------------------------------ internals
+    def _needs_replan(self, latent: Tensor) -> bool:
+        """Replan with no plan, every ``replan_every`` steps, or when reality left the plan."""
+        if self._plan is None or self._plan.actions.shape[0] != latent.shape[0]:
+            return True
+        if self._steps_since_plan >= min(self.replan_every, self.horizon):
+            return True
+        if self.replan_threshold is not None:
+            expected = self._plan.states[:, self._steps_since_plan].to(latent.device)
+            return bool(((latent - expected).norm(dim=-1) > self.replan_threshold).any())
+        return False
+
+    def _replan(self, latent: Tensor, goal: Tensor | None) -> None:
+        init = None
+        if self.warm_start and self._plan is not None and self._steps_since_plan < self.horizon:
+            init = self._plan.shifted(self._steps_since_plan, fill=self.warm_start_fill)
+        result = self.planner.plan_batch(latent, goal, init=init, seeds=self._env_seeds(latent.shape[0]))
+        self._plan = result
+        self._steps_since_plan = 0
+        self.last_plan = result
+        final = result.info.get("final_distance")
+        self.diagnostics.append(
+            StepDiagnostics(
+                step=self._step,
+                replanned=True,
+                wall_time=float(result.info["wall_time"]),
+                iterations=int(result.info["iterations"]),
+                cost=float(result.cost.mean()),
+                final_distance=None if final is None else float(final.mean()),
+                warm_started=init is not None,
+            )
+        )
+
+    def _env_seeds(self, count: int) -> list[int] | None:
+        """Per-env planner seeds: ``seed + i`` for an int seed, the given list, or the planner default."""
+        if self._seeds is None:
+            return None
+        if isinstance(self._seeds, int):
+            return [self._seeds + index for index in range(count)]
+        if len(self._seeds) != count:
+            raise ValueError(f"seed lists {len(self._seeds)} per-env seeds but the observation batch has {count} envs")
+        return list(self._seeds)
+
+    def _split_observation(self, observation: Any) -> tuple[Any, Any]:
+        """(current observation, env goal or None) from a plain or GoalEnv-style dict observation."""
+        if isinstance(observation, dict):
+            if self.obs_key not in observation:
+                raise ValueError(f"dict observation has no key {self.obs_key!r} (keys: {sorted(observation)}); set obs_key")
+            return observation[self.obs_key], observation.get(self.goal_key)
+        return observation, None
+
+    def _encode(self, observation: Any, name: str) -> Tensor:
+        if isinstance(observation, np.ndarray) and observation.dtype != np.uint8:
+            if not np.isfinite(observation).all():
+                raise ValueError(f"{name} contains NaN or inf values")
+        with torch.no_grad():
+            latent = encode_observation(self.model, observation, device=self.device)
+        if latent.ndim not in (1, 2) or latent.shape[-1] != self.planner.state_dim:
+            raise ValueError(
+                f"{name} encodes to shape {tuple(latent.shape)}; expected [{self.planner.state_dim}] or "
+                f"[n_envs, {self.planner.state_dim}] (state_dim of the model)"
+            )
+        if not bool(torch.isfinite(latent).all()):
+            raise ValueError(f"{name} encodes to non-finite values (the model's encoder returned NaN/inf)")
+        return latent.float()
+
+    def _resolve_goal(self, env_goal: Any, count: int) -> Tensor | None:
+        goal = self._goal
+        if goal is None and env_goal is not None:
+            goal = self._encode(env_goal, "goal (from the observation)")
+        if goal is None:
+            if not self.planner.goal_optional:
+                raise ValueError(
+                    "no goal: pass goal=/goal_observation= (or set_goal), use a goal-conditioned env with "
+                    f"dict observations carrying {self.goal_key!r}, or give the planner a running_cost, "
+                    "reward_fn or terminal_value"
+                )
+            return None
+        goal = goal if goal.ndim == 2 else goal[None]
+        if goal.shape[0] == 1 and count > 1:
+            goal = goal.expand(count, -1)
+        if goal.shape[0] != count:
+            raise ValueError(f"goal has {goal.shape[0]} rows for {count} observations")
+        return goal
+
+
+def _amortised_warm_budget(options: dict[str, Any]) -> None:
+    """GRASP's warm budget when each plan serves several control steps (``replan_every > 1``): all
+    cold candidates and twice the warm iterations, unless the user set them. Measured on the demo
+    task (learned grid-world model, H = 50, replan every 10, 3 seed sets x 12 episodes): 23/36 vs
+    14/36 with the per-step budget (4 candidates, 4 iterations), 0.3 vs 0.08 s per replan."""
+    options.setdefault("warm_num_candidates", None)
+    iterations = options.get("iterations", GraspConfig.iterations)
+    default_warm_iterations = GraspConfig.warm_iterations
+    assert default_warm_iterations is not None
+    options.setdefault("warm_iterations", min(iterations, 2 * default_warm_iterations))
+
+
+def _check_seed(seed: Any) -> int | list[int] | None:
+    """``None``, a non-negative int, or a non-empty sequence of them (one per env)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        return int(seed)
+    if isinstance(seed, (list, tuple, np.ndarray)) and len(seed) > 0:
+        values = list(seed)
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in values):
+            return [int(v) for v in values]
+    raise ValueError(f"seed must be a non-negative int or a non-empty list of them (one per env), got {seed!r}")

@@ -1,0 +1,540 @@
+"""The model-based RL loop (DESIGN.md §9, PETS style): plain functions, no framework.
+
+Round 0 collects random-exploration transitions and trains a world model with a reward head. Every
+later round runs ``GraspMPC`` in the real env, maximising the model's predicted return (no goal),
+adds those transitions to the dataset, retrains the model warm-started from the previous weights,
+and evaluates the new agent on fixed-seed episodes. Each round is checkpointed in its own folder,
+so ``run_mbrl(..., resume=True)`` skips the rounds already done. ``mpc-grasp mbrl ENV_ID`` runs it.
+
+Everything reuses the package's helpers: :func:`collect_transitions` (also for the agent's own
+episodes: the agent is its ``policy``), :func:`train_world_model` (``reward=True``,
+``init_model=``), :func:`train_value_function`, :func:`run_episodes` / :func:`summarize_episodes`,
+:func:`concatenate_datasets`, :func:`one_step_error` and the checkpoint functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mpc_grasp.control.agent import GraspMPC
+from mpc_grasp.control.episodes import run_episodes, summarize_episodes
+from mpc_grasp.data import TransitionDataset, collect_transitions, concatenate_datasets, load_dataset, make_env
+from mpc_grasp.models import (
+    MLPWorldModel,
+    ValueFunction,
+    load_world_model,
+    one_step_error,
+    save_world_model,
+    train_value_function,
+    train_world_model,
+)
+from mpc_grasp.planners.base import RewardFn
+
+__all__ = [
+    "KNOWN_REWARDS",
+    "MBRLConfig",
+    "RoundRecord",
+    "collect_agent_transitions",
+    "evaluate_return",
+    "fit_models",
+    "make_agent",
+    "pendulum_reward",
+    "plot_learning_curves",
+    "register_mbrl",
+    "reward_error",
+    "run_mbrl",
+]
+
+
+def pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
+    """Gymnasium ``Pendulum-v1``'s reward on its observation ``[cos θ, sin θ, θ̇]``, differentiable:
+    ``−(θ² + 0.1 θ̇² + 0.001 u²)`` of the state the step starts from, torque ``u`` clipped to ±2."""
+    theta = torch.atan2(state[..., 1], state[..., 0])
+    torque = action[..., 0].clamp(-2.0, 2.0)
+    return -(theta.square() + 0.1 * state[..., 2].square() + 0.001 * torque.square())
+
+
+KNOWN_REWARDS: dict[str, RewardFn] = {"Pendulum-v1": pendulum_reward}
+"""Envs whose reward is known as a differentiable formula (``MBRLConfig.reward="known"``, for comparison
+with the learned reward head)."""
+
+
+@dataclass(frozen=True)
+class MBRLConfig:
+    """One model-based RL run: data budgets, world model, planner and evaluation.
+
+    Env steps counted are the training steps (random seed data plus the agent's episodes); the
+    evaluation episodes are not added to the data and not counted, as for the RL baselines.
+    """
+
+    env_id: str = "Pendulum-v1"
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    rounds: int = 10
+    """Rounds after the random seed round (round 0); each adds ``steps_per_round`` agent steps."""
+    seed_steps: int = 200
+    """Random-exploration transitions of round 0 (uniform actions). One Pendulum episode: the model
+    then knows only the hanging states, and the loop must learn the rest from the agent's own data."""
+    steps_per_round: int = 200
+    """Real env steps the agent takes per round (one Pendulum episode): data of the agent's own states."""
+    exploration: str = "random"
+    """``collect_transitions`` exploration of the seed data: ``"random"`` or ``"correlated"``."""
+    policy_noise: float = 0.1
+    """Gaussian noise (half action ranges) on the agent's actions while collecting: a little exploration."""
+    reward: str = "learned"
+    """``"learned"``: plan with the model's reward head; ``"known"``: with ``KNOWN_REWARDS[env_id]``."""
+    terminal_value: bool = False
+    """Also learn ``V(s)`` by TD(0) on the data and plan with it as the terminal value."""
+    value_discount: float = 0.95
+    """Discount of the terminal value (and then of the planning objective, so the two agree)."""
+    value_epochs: int = 60
+    """TD epochs of the value's first fit (a third of them for each warm refit)."""
+    planner: str = "grasp"
+    horizon: int = 30
+    """Planning horizon: 30 steps = 1.5 s of Pendulum, enough to see a swing-up pay off."""
+    planner_options: Mapping[str, Any] | None = None
+    """Options for ``GraspMPC`` / ``make_planner``; None = the planner's defaults. Measured: default GRASP
+    (a sampling sync inside every warm plan, which keeps reward plans honest: the lifted loss alone
+    lets the virtual states park at the reward's maximum) reaches −169 on Pendulum-v1 after 1,200
+    env steps, like the 150-iteration setting (−162)."""
+    replan_every: int = 1
+    hidden_sizes: tuple[int, ...] = (200, 200)
+    """World model (and reward head) hidden layers: small enough to train in seconds on a CPU."""
+    ensemble_size: int = 1
+    epochs: int = 100
+    """Epochs of the first fit (round 0; early stopping on a validation split)."""
+    retrain_epochs: int = 40
+    """Epochs of each warm-started refit (the previous weights are a good start)."""
+    batch_size: int = 256
+    lr: float = 1e-3
+    eval_episodes: int = 5
+    """Fixed-seed evaluation episodes after every round (the same starts every round)."""
+    eval_seed: int = 0
+    seed: int = 0
+    """Seeds data collection, training and planning (round k uses ``seed + k``-derived seeds)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "seed_steps",
+            "steps_per_round",
+            "horizon",
+            "replan_every",
+            "eval_episodes",
+            "epochs",
+            "retrain_epochs",
+            "batch_size",
+            "ensemble_size",
+            "value_epochs",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, (int, np.integer)) or self.rounds < 0:
+            raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
+        if self.reward not in ("learned", "known"):
+            raise ValueError(f"reward must be 'learned' or 'known', got {self.reward!r}")
+        if self.reward == "known" and self.env_id not in KNOWN_REWARDS:
+            raise ValueError(f"reward='known' needs a formula for {self.env_id!r}; known: {sorted(KNOWN_REWARDS)}")
+        if not 0.0 < self.value_discount < 1.0:
+            raise ValueError(f"value_discount must be in (0, 1), got {self.value_discount}")
+        if self.policy_noise < 0 or self.lr <= 0:
+            raise ValueError(f"policy_noise must be >= 0 and lr > 0, got {self.policy_noise}, {self.lr}")
+        if self.exploration not in ("random", "correlated"):
+            raise ValueError(f"exploration must be 'random' or 'correlated', got {self.exploration!r}")
+
+    @property
+    def resolved_planner_options(self) -> dict[str, Any]:
+        """The planner options used: ``planner_options``, or none (the planner's defaults)."""
+        return {} if self.planner_options is None else dict(self.planner_options)
+
+    def env_steps(self, round_index: int) -> int:
+        """Training env steps after ``round_index`` (round 0: the random seed data)."""
+        return self.seed_steps + round_index * self.steps_per_round
+
+    def to_json(self) -> dict[str, Any]:
+        payload = dataclasses.asdict(self)
+        payload["env_kwargs"] = dict(self.env_kwargs)
+        payload["hidden_sizes"] = list(self.hidden_sizes)
+        payload["planner_options"] = self.resolved_planner_options  # what ran, even if the defaults change
+        return json.loads(json.dumps(payload, default=repr))
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What one round did and measured (``record.json`` in its folder)."""
+
+    round: int
+    env_steps: int
+    """Training env steps so far (seed data + the agent's episodes)."""
+    mean_return: float
+    std_return: float
+    episode_returns: list[float]
+    model_rmse_before: float | None
+    """One-step RMSE of the previous round's model on this round's agent transitions (None in round 0)."""
+    model_rmse_after: float | None
+    """The same after retraining on them."""
+    reward_rmse_before: float | None
+    reward_rmse_after: float | None
+    agent_return: float | None
+    """Mean return of the agent's own (noisy) training episodes this round (None in round 0)."""
+    train_time_s: float
+    collect_time_s: float
+    eval_time_s: float
+    median_plan_time_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- the steps of a round
+
+
+def fit_models(
+    dataset: TransitionDataset, config: MBRLConfig, round_index: int, previous: tuple[MLPWorldModel, ValueFunction | None] | None = None
+) -> tuple[MLPWorldModel, ValueFunction | None]:
+    """Train the world model with its reward head (warm-started from ``previous``) and, with
+    ``config.terminal_value``, the value function on ``dataset``."""
+    previous_model, previous_value = previous if previous is not None else (None, None)
+    model = train_world_model(
+        dataset,
+        hidden_sizes=config.hidden_sizes,
+        ensemble_size=config.ensemble_size,
+        epochs=config.epochs if previous_model is None else config.retrain_epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=config.seed + round_index,
+        progress=False,
+        reward=True,
+        init_model=previous_model,
+    )
+    value = None
+    if config.terminal_value:
+        value = train_value_function(
+            dataset,
+            model,
+            discount=config.value_discount,
+            epochs=config.value_epochs if previous_value is None else max(1, config.value_epochs // 3),
+            seed=config.seed + round_index,
+            init_value=previous_value,
+        )
+    return model, value
+
+
+def make_agent(model: MLPWorldModel, config: MBRLConfig, action_space: gym.spaces.Box, value: ValueFunction | None = None) -> GraspMPC:
+    """``GraspMPC`` maximising the predicted return (learned or known reward, optional terminal value), no goal."""
+    reward_fn = model.reward if config.reward == "learned" else KNOWN_REWARDS[config.env_id]
+    options = config.resolved_planner_options
+    if value is not None:
+        options.setdefault("terminal_value", value)
+        options.setdefault("discount", value.discount)
+    return GraspMPC(
+        model,
+        config.planner,
+        horizon=config.horizon,
+        action_space=action_space,
+        replan_every=config.replan_every,
+        seed=config.seed,
+        reward_fn=reward_fn,
+        **options,
+    )
+
+
+class _ResetAgentEachEpisode(gym.Wrapper):
+    """Calls ``agent.reset()`` at every env reset, so an agent used as ``collect_transitions``'s policy
+    starts each episode without the previous episode's warm start."""
+
+    def __init__(self, env: gym.Env, agent: GraspMPC) -> None:
+        super().__init__(env)
+        self._agent = agent
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._agent.reset()
+        return self.env.reset(**kwargs)
+
+
+def collect_agent_transitions(agent: GraspMPC, config: MBRLConfig, round_index: int) -> TransitionDataset:
+    """``config.steps_per_round`` real env steps of ``agent`` (plus ``policy_noise``), as a dataset."""
+    env_kwargs = dict(config.env_kwargs)
+    return collect_transitions(
+        lambda: _ResetAgentEachEpisode(make_env(config.env_id, **env_kwargs), agent),
+        config.steps_per_round,
+        policy=agent,
+        policy_noise=config.policy_noise,
+        seed=config.seed * 1000 + round_index,
+        progress=False,
+    )
+
+
+def evaluate_return(agent: GraspMPC, config: MBRLConfig) -> dict[str, Any]:
+    """Mean return (and the rest of :func:`summarize_episodes`) over ``eval_episodes`` fixed-seed episodes."""
+    env = make_env(config.env_id, **dict(config.env_kwargs))
+    try:
+        records = run_episodes(env, agent, config.eval_episodes, seed=config.eval_seed, progress=False)
+    finally:
+        env.close()
+    return {**summarize_episodes(records), "episode_returns": [record.episode_return for record in records]}
+
+
+@torch.no_grad()
+def reward_error(model: MLPWorldModel, dataset: TransitionDataset) -> float:
+    """RMSE of ``model.reward`` against the dataset's rewards."""
+    predicted = model.reward(
+        torch.as_tensor(dataset.observations, dtype=torch.float32),
+        torch.as_tensor(dataset.actions, dtype=torch.float32),
+        torch.as_tensor(dataset.next_observations, dtype=torch.float32),
+    )
+    return float((predicted - torch.as_tensor(dataset.rewards)).square().mean().sqrt())
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def run_mbrl(config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> list[RoundRecord]:
+    """Run (or continue) the loop; returns one record per round (round 0 = random seed data).
+
+    ``out_dir`` gets ``config.json``, ``round_XXX/{model.pt, value.pt, dataset.npz, record.json}``,
+    ``history.json`` and ``learning_curve.png``. With ``resume`` the finished rounds (those with a
+    ``record.json``) are loaded, not recomputed; the config must be the one they were run with (the
+    number of rounds may grow). Without it, a folder that already holds rounds is refused.
+    """
+    out = Path(out_dir)
+    _prepare_out_dir(out, config, resume)
+    records = _finished_records(out) if resume else []
+    models: tuple[MLPWorldModel, ValueFunction | None] | None = None
+    dataset: TransitionDataset | None = None
+    if records:
+        last = out / _round_name(records[-1].round)
+        dataset = load_dataset(last / "dataset.npz")
+        model = load_world_model(last / "model.pt")
+        value = load_world_model(last / "value.pt") if (last / "value.pt").is_file() else None
+        models = (model, value)  # type: ignore[assignment]
+    probe = make_env(config.env_id, **dict(config.env_kwargs))
+    action_space = cast(gym.spaces.Box, probe.action_space)  # continuous control
+    probe.close()
+
+    bar = tqdm(
+        total=config.rounds + 1, initial=len(records), desc=f"mbrl {config.env_id}", unit="round", disable=not progress, dynamic_ncols=True
+    )
+    for round_index in range(len(records), config.rounds + 1):
+        started = time.perf_counter()
+        before = agent_data = agent_return = None
+        if models is None:
+            dataset = collect_transitions(
+                config.env_id,
+                config.seed_steps,
+                seed=config.seed,
+                exploration=config.exploration,
+                progress=False,
+                env_kwargs=dict(config.env_kwargs),
+            )
+        else:
+            agent_data = collect_agent_transitions(make_agent(models[0], config, action_space, models[1]), config, round_index)
+            agent_return = _mean_episode_return(agent_data)
+            before = (one_step_error(models[0], agent_data)["rmse"], reward_error(models[0], agent_data))
+            assert dataset is not None  # collected in round 0 (or loaded on resume)
+            dataset = concatenate_datasets([dataset, agent_data])
+        collected = time.perf_counter()
+        models = fit_models(dataset, config, round_index, models)
+        trained = time.perf_counter()
+        evaluation = evaluate_return(make_agent(models[0], config, action_space, models[1]), config)
+        record = RoundRecord(
+            round=round_index,
+            env_steps=config.env_steps(round_index),
+            mean_return=evaluation["mean_return"],
+            std_return=evaluation["std_return"],
+            episode_returns=evaluation["episode_returns"],
+            model_rmse_before=None if before is None else before[0],
+            model_rmse_after=None if agent_data is None else one_step_error(models[0], agent_data)["rmse"],
+            reward_rmse_before=None if before is None else before[1],
+            reward_rmse_after=None if agent_data is None else reward_error(models[0], agent_data),
+            agent_return=agent_return,
+            train_time_s=trained - collected,
+            collect_time_s=collected - started,
+            eval_time_s=time.perf_counter() - trained,
+            median_plan_time_s=evaluation["median_plan_time_s"],
+        )
+        _save_round(out / _round_name(round_index), models, dataset, record)
+        records.append(record)
+        bar.set_postfix(steps=record.env_steps, mean_return=f"{record.mean_return:.0f}", refresh=False)
+        bar.update(1)
+    bar.close()
+    (out / "history.json").write_text(json.dumps({"config": config.to_json(), "rounds": [r.to_json() for r in records]}, indent=2))
+    plot_learning_curves(
+        {f"GraspMPC ({config.planner}, {config.reward} reward)": _curve(records)}, out / "learning_curve.png", title=config.env_id
+    )
+    return records
+
+
+def plot_learning_curves(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]] | tuple[Sequence[int], Sequence[float], Sequence[float]]],
+    path: str | Path,
+    *,
+    title: str = "",
+    target: float | None = None,
+) -> Path:
+    """Mean evaluation return vs training env steps, one line per entry ``name -> (steps, returns[, stds])``."""
+    from mpc_grasp.plotting import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, curve in curves.items():
+        steps, returns = np.asarray(curve[0]), np.asarray(curve[1], dtype=float)
+        ax.plot(steps, returns, "o-", label=name)
+        if len(curve) > 2:
+            spread = np.asarray(curve[2], dtype=float)
+            ax.fill_between(steps, returns - spread, returns + spread, alpha=0.15)
+    if target is not None:
+        ax.axhline(target, color="0.4", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlabel("training env steps")
+    ax.set_ylabel("mean evaluation return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _curve(records: Sequence[RoundRecord]) -> tuple[list[int], list[float], list[float]]:
+    return [r.env_steps for r in records], [r.mean_return for r in records], [r.std_return for r in records]
+
+
+def _mean_episode_return(dataset: TransitionDataset) -> float:
+    """Mean summed reward per episode of ``dataset`` (partial episodes count as they are)."""
+    episodes = np.unique(dataset.episode_ids)
+    assert dataset.rewards is not None  # filled in by TransitionDataset.__post_init__
+    return float(np.mean([dataset.rewards[dataset.episode_ids == episode].sum() for episode in episodes]))
+
+
+def _round_name(round_index: int) -> str:
+    return f"round_{round_index:03d}"
+
+
+def _prepare_out_dir(out: Path, config: MBRLConfig, resume: bool) -> None:
+    """Create ``out``, write ``config.json``; on resume check it against the saved one (rounds may grow)."""
+    out.mkdir(parents=True, exist_ok=True)
+    saved_path = out / "config.json"
+    rounds_done = sorted(out.glob("round_*"))
+    if not resume and rounds_done:
+        raise ValueError(
+            f"{out} already holds {len(rounds_done)} round folder(s): pass resume=True (--resume) to continue, or use an empty out_dir"
+        )
+    if resume and saved_path.is_file():
+        defaults = MBRLConfig(env_id=config.env_id).to_json()  # a field added since the run: its default
+        saved = {**defaults, **json.loads(saved_path.read_text())}
+        current = config.to_json()
+        differing = sorted(key for key in set(saved) | set(current) if key != "rounds" and saved.get(key) != current.get(key))
+        if differing:
+            raise ValueError(f"cannot resume {out}: its config differs in {differing} (saved {[saved.get(k) for k in differing]})")
+    saved_path.write_text(json.dumps(config.to_json(), indent=2))
+
+
+def _finished_records(out: Path) -> list[RoundRecord]:
+    """Records of the consecutive finished rounds 0, 1, ... (a round without ``record.json`` was interrupted)."""
+    records: list[RoundRecord] = []
+    while (out / _round_name(len(records)) / "record.json").is_file():
+        records.append(RoundRecord(**json.loads((out / _round_name(len(records)) / "record.json").read_text())))
+    interrupted = out / _round_name(len(records))
+    if interrupted.is_dir():
+        shutil.rmtree(interrupted)  # our own partial output of an interrupted round: recomputed
+    return records
+
+
+def _save_round(folder: Path, models: tuple[MLPWorldModel, ValueFunction | None], dataset: TransitionDataset, record: RoundRecord) -> None:
+    """Checkpoint one round; ``record.json`` last, so a round counts as finished only once all files exist."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_world_model(models[0], folder / "model.pt")
+    if models[1] is not None:
+        save_world_model(models[1], folder / "value.pt")
+    dataset.save(folder / "dataset.npz")
+    (folder / "record.json").write_text(json.dumps(record.to_json(), indent=2))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def register_mbrl(subparsers: Any) -> None:
+    """Add the ``mbrl`` subcommand."""
+    defaults = MBRLConfig()
+    p = subparsers.add_parser(
+        "mbrl", help="model-based RL loop: collect, train a world model with a reward head, act with GraspMPC, repeat"
+    )
+    p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id with a bounded Box action space, e.g. Pendulum-v1")
+    p.add_argument("--rounds", type=int, default=defaults.rounds, help="rounds of agent data after the random seed round")
+    p.add_argument("--out-dir", required=True, help="output folder (checkpoints per round, history.json, learning_curve.png)")
+    p.add_argument("--seed-steps", type=int, default=defaults.seed_steps, help="random-exploration steps of round 0")
+    p.add_argument("--steps-per-round", type=int, default=defaults.steps_per_round, help="agent env steps per round")
+    p.add_argument("--planner", choices=("grasp", "cem", "mppi", "gd"), default=defaults.planner)
+    p.add_argument("--horizon", type=int, default=defaults.horizon)
+    p.add_argument(
+        "--reward",
+        choices=("learned", "known"),
+        default=defaults.reward,
+        help="plan with the model's reward head, or the env's known formula (Pendulum-v1)",
+    )
+    p.add_argument("--terminal-value", action="store_true", help="learn V(s) by TD(0) and plan with it as terminal value")
+    p.add_argument("--hidden-sizes", default=",".join(map(str, defaults.hidden_sizes)), help="world-model hidden layers, e.g. 200,200")
+    p.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs of the first fit")
+    p.add_argument("--retrain-epochs", type=int, default=defaults.retrain_epochs, help="epochs of each warm refit")
+    p.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="planner_options",
+        help="planner option (replaces the reward-planning defaults), e.g. iterations=50 (repeatable)",
+    )
+    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue in --out-dir, skipping finished rounds")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=_run_mbrl_command)
+
+
+def _run_mbrl_command(args: argparse.Namespace) -> int:
+    from mpc_grasp.cli.commands import CLIError, parse_key_value
+    from mpc_grasp.cli.run import typed_planner_options
+
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        hidden = tuple(int(size) for size in str(args.hidden_sizes).split(",") if size.strip())
+    except ValueError:
+        raise CLIError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
+    env = make_env(args.env_id, **parse_key_value(args.env_kwarg, flag="--env-kwarg"))  # clear error for an unknown id
+    if not isinstance(env.action_space, gym.spaces.Box):
+        raise CLIError(f"{args.env_id} has a {type(env.action_space).__name__} action space; mbrl needs a bounded Box")
+    env.close()
+    options = typed_planner_options(args.planner_options, args.planner) if args.planner_options else None
+    config = MBRLConfig(
+        env_id=args.env_id,
+        env_kwargs=parse_key_value(args.env_kwarg, flag="--env-kwarg"),
+        rounds=args.rounds,
+        seed_steps=args.seed_steps,
+        steps_per_round=args.steps_per_round,
+        reward=args.reward,
+        terminal_value=args.terminal_value,
+        planner=args.planner,
+        horizon=args.horizon,
+        planner_options=options,
+        hidden_sizes=hidden,
+        epochs=args.epochs,
+        retrain_epochs=args.retrain_epochs,
+        eval_episodes=args.eval_episodes,
+        seed=args.seed,
+    )
+    records = run_mbrl(config, args.out_dir, resume=args.resume, progress=not args.no_progress)
+    for record in records:
+        print(f"round {record.round}: {record.env_steps} env steps, mean return {record.mean_return:.1f} ± {record.std_return:.1f}")
+    print(f"wrote {Path(args.out_dir) / 'history.json'}, {Path(args.out_dir) / 'learning_curve.png'}")
+    return 0
