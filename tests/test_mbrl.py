@@ -20,7 +20,17 @@ from mpc_grasp.models import (
     train_world_model,
 )
 from mpc_grasp.models import checkpoint as checkpoint_module
-from mpc_grasp.rl.mbrl import MBRLConfig, fit_models, make_agent, pendulum_reward, reward_error, run_mbrl
+from mpc_grasp.rl.mbrl import (
+    KNOWN_REWARDS,
+    MBRLConfig,
+    fit_models,
+    inverted_pendulum_reward,
+    make_agent,
+    mbrl_recipe,
+    pendulum_reward,
+    reward_error,
+    run_mbrl,
+)
 
 TARGET = np.array([0.5, -0.5], dtype=np.float32)
 
@@ -244,3 +254,91 @@ def test_the_cli_runs_a_tiny_loop(tmp_path: Path, capsys) -> None:
     # a flag error exits with status 1 and a one-line message
     assert main(["mbrl", "Pendulum-v1", "--out-dir", str(tmp_path / "x"), "--reward", "known", "--hidden-sizes", "a,b"]) == 1
     assert "--hidden-sizes" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- recipes per env (MuJoCo InvertedPendulum-v5)
+
+
+def test_recipes_build_per_env_id() -> None:
+    assert mbrl_recipe("Pendulum-v1") == MBRLConfig()  # Pendulum's recipe is the defaults
+    config = mbrl_recipe("InvertedPendulum-v5")
+    assert config.env_id == "InvertedPendulum-v5" and config.reward == "known" and config.planner == "grasp"
+    assert config.planner_options is None  # GRASP at its defaults: the recipe sets no planner budget
+    assert KNOWN_REWARDS[config.env_id] is inverted_pendulum_reward
+    assert mbrl_recipe("InvertedPendulum-v5", rounds=2, planner="mppi").rounds == 2
+    with pytest.raises(ValueError, match="no MBRL recipe"):
+        mbrl_recipe("Reacher-v5")
+
+
+def test_the_inverted_pendulum_surrogate_is_one_upright_and_zero_at_the_healthy_limit() -> None:
+    upright, limit = torch.zeros(4), torch.tensor([0.0, 0.2, 0.0, 0.0])
+    action = torch.zeros(1)
+    assert float(inverted_pendulum_reward(upright, action, upright)) == pytest.approx(1.0)
+    assert float(inverted_pendulum_reward(upright, action, limit)) == pytest.approx(0.0, abs=1e-6)
+    assert float(inverted_pendulum_reward(upright, action, torch.tensor([0.5, 0.0, 0.0, 0.0]))) < 1.0  # cart off centre
+    # differentiable in the next state and the action, any leading shape (a planner's reward_fn)
+    states = torch.full((3, 5, 4), 0.05, requires_grad=True)
+    actions = torch.ones(3, 5, 1, requires_grad=True)
+    reward = inverted_pendulum_reward(states, actions, states)
+    assert reward.shape == (3, 5)
+    reward.sum().backward()
+    assert states.grad is not None and actions.grad is not None and torch.isfinite(states.grad).all()
+
+
+def test_a_tiny_inverted_pendulum_loop_sends_only_finite_actions(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("mujoco")
+    from gymnasium.envs.mujoco.inverted_pendulum_v5 import InvertedPendulumEnv
+
+    sent: list[np.ndarray] = []
+    original_step = InvertedPendulumEnv.step
+
+    def checked_step(self, action):
+        sent.append(np.array(action, dtype=float, copy=True))
+        assert np.isfinite(action).all(), f"non-finite action reached the env: {action}"
+        return original_step(self, action)
+
+    monkeypatch.setattr(InvertedPendulumEnv, "step", checked_step)
+    config = mbrl_recipe(
+        "InvertedPendulum-v5",
+        rounds=1,
+        env_kwargs={"max_episode_steps": 30},
+        seed_steps=200,
+        steps_per_round=30,
+        eval_episodes=1,
+        hidden_sizes=(32, 32),
+        epochs=10,
+        retrain_epochs=5,
+        horizon=5,
+    )
+    records = run_mbrl(config, tmp_path / "run", progress=False)
+    assert [record.env_steps for record in records] == [200, 230]
+    assert len(sent) >= 200 + 30 + 2  # seed data, the agent's round and two evaluation episodes all stepped the env
+    assert all(np.all(np.abs(action) <= 3.0) for action in sent)  # GraspMPC clips to the action space
+    assert all(1.0 <= record.mean_return <= 30.0 for record in records)  # the env's own return: steps survived
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["config"]["reward"] == "known"
+
+
+def test_the_study_generalises_and_still_reads_the_pendulum_report(tmp_path: Path) -> None:
+    from mpc_grasp.bench.suites.mbrl import MBRLStudyConfig, mbrl_markdown, plot_mbrl, sac_curve_run
+
+    assert MBRLStudyConfig.for_env("Pendulum-v1") == MBRLStudyConfig()  # Pendulum's study is unchanged
+    study = MBRLStudyConfig.for_env("InvertedPendulum-v5", rounds=2)
+    assert study.main_reward == "known" and study.training_seeds == [0, 1, 2] and study.recipe().rounds == 2
+    assert study.recipe(planner="mppi", seed=2).planner == "mppi"
+    run = sac_curve_run([200, 400], 3, 0, seed=1, env_id="InvertedPendulum-v5")
+    assert run.unit().settings["env_id"] == "InvertedPendulum-v5" and run.unit().settings["evaluation"] == "return"
+    assert sac_curve_run([200], 3, 0, seed=0).budget == "curve"  # the Pendulum study's resume-log key
+    # a report written before several envs and seeds: results/mbrl_pendulum.json renders as before
+    old = json.loads((Path(__file__).resolve().parents[1] / "results" / "mbrl_pendulum.json").read_text())
+    text = mbrl_markdown(old)
+    assert "| 1200 | -162 ± 57 |" in text and "learned reward 1200" in text
+    assert plot_mbrl(old, tmp_path / "old.png").stat().st_size > 0
+    # a multi-seed report: the seed mean in bold, then each seed
+    rounds = [{"env_steps": 200, "mean_return": value, "std_return": 0.0, "model_rmse_before": None} for value in (10.0, 30.0)]
+    config = mbrl_recipe("InvertedPendulum-v5").to_json()
+    new = {
+        "env_id": "InvertedPendulum-v5", "seeds": [0, 1], "eval_episodes": 3, "eval_seed": 0, "target_return": 1000.0,
+        "loops": [{"label": "L", "role": "main", "seed": seed, "config": config, "rounds": [row]} for seed, row in enumerate(rounds)],
+        "sac_runs": [], "first_reaching_target": {"L": None}, "wall_time_s": {},
+    }  # fmt: skip
+    assert "| 200 | **20** (10 / 30) |" in mbrl_markdown(new)

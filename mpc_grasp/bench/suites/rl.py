@@ -76,6 +76,7 @@ RL_ENVS: dict[str, RLEnv] = {
     "wall": RLEnv("mpc_grasp/GridWorldWall-v0", 20_000, {"task": "random"}, {"task": "across"}, goal_env=True),
     "cartpole": RLEnv("mpc_grasp/CartPoleSwingup-v0", 30_000),
     "pendulum": RLEnv("Pendulum-v1", 5_000, evaluation="return"),
+    "inverted_pendulum": RLEnv("InvertedPendulum-v5", 5_000, evaluation="return"),  # the MBRL study's MuJoCo task
 }
 BASELINE_ENVS: tuple[str, ...] = ("wall", "cartpole")
 """The envs of ``experiments/rl_baselines.py`` (those with a success signal)."""
