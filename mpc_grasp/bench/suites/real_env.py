@@ -382,7 +382,7 @@ def summarize_closed_loop(episodes: Sequence[dict[str, Any]], summary: Mapping[s
     }
 
 
-class _CountingAgent:
+class CountingAgent:
     """Delegates to a :class:`GraspMPC` and records (model calls, model transitions) of every plan, per episode."""
 
     def __init__(self, agent: Any) -> None:
@@ -425,7 +425,7 @@ def run_closed_loop(
         goal_tolerance=tolerance,
         **budget,
     )
-    counting = _CountingAgent(agent)
+    counting = CountingAgent(agent)
     max_steps = env.closed_loop_steps if not quick else min(env.closed_loop_steps, 2 * horizon)
     records = run_episodes(gym_env, counting, episodes, seed=eval_seed, max_steps=max_steps, progress=False)
     gym_env.close()
