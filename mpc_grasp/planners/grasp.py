@@ -100,6 +100,11 @@ class GraspConfig(PlannerConfig):
     """Sampling sync: before the GD steps, each candidate takes one MPPI update from this many
     perturbed copies of its actions, scored by full model rollouts (0 = off). It is what carries
     non-greedy information (a detour's, a swing-up's) that a local gradient step cannot see."""
+    final_sync_samples: int | None = 64
+    """Samples of the last sync of a cold plan (the one whose candidates are returned), when the sampling
+    sync is on; None = ``sync_samples``. A wider last look closes near misses: exact cart-pole swing-up
+    32/32 on seeds 0, 1, 2 (16 samples: 30/32, 31/32, 32/32, the misses at cos 0.885-0.893 vs 0.9) for
+    +5% time per plan; warm plans keep ``sync_samples`` (their cost is the control step's)."""
     sync_sample_std: float = 0.5
     """Std of the sampling sync's perturbations, in units of the half action range."""
     sync_temperature: float = 0.1
@@ -119,6 +124,8 @@ class GraspConfig(PlannerConfig):
             raise ValueError(f"warm_num_candidates must be >= 1 or None, got {self.warm_num_candidates}")
         if self.sync_samples < 0:
             raise ValueError(f"sync_samples must be >= 0, got {self.sync_samples}")
+        if self.final_sync_samples is not None and self.final_sync_samples < 0:
+            raise ValueError(f"final_sync_samples must be >= 0 or None, got {self.final_sync_samples}")
         check_positive(self.sync_sample_std, "sync_sample_std")
         check_positive(self.sync_temperature, "sync_temperature")
         for name in ("lr_states", "lr_actions", "sync_lr", "action_grad_scale"):
@@ -289,7 +296,8 @@ class GraspPlanner(Planner):
                     virtual_states.add_(self.randn(virtual_states.shape[1:]), alpha=sigma)
             synced_states = None
             if self.sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % self.sync_every == 0:
-                synced_states = self._sync(problem, actions, virtual_states)
+                last = iteration + 1 == budget and problem.init is None
+                synced_states = self._sync(problem, actions, virtual_states, last=last)
             if self.callback is not None:
                 self.callback(iteration, virtual_states.detach(), actions.detach())
             if self.should_stop(iteration, problem, actions.detach(), lambda: (actions, virtual_states[:, :, : self.num_virtual_states])):
@@ -341,14 +349,15 @@ class GraspPlanner(Planner):
             states = states + config.init_state_noise * self.randn(shape[1:])
         return states
 
-    def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor) -> Tensor | None:
+    def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor, last: bool = False) -> Tensor | None:
         """Re-ground the plan in true model rollouts: the sampling step, then ``sync_steps`` plain GD
         steps on the shooting objective (full backprop through the rollout); reset the states.
         Returns the rollout [N, B, T+1, S] of the synced actions when it was computed, else None."""
         config = self.config
         synced, states = actions.detach().clone(), None
         if config.sync_samples:
-            synced, states = self._sample_sync(problem, synced)
+            count = config.final_sync_samples if last and config.final_sync_samples is not None else config.sync_samples
+            synced, states = self._sample_sync(problem, synced, count)
         for _ in range(config.sync_steps):
             synced.requires_grad_(True)
             cost = self.trajectory_cost(self.rollout(problem.start, synced), synced, problem.goal)
@@ -366,13 +375,13 @@ class GraspPlanner(Planner):
                 virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1])
         return states
 
-    def _sample_sync(self, problem: Problem, actions: Tensor) -> tuple[Tensor, Tensor]:
+    def _sample_sync(self, problem: Problem, actions: Tensor, sample_count: int) -> tuple[Tensor, Tensor]:
         """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
         exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper.
         Returns the new actions [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
         config = self.config
         size, candidates = actions.shape[:2]
-        count = config.sync_samples + 1
+        count = sample_count + 1
         std = config.sync_sample_std * (self.action_high - self.action_low) / 2
         with torch.no_grad():
             noise = self.randn((candidates, count, self.horizon, self.action_dim)) * std
