@@ -152,7 +152,8 @@ def floor_ms(model: WorldModel, rows: int, repeats: int) -> float:
 
 
 def time_episode(planner: str, horizon: int, steps: int, device: str, seed: int = 0) -> dict[str, Any]:
-    """One ``GraspMPC`` episode of ``steps`` control steps: the first plan is cold, the rest warm-started."""
+    """One ``GraspMPC`` episode of ``steps`` control steps after one untimed plan: the first plan is cold, the rest
+    warm-started."""
     from mpc_grasp.control.agent import GraspMPC
     from mpc_grasp.data import make_env
 
@@ -161,6 +162,9 @@ def time_episode(planner: str, horizon: int, steps: int, device: str, seed: int 
         _mlp(SPEED_HIDDEN, device, seed=seed), planner, horizon=horizon, action_space=env.action_space, device=device, seed=seed
     )
     obs, _ = env.reset(seed=seed)
+    agent.predict(obs)  # untimed: the process's first autograd/allocator work would be billed to the cold plan
+    agent.reset()
+    agent.diagnostics.clear()
     started = time.perf_counter()
     for _ in range(steps):
         action, _ = agent.predict(obs)
