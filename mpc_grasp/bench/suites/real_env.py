@@ -14,6 +14,7 @@ turns them into work units for the engine; other suites (pixels) reuse them.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -445,7 +446,5 @@ def load_rl_runs(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     path = Path(path)
     if not path.is_file():
         return [], {}
-    import json
-
     saved = json.loads(path.read_text())
     return saved.get("runs", []), {k: saved.get(k) for k in ("command", "git_commit", "eval_seed", "n_eval", "finished_utc")}
