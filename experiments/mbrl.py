@@ -8,7 +8,9 @@ training seeds, comparison loops with the other reward (``--known-rounds``) or M
 same env-step counts (and at 5k), and a terminal value at a short horizon (``--value-horizon``).
 
 Envs (``--env``): ``Pendulum-v1`` (default; learned reward head, known-reward comparison, value comparison,
-one seed) and ``InvertedPendulum-v5`` (MuJoCo; the healthy-condition surrogate reward, 3 seeds). Flags left
+one seed), ``InvertedPendulum-v5`` (MuJoCo; the healthy-condition surrogate reward, 3 seeds) and
+``mpc_grasp/CartPoleSwingup-v0`` (learned reward head, CEM inside GraspMPC, a GRASP loop as the comparison,
+a 10-episode success evaluation of the last model, and GRASP vs CEM on the exact physics). Flags left
 out take the env's defaults (``MBRLStudyConfig.for_env``).
 
 Outputs ``<out-dir>/mbrl_<env>.{json,md,png}`` (``mbrl_pendulum``, ``mbrl_inverted_pendulum``; ``--quick``:
@@ -17,6 +19,7 @@ Outputs ``<out-dir>/mbrl_<env>.{json,md,png}`` (``mbrl_pendulum``, ``mbrl_invert
 
     python experiments/mbrl.py                                   # Pendulum, ~10 minutes on one CPU thread
     python experiments/mbrl.py --env InvertedPendulum-v5         # ~15 minutes on one CPU thread
+    python experiments/mbrl.py --env mpc_grasp/CartPoleSwingup-v0 --eval-episodes 2   # ~1.5 hours on one thread
     python experiments/mbrl.py --quick
 """
 
@@ -41,7 +44,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed-steps", type=int, default=None)
     parser.add_argument("--steps-per-round", type=int, default=None)
     parser.add_argument("--known-rounds", type=int, default=None, help="rounds of the loop with the other reward (0: skip)")
-    parser.add_argument("--mppi-rounds", type=int, default=None, help="rounds of the loop with MPPI in place of GRASP (0: skip)")
+    parser.add_argument(
+        "--mppi-rounds",
+        type=int,
+        default=None,
+        help="rounds of the comparison loop (MPPI in place of GRASP; GRASP in place of CEM on cart-pole; 0: skip)",
+    )
     parser.add_argument("--value-horizon", type=int, default=None, help="horizon of the terminal-value comparison (0: skip)")
     parser.add_argument("--seeds", type=int, default=None, help="training seeds of the main loop and SAC (seed, seed+1, ...)")
     parser.add_argument("--eval-episodes", type=int, default=3)

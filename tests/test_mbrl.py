@@ -23,6 +23,7 @@ from mpc_grasp.models import checkpoint as checkpoint_module
 from mpc_grasp.rl.mbrl import (
     KNOWN_REWARDS,
     MBRLConfig,
+    cartpole_swingup_reward,
     fit_models,
     inverted_pendulum_reward,
     make_agent,
@@ -158,6 +159,25 @@ def test_pendulum_reward_matches_the_env() -> None:
         predicted = pendulum_reward(torch.as_tensor(obs), torch.as_tensor(action), torch.as_tensor(next_obs))
         assert float(predicted) == pytest.approx(reward, abs=1e-4)
         obs = next_obs
+
+
+def test_cartpole_swingup_reward_matches_the_env() -> None:
+    import gymnasium as gym
+    import mpc_grasp.envs  # noqa: F401  (registers the env ids)
+
+    env = gym.make("mpc_grasp/CartPoleSwingup-v0")
+    obs, _ = env.reset(seed=5)
+    rng = np.random.default_rng(1)
+    rewards = []
+    for _ in range(40):
+        action = rng.uniform(-1, 1, 1).astype(np.float32)
+        next_obs, reward, terminated, *_ = env.step(action)
+        predicted = cartpole_swingup_reward(torch.as_tensor(obs), torch.as_tensor(action), torch.as_tensor(next_obs))
+        assert float(predicted) == pytest.approx(reward, abs=1e-5)
+        rewards.append(reward)
+        obs = next_obs
+        assert not terminated
+    assert max(rewards) - min(rewards) > 0.01  # the check saw the reward change, not a constant
 
 
 TINY = dict(
@@ -342,3 +362,34 @@ def test_the_study_generalises_and_still_reads_the_pendulum_report(tmp_path: Pat
         "sac_runs": [], "first_reaching_target": {"L": None}, "wall_time_s": {},
     }  # fmt: skip
     assert "| 200 | **20** (10 / 30) |" in mbrl_markdown(new)
+
+
+def test_the_cartpole_swingup_recipe_and_study() -> None:
+    from mpc_grasp.bench.suites.mbrl import MBRLStudyConfig, exact_model_check
+
+    config = mbrl_recipe("mpc_grasp/CartPoleSwingup-v0")
+    assert config.planner == "cem" and config.reward == "learned" and config.horizon == 50
+    assert config.env_steps(config.rounds) == 10_000  # issue 15's budget: <= 10k env steps
+    assert KNOWN_REWARDS[config.env_id] is cartpole_swingup_reward
+    study = MBRLStudyConfig.for_env(config.env_id, eval_episodes=2)
+    assert study.recipe().planner == "cem" and study.recipe().planner_options == {"warm_iterations": 3}
+    comparison = study.recipe(3, planner="grasp")
+    assert comparison.planner == "grasp" and comparison.planner_options is None and comparison.rounds == 3  # GRASP at its defaults
+    with pytest.raises(ValueError, match="no exact model"):
+        exact_model_check({"env_id": "Pendulum-v1", "planner": "grasp", "horizon": 5, "episodes": 1})
+
+
+def test_final_evaluation_reports_the_last_models_return_with_either_reward(tiny_run) -> None:
+    from mpc_grasp.bench.suites.mbrl import final_evaluation
+
+    out, records = tiny_run
+    config = MBRLConfig(rounds=1, **TINY).to_json()
+    rows = [
+        final_evaluation(
+            {"env_id": "Pendulum-v1", "config": config, "run_dir": str(out), "round": "round_001", "episodes": 1, "reward": reward}
+        )
+        for reward in ("learned", "known")
+    ]
+    assert [row["reward"] for row in rows] == ["learned", "known"] and rows[0]["env_steps"] == records[-1].env_steps
+    assert rows[0]["mean_return"] == pytest.approx(records[-1].mean_return, rel=1e-4)  # the loop's own evaluation, same seed
+    assert rows[0]["success_rate"] is None  # Pendulum reports no success

@@ -15,6 +15,7 @@ this module knew several envs and seeds (``results/mbrl_pendulum.json``) still l
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from mpc_grasp.bench.engine import ResumeLog
+from mpc_grasp.bench.engine import ResumeLog, WorkUnit, run_units
 from mpc_grasp.bench.parallel import ParallelOptions
 from mpc_grasp.bench.report import git_commit, write_report
 from mpc_grasp.bench.suites.rl import RL_ENVS, RLRun, run_rl_runs
@@ -42,6 +43,8 @@ __all__ = [
     "TARGET_RETURN",
     "EnvStudy",
     "MBRLStudyConfig",
+    "exact_model_check",
+    "final_evaluation",
     "first_reaching",
     "loop_label",
     "loop_time",
@@ -74,6 +77,15 @@ class EnvStudy:
     sac_extra_steps: tuple[int, ...] = (5000,)
     known_label: str = "known reward"
     """How the ``reward="known"`` objective is named in tables and plots."""
+    comparison_planner: str = "mppi"
+    """The planner of the ``mppi_rounds`` comparison loop (in place of the recipe's)."""
+    final_eval_episodes: int = 0
+    """Fixed-seed episodes on which each seed's last model is evaluated for success (0: none)."""
+    final_eval_rewards: tuple[str, ...] = ("learned",)
+    """Rewards planned with in the final evaluation: the loop's learned head and/or the env's known formula
+    (same model: separates the reward head's error from the dynamics')."""
+    exact_model_planners: tuple[str, ...] = ()
+    """Planners run closed loop on the env's exact physics with its known reward (is the planner the limit?)."""
     note: str = ""
     """One paragraph for the Markdown report (what the objective is, what the target means)."""
 
@@ -93,6 +105,26 @@ STUDY_ENVS: dict[str, EnvStudy] = {
             "surrogate of the healthy condition (`inverted_pendulum_reward`: 1 − (θ/0.2)² − x² − 0.5 ẋ² − 0.001 u² "
             "of the next state). Every number below is the env's own return. Target: 1000 = all evaluation "
             "episodes survive the full episode."
+        ),
+    ),
+    "mpc_grasp/CartPoleSwingup-v0": EnvStudy(
+        "mpc_grasp/CartPoleSwingup-v0",
+        "cartpole_swingup",
+        190.0,
+        known_rounds=0,
+        mppi_rounds=3,
+        seeds=1,
+        sac_extra_steps=(),
+        comparison_planner="grasp",
+        final_eval_episodes=10,
+        final_eval_rewards=("learned", "known"),
+        exact_model_planners=("grasp", "cem"),
+        note=(
+            "Cart-pole swing-up (DeepMind Control's reward in [0, 1] per step, 250-step episodes; success = pole "
+            "within 0.2 rad of upright, |θ̇| < 1 and |x| < 1 at the last step; the episode ends if the cart leaves "
+            "the track). Issue 15's target: >= 9 of 10 seeded episodes swung up and balanced after <= 10k env steps. "
+            "The recipe plans with CEM inside GraspMPC and the learned reward head: GRASP fails the task even on the "
+            "exact physics (the exact-model table), and its loop is the comparison row."
         ),
     ),
 }
@@ -162,23 +194,25 @@ class MBRLStudyConfig:
         return [self.seed + offset for offset in range(self.seeds)]
 
     def recipe(
-        self, rounds: int | None = None, reward: str | None = None, *, planner: str = "grasp", seed: int | None = None
+        self, rounds: int | None = None, reward: str | None = None, *, planner: str | None = None, seed: int | None = None
     ) -> MBRLConfig:
         """The env's out-of-the-box recipe (:func:`mbrl_recipe`; Pendulum: the ``MBRLConfig`` defaults, GRASP, horizon 30,
-        200x200 MLP and reward head) with this study's budgets."""
+        200x200 MLP and reward head) with this study's budgets; ``planner`` replaces the recipe's (and its options)."""
         budgets = {
             "rounds": rounds if rounds is not None else self.rounds,
             "seed_steps": self.seed_steps,
             "steps_per_round": self.steps_per_round,
         }
-        return mbrl_recipe(
+        recipe = mbrl_recipe(
             self.env_id,
             **{name: value for name, value in budgets.items() if value is not None},
             eval_episodes=self.eval_episodes,
             seed=self.seed if seed is None else seed,
             reward=reward or self.main_reward,
-            planner=planner,
         )
+        if planner is None or planner == recipe.planner:
+            return recipe
+        return dataclasses.replace(recipe, planner=planner, planner_options=None)
 
 
 def loop_label(config: MBRLConfig | Mapping[str, Any], known_label: str = "known reward") -> str:
@@ -239,6 +273,82 @@ def terminal_value_ablation(run_dir: Path, config: MBRLConfig, horizon: int) -> 
     }
 
 
+def final_evaluation(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Work unit: success and return of GraspMPC on a loop's last model over ``task["episodes"]`` fixed-seed
+    episodes, planning with ``task["reward"]`` (the loop's learned head, or the env's known formula)."""
+    from mpc_grasp.data import make_env
+    from mpc_grasp.models import load_world_model
+
+    last = Path(task["run_dir"]) / task["round"]
+    record = json.loads((last / "record.json").read_text())
+    model = cast("MLPWorldModel", load_world_model(last / "model.pt"))
+    config = dataclasses.replace(
+        mbrl_recipe(task["env_id"]), **{**task["config"], "reward": task["reward"], "eval_episodes": task["episodes"]}
+    )
+    action_space = cast("spaces.Box", make_env(config.env_id, **dict(config.env_kwargs)).action_space)
+    summary = evaluate_return(make_agent(model, config, action_space), config)
+    keys = ("successes", "success_rate", "success_ci95", "mean_return", "std_return", "episode_returns", "median_plan_time_s")
+    return {"seed": config.seed, "reward": task["reward"], "round": task["round"], "env_steps": record["env_steps"],
+            "episodes": task["episodes"], **{k: summary.get(k) for k in keys}}  # fmt: skip
+
+
+def exact_model_check(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Work unit: GraspMPC with ``task["planner"]`` (at its defaults) on the env's exact physics and known reward,
+    closed loop: can the planner do the task at all, apart from any learned model? Cart-pole swing-up only."""
+    from mpc_grasp.control.agent import GraspMPC
+    from mpc_grasp.control.episodes import run_episodes, summarize_episodes
+    from mpc_grasp.data import make_env
+    from mpc_grasp.models.analytic import CartPoleSwingupModel
+    from mpc_grasp.rl.mbrl import KNOWN_REWARDS
+
+    env_id = task["env_id"]
+    if env_id != "mpc_grasp/CartPoleSwingup-v0":
+        raise ValueError(f"no exact model for {env_id!r}")
+    env = make_env(env_id)
+    model, reward = CartPoleSwingupModel(), KNOWN_REWARDS[env_id]
+    agent = GraspMPC(model, task["planner"], horizon=task["horizon"], action_space=env.action_space, reward_fn=reward, seed=0)
+    try:
+        records = run_episodes(env, agent, task["episodes"], seed=0, progress=False)
+    finally:
+        env.close()
+    summary = summarize_episodes(records)
+    return {"planner": task["planner"], "horizon": task["horizon"], "episode_returns": [r.episode_return for r in records],
+            "first_success_steps": [r.first_success_step for r in records],
+            **{k: summary.get(k) for k in ("successes", "episodes", "mean_return", "median_plan_time_s", "wall_time_s")}}  # fmt: skip
+
+
+def _checks(study: MBRLStudyConfig, runs: Path, resume: bool, parallel: ParallelOptions | None, progress: bool) -> dict[str, list]:
+    """The env's final evaluations (every seed's last model, each reward) and exact-model rows, as logged work units."""
+    spec = study.env
+    units = []
+    if spec.final_eval_episodes:
+        for index, seed in enumerate(study.training_seeds):
+            config = study.recipe(seed=seed)
+            run_dir = runs / (study.main_reward if index == 0 else f"{study.main_reward}_seed{seed}")
+            last = sorted(run_dir.glob("round_*"))[-1].name
+            for reward in spec.final_eval_rewards:
+                settings = {"env_id": study.env_id, "config": config.to_json(), "run_dir": str(run_dir), "round": last,
+                            "episodes": spec.final_eval_episodes, "reward": reward}  # fmt: skip
+                units.append(WorkUnit({"part": "final", "seed": seed, "reward": reward}, settings))
+    horizon = study.recipe().horizon
+    for planner in spec.exact_model_planners:
+        units.append(
+            WorkUnit({"part": "exact", "planner": planner}, {"env_id": study.env_id, "planner": planner, "horizon": horizon, "episodes": 3})
+        )
+    if not units:
+        return {"final": [], "exact": []}
+    rows = run_units(_check_unit, units, log=ResumeLog(runs / "checks.partial.jsonl", resume=resume), parallel=parallel,
+                     progress=progress, desc="final evaluations and exact-model checks")  # fmt: skip
+    return {
+        "final": [row for unit, row in zip(units, rows) if unit.key["part"] == "final"],
+        "exact": [row for unit, row in zip(units, rows) if unit.key["part"] == "exact"],
+    }
+
+
+def _check_unit(task: Mapping[str, Any]) -> dict[str, Any]:
+    return final_evaluation(task) if task["part"] == "final" else exact_model_check(task)
+
+
 def loop_time(records: Sequence[RoundRecord] | Sequence[Mapping[str, Any]]) -> float:
     """Seconds a loop's rounds took (collect + train + evaluate), also for rounds reused on resume."""
     rows = [record.to_json() if isinstance(record, RoundRecord) else record for record in records]
@@ -290,7 +400,12 @@ def run_mbrl_study(
     if study.known_rounds > 0:
         run_loop(study.recipe(study.known_rounds, reward=study.other_reward), study.other_reward, "comparison")
     if study.mppi_rounds > 0:
-        run_loop(study.recipe(study.mppi_rounds, planner="mppi"), f"mppi_{study.main_reward}", "comparison")
+        planner = spec.comparison_planner
+        run_loop(study.recipe(study.mppi_rounds, planner=planner), f"{planner}_{study.main_reward}", "comparison")
+    started = time.perf_counter()
+    checks = _checks(study, runs, resume, parallel, progress)
+    if checks["final"] or checks["exact"]:
+        wall["final evaluations and exact-model checks"] = time.perf_counter() - started
     config = study.recipe()
     sac_runs: list[dict[str, Any]] = []
     if study.sac:
@@ -314,7 +429,7 @@ def run_mbrl_study(
         "platform": platform.platform(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "env_id": study.env_id,
         "seed": study.seed, "seeds": study.training_seeds, "eval_episodes": study.eval_episodes, "eval_seed": config.eval_seed,
         "target_return": spec.target_return, "note": spec.note, "loops": loops, "sac_runs": sac_runs, "terminal_value": ablation,
-        "wall_time_s": wall,
+        "final_evaluation": checks["final"], "exact_model": checks["exact"], "wall_time_s": wall,
     }  # fmt: skip
     report["first_reaching_target"] = {name: first_reaching(c.steps, c.mean, spec.target_return) for name, c in _curves(report).items()}
     write_report(out_dir, stem or f"mbrl_{spec.slug}", report, mbrl_markdown, plot_mbrl)
@@ -445,6 +560,29 @@ def mbrl_markdown(report: Mapping[str, Any]) -> str:
         lines += ["", f"Terminal value ({ablation['round']}, {ablation['env_steps']} transitions, GraspMPC at horizon {ablation['horizon']}, "
                   f"discount {ablation['discount']}): without V {ablation['without value']['mean_return']:.0f}, "
                   f"with V(s) learned by TD(0) {ablation['with value']['mean_return']:.0f} (value trained in {ablation['value_train_time_s']:.1f} s)."]  # fmt: skip
+    final = report.get("final_evaluation") or []
+    if final:
+        lines += [
+            "",
+            f"Final evaluation of each seed's last model ({final[0]['episodes']} fixed-seed episodes, success at the last step):",
+            "",
+        ]
+        lines += [
+            "| seed | planning reward | env steps | successes | success (95% CI) | mean return ± std | median plan time (s) |",
+            "|---|---|---:|---:|---|---:|---:|",
+        ]
+        for row in final:
+            ci = row.get("success_ci95") or [float("nan"), float("nan")]
+            lines.append(f"| {row['seed']} | {row.get('reward', 'learned')} | {row['env_steps']} | {row['successes']}/{row['episodes']} | {row['success_rate']:.2f} "
+                         f"[{ci[0]:.2f}, {ci[1]:.2f}] | {row['mean_return']:.0f} ± {row['std_return']:.0f} | {row['median_plan_time_s']:.3f} |")  # fmt: skip
+    exact = report.get("exact_model") or []
+    if exact:
+        lines += ["", f"Planners on the exact physics with the known reward (GraspMPC at its defaults, H={exact[0]['horizon']}, "
+                  f"{exact[0]['episodes']} episodes each, seed 0):", "",
+                  "| planner | successes | episode returns | first success step | median plan time (s) |", "|---|---:|---|---|---:|"]  # fmt: skip
+        for row in exact:
+            lines.append(f"| {row['planner']} | {row['successes']}/{row['episodes']} | {' / '.join(f'{v:.0f}' for v in row['episode_returns'])} "
+                         f"| {row['first_success_steps']} | {row['median_plan_time_s']:.3f} |")  # fmt: skip
     reached = ", ".join(
         f"{name} {value if value is not None else 'not reached'}" for name, value in report["first_reaching_target"].items()
     )
