@@ -393,3 +393,20 @@ def test_final_evaluation_reports_the_last_models_return_with_either_reward(tiny
     assert [row["reward"] for row in rows] == ["learned", "known"] and rows[0]["env_steps"] == records[-1].env_steps
     assert rows[0]["mean_return"] == pytest.approx(records[-1].mean_return, rel=1e-4)  # the loop's own evaluation, same seed
     assert rows[0]["success_rate"] is None  # Pendulum reports no success
+
+
+def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
+    from mpc_grasp.cli.commands import build_parser
+    from mpc_grasp.rl.mbrl import config_from_args
+
+    def config(*flags: str) -> MBRLConfig:
+        return config_from_args(build_parser().parse_args(["mbrl", *flags, "--out-dir", "x"]))
+
+    assert config("mpc_grasp/CartPoleSwingup-v0") == mbrl_recipe("mpc_grasp/CartPoleSwingup-v0")  # no flags: the recipe
+    assert config("Pendulum-v1") == MBRLConfig()
+    assert config("MountainCarContinuous-v0") == MBRLConfig(env_id="MountainCarContinuous-v0")  # no recipe: the defaults
+    changed = config("mpc_grasp/CartPoleSwingup-v0", "--rounds", "2", "--planner", "grasp", "--hidden-sizes", "64,64")
+    assert changed.rounds == 2 and changed.hidden_sizes == (64, 64) and changed.horizon == 50
+    assert changed.planner == "grasp" and changed.planner_options is None  # CEM's warm_iterations are not carried to GRASP
+    tuned = config("mpc_grasp/CartPoleSwingup-v0", "--set", "warm_iterations=5")
+    assert tuned.planner == "cem" and tuned.planner_options == {"warm_iterations": 5}
