@@ -257,10 +257,15 @@ steps add nothing to what its sampling syncs find (syncs alone: 16–18)."""
 def mbrl_recipe(env_id: str, **overrides: Any) -> MBRLConfig:
     """The ``MBRLConfig`` that works out of the box for ``env_id`` (:data:`MBRL_RECIPES`), with ``overrides``.
 
-    Raises ``ValueError`` for an env without a recipe (``MBRLConfig(env_id=...)`` is the generic start)."""
+    A ``planner`` override other than the recipe's drops the recipe's ``planner_options`` (they belong to its
+    own planner) unless ``planner_options`` is overridden too. Raises ``ValueError`` for an env without a
+    recipe (``MBRLConfig(env_id=...)`` is the generic start)."""
     if env_id not in MBRL_RECIPES:
         raise ValueError(f"no MBRL recipe for {env_id!r}; recipes: {sorted(MBRL_RECIPES)} (or build MBRLConfig(env_id=...) yourself)")
-    return MBRLConfig(**{"env_id": env_id, **MBRL_RECIPES[env_id], **overrides})
+    recipe = dict(MBRL_RECIPES[env_id])
+    if overrides.get("planner", recipe.get("planner", "grasp")) != recipe.get("planner", "grasp"):
+        recipe.pop("planner_options", None)
+    return MBRLConfig(**{"env_id": env_id, **recipe, **overrides})
 
 
 @dataclass(frozen=True)
@@ -598,7 +603,6 @@ def config_from_args(args: argparse.Namespace) -> MBRLConfig:
     from mpc_grasp.cli.commands import CLIError, parse_key_value
     from mpc_grasp.cli.run import typed_planner_options
 
-    base = mbrl_recipe(args.env_id) if args.env_id in MBRL_RECIPES else MBRLConfig(env_id=args.env_id)
     given: dict[str, Any] = {
         name: getattr(args, name)
         for name in (
@@ -623,12 +627,10 @@ def config_from_args(args: argparse.Namespace) -> MBRLConfig:
             raise CLIError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
     if args.env_kwarg:
         given["env_kwargs"] = parse_key_value(args.env_kwarg, flag="--env-kwarg")
-    planner = given.get("planner", base.planner)
     if args.planner_options:
+        planner = given.get("planner", MBRL_RECIPES.get(args.env_id, {}).get("planner", MBRLConfig.planner))
         given["planner_options"] = typed_planner_options(args.planner_options, planner)
-    elif planner != base.planner:
-        given["planner_options"] = None  # the recipe's options belong to its own planner
-    return dataclasses.replace(base, **given)
+    return mbrl_recipe(args.env_id, **given) if args.env_id in MBRL_RECIPES else MBRLConfig(env_id=args.env_id, **given)
 
 
 def _run_mbrl_command(args: argparse.Namespace) -> int:

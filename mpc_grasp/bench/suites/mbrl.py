@@ -203,16 +203,14 @@ class MBRLStudyConfig:
             "seed_steps": self.seed_steps,
             "steps_per_round": self.steps_per_round,
         }
-        recipe = mbrl_recipe(
+        return mbrl_recipe(
             self.env_id,
             **{name: value for name, value in budgets.items() if value is not None},
             eval_episodes=self.eval_episodes,
             seed=self.seed if seed is None else seed,
             reward=reward or self.main_reward,
+            **({} if planner is None else {"planner": planner}),
         )
-        if planner is None or planner == recipe.planner:
-            return recipe
-        return dataclasses.replace(recipe, planner=planner, planner_options=None)
 
 
 def loop_label(config: MBRLConfig | Mapping[str, Any], known_label: str = "known reward") -> str:
@@ -282,9 +280,7 @@ def final_evaluation(task: Mapping[str, Any]) -> dict[str, Any]:
     last = Path(task["run_dir"]) / task["round"]
     record = json.loads((last / "record.json").read_text())
     model = cast("MLPWorldModel", load_world_model(last / "model.pt"))
-    config = dataclasses.replace(
-        mbrl_recipe(task["env_id"]), **{**task["config"], "reward": task["reward"], "eval_episodes": task["episodes"]}
-    )
+    config = MBRLConfig(**{**task["config"], "reward": task["reward"], "eval_episodes": task["episodes"]})
     action_space = cast("spaces.Box", make_env(config.env_id, **dict(config.env_kwargs)).action_space)
     summary = evaluate_return(make_agent(model, config, action_space), config)
     keys = ("successes", "success_rate", "success_ci95", "mean_return", "std_return", "episode_returns", "median_plan_time_s")
