@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -410,3 +411,23 @@ def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
     assert changed.planner == "grasp" and changed.planner_options is None  # CEM's warm_iterations are not carried to GRASP
     tuned = config("mpc_grasp/CartPoleSwingup-v0", "--set", "warm_iterations=5")
     assert tuned.planner == "cem" and tuned.planner_options == {"warm_iterations": 5}
+
+
+def test_the_reward_planning_study_runs_the_exact_cartpole_and_resumes(tmp_path) -> None:
+    """experiments/reward_planning.py's suite on a tiny budget: a row per variant with the options that ran,
+    the report files, and a resumed run that reuses the logged units instead of planning again."""
+    from mpc_grasp.bench.suites.reward_planning import RewardPlanningConfig, run_reward_planning
+
+    config = RewardPlanningConfig(variants=("grasp_lifted", "cem_warm3"), episodes=1, horizon=4, out_dir=tmp_path, runs_dir=tmp_path)
+    report = run_reward_planning(config, "test", progress=False)
+    rows = {row["variant"]: row for row in report["rows"]}
+    assert rows["grasp_lifted"]["options"] == {"lifted_updates": True} and rows["cem_warm3"]["options"] == {"warm_iterations": 3}
+    for row in rows.values():
+        assert row["episodes"] == 1 and len(row["episode_returns"]) == 1 and 0.0 <= row["episode_returns"][0] <= 250.0
+    assert "| GRASP, lifted steps on" in (tmp_path / "reward_planning.md").read_text()
+    assert (tmp_path / "reward_planning.png").stat().st_size > 0
+    resumed = run_reward_planning(dataclasses.replace(config, resume=True), "test", progress=False)
+    assert [row["episode_returns"] for row in resumed["rows"]] == [row["episode_returns"] for row in report["rows"]]
+    assert resumed["total_time_s"] < report["total_time_s"]
+    with pytest.raises(ValueError, match="unknown variant"):
+        RewardPlanningConfig(variants=("grasp", "nope"))

@@ -73,6 +73,40 @@ def test_grasp_lifted_loss_scores_rewards_on_virtual_states_and_model_prediction
     torch.testing.assert_close(task, expected)
 
 
+def test_grasp_resolves_lifted_updates_by_objective_and_rejects_a_plan_with_nothing_to_optimise() -> None:
+    model = LinearSystem.point()
+    with_reward = make_planner("grasp", model, horizon=5, reward_fn=reward_to_target)
+    assert with_reward.lifted_updates is False and with_reward.sync_every == 1
+    with_value = make_planner("grasp", model, horizon=5, terminal_value=lambda state: -state.square().sum(-1))
+    assert with_value.lifted_updates is False
+    goal_only = make_planner("grasp", model, horizon=5)
+    assert goal_only.lifted_updates is True and goal_only.sync_every == 4
+    forced = make_planner("grasp", model, horizon=5, reward_fn=reward_to_target, lifted_updates=True)
+    assert forced.lifted_updates is True and forced.sync_every == 4
+    with pytest.raises(ValueError, match="lifted_updates=False leaves GRASP nothing to optimise"):
+        make_planner("grasp", model, horizon=5, reward_fn=reward_to_target, sync_every=0)
+
+
+def test_default_grasp_swings_the_exact_cartpole_up_on_the_env_reward() -> None:
+    """The reward default (syncs, no lifted steps) plans a swing-up from hanging that ends upright; with the
+    lifted steps on, the same budget scores a lower return (measured 15.5-15.9 against 18-19)."""
+    from mpc_grasp.models.analytic import CartPoleSwingupModel
+    from mpc_grasp.rl.mbrl import cartpole_swingup_reward
+
+    hanging = torch.tensor([0.0, 0.0, -1.0, 0.0, 0.0])  # x, ẋ, cos θ, sin θ, θ̇
+    returns = {}
+    for lifted in (None, True):
+        planner = make_planner(
+            "grasp", CartPoleSwingupModel(), 50, reward_fn=cartpole_swingup_reward, seed=0, iterations=30, num_candidates=8,
+            lifted_updates=lifted,
+        )  # fmt: skip
+        result = planner.plan(hanging)
+        returns[lifted] = float(result.info["predicted_return"])
+        if lifted is None:
+            assert float(result.states[-1, 2]) > 0.9, result.states[-1]  # cos θ: the pole ends upright
+    assert returns[None] > 17.0 and returns[None] > returns[True] + 1.0, returns
+
+
 def test_a_terminal_value_alone_is_an_objective() -> None:
     planner = make_planner(
         "mppi", LinearSystem.point(), horizon=10, terminal_value=lambda state: -(state - TARGET).square().sum(-1), iterations=15

@@ -20,8 +20,11 @@ inertial and swing-up problems. The default therefore resolves by model kind: st
 get full state gradients and no dense term (the terminal constraint s_T = g then reaches every
 virtual state, as in direct collocation), latent models keep the paper's stop-gradient and γ = 1;
 both use the sampling sync, which carries the non-greedy information a local gradient cannot see.
-Each mechanism has a flag, so the ablations (no detach / no noise / no goal term / no sync) run
-through this same code.
+With a reward objective (``reward_fn`` / ``terminal_value``; nothing anchors the end of the lifted
+chain) the task term games the free virtual states and the lifted action steps are one-step greedy, so
+by default steps 1-3 are skipped there and every iteration is a sampling sync (``lifted_updates``).
+Each mechanism has a flag, so the ablations (no detach / no noise / no goal term / no sync / no lifted
+steps) run through this same code.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ class GraspConfig(PlannerConfig):
     """With a warm start, the fraction of candidates started from it; the others start fresh."""
     sync_every: int | None = None
     """Iterations between syncs (sampling and/or shooting GD, then states reset to the rollout);
-    0 disables sync (the 'no sync' ablation). None (default) resolves by model kind, measured:
+    0 disables sync (the 'no sync' ablation). None (default) is 1 without lifted updates (reward
+    objectives, see ``lifted_updates``: every iteration is a sync), else resolves by model kind, measured:
     4 for state-space models (the syncs carry swing-ups: 15 per cold plan solve the pendulum, 7 do
     not; a warm plan of 4 iterations ends on one, so closed loop keeps sampling every step), 10 for
     latent models (pixel bench, H = 30: 13/20 vs 6/20 with 4 — there the lifted steps between syncs
@@ -111,6 +115,14 @@ class GraspConfig(PlannerConfig):
     """MPPI temperature of the sampling sync, on costs normalised by their spread."""
     sync_reset_states: bool = True
     """After a sync, reset the virtual states to the synced rollout (keeps the lifted plan consistent)."""
+    lifted_updates: bool | None = None
+    """Take the Adam steps on the lifted loss (steps 1-3 above). None (default) resolves by objective:
+    on for goal objectives, off when the planner maximises a predicted return (``reward_fn`` or
+    ``terminal_value``): there the task term games the free virtual states and the lifted action steps
+    are one-step greedy, which undoes the syncs' non-greedy plans. Measured, exact cart-pole swing-up,
+    env reward, H = 50, closed loop (``experiments/reward_planning.py``): lifted steps on, 0/3 episodes
+    balanced at the end (returns 88-115, with a sync every 2 or 4 iterations); off, every iteration a
+    sampling sync, 3/3 (returns 201-209; CEM 193-196). With them off, ``sync_every`` resolves to 1."""
     dynamics_loss: str = "mse"
     """'mse', or 'nll' (Gaussian NLL under ``model.predict_distribution``)."""
     optimizer: str = "adam"
@@ -199,9 +211,17 @@ class GraspPlanner(Planner):
         """The resolved stop-gradient switch (see ``GraspConfig.detach_states``)."""
         self.lifted_goal_weight = (1.0 if self.detach_states else 0.0) if config.lifted_goal_weight is None else config.lifted_goal_weight
         """The resolved dense goal weight γ of the lifted loss (see ``GraspConfig.lifted_goal_weight``)."""
+        maximises_return = self.reward_fn is not None or self.terminal_value is not None
+        self.lifted_updates = not maximises_return if config.lifted_updates is None else config.lifted_updates
+        """The resolved lifted-step switch (see ``GraspConfig.lifted_updates``)."""
         latent_default = 10 if plans_in_latent_space(self.model) else 4
-        self.sync_every = latent_default if config.sync_every is None else config.sync_every
+        default_sync = latent_default if self.lifted_updates else 1
+        self.sync_every = default_sync if config.sync_every is None else config.sync_every
         """The resolved iterations between syncs (see ``GraspConfig.sync_every``)."""
+        if not self.lifted_updates and not (self.sync_every and (config.sync_samples or config.sync_steps)):
+            raise ValueError(
+                "lifted_updates=False leaves GRASP nothing to optimise without syncs: keep sync_every > 0 and sync_samples or sync_steps > 0"
+            )
         if self.config.dynamics_loss == "nll" and not hasattr(self.model, "predict_distribution"):
             raise ValueError("dynamics_loss='nll' needs a model with predict_distribution(state, action) -> (mean, std)")
 
@@ -261,43 +281,25 @@ class GraspPlanner(Planner):
         config = self.config
         budget = self.iteration_budget(problem)
         candidates = self.candidate_count(problem)
-        actions = self.initial_actions(problem, candidates, config.action_noise, self.warm_candidates(candidates)).requires_grad_(True)
-        virtual_states = self._initial_states(problem, candidates).requires_grad_(True)
-        groups = [{"params": [virtual_states], "lr": config.lr_states}, {"params": [actions], "lr": config.lr_actions}]
-        optimizer = torch.optim.Adam(groups, fused=True) if config.optimizer == "adam" else torch.optim.SGD(groups, foreach=True)
+        actions = self.initial_actions(problem, candidates, config.action_noise, self.warm_candidates(candidates))
+        virtual_states = self._initial_states(problem, candidates)
+        optimizer = self._lifted_optimizer(virtual_states, actions) if self.lifted_updates else None
 
         history = {
             name: torch.zeros(budget, device=self.device)
             for name in ("loss", "dynamics_loss", "goal_loss", "state_grad_norm", "action_grad_norm", "noise_scale")
         }
-        # γ plus the objective's own dense term (dense_goal_weight · mean over the T predicted states)
-        goal_weight = self.lifted_goal_weight + self.dense_goal_weight / self.horizon
         iteration, early_stopped, synced_states = 0, False, None
         for iteration in range(budget):
-            optimizer.zero_grad(set_to_none=True)
-            dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
-            loss = dynamics + goal_weight * goal_term + running  # [N, B]
-            loss.sum().backward()  # candidates are independent: summing keeps their gradients separate
-            assert actions.grad is not None and virtual_states.grad is not None
-            if config.action_grad_scale != 1.0:
-                actions.grad.mul_(config.action_grad_scale)
-            sigma = config.noise_at(iteration, budget)
-            with torch.no_grad():
-                history["loss"][iteration] = loss.mean()
-                history["dynamics_loss"][iteration] = dynamics.mean()
-                history["goal_loss"][iteration] = goal_term.mean()
-                history["state_grad_norm"][iteration] = virtual_states.grad.flatten(2).norm(dim=-1).mean()
-                history["action_grad_norm"][iteration] = actions.grad.flatten(2).norm(dim=-1).mean()
-                history["noise_scale"][iteration] = sigma
-            optimizer.step()
-            with torch.no_grad():
-                actions.copy_(self.clamp_actions(actions))
-                if sigma > 0:  # fresh noise per state, per candidate, per iteration
-                    virtual_states.add_(self.randn(virtual_states.shape[1:]), alpha=sigma)
+            if optimizer is not None:
+                self._lifted_step(problem, virtual_states, actions, optimizer, iteration, budget, history)
             synced_states = None
             if self.sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % self.sync_every == 0:
                 last = iteration + 1 == budget and problem.init is None
                 synced_states = self._sync(problem, actions, virtual_states, last=last)
+                if optimizer is None and synced_states is not None:  # the syncs are the whole optimisation: log their cost
+                    with torch.no_grad():
+                        history["loss"][iteration] = self.trajectory_cost(synced_states, actions, problem.goal).mean()
             if self.callback is not None:
                 self.callback(iteration, virtual_states.detach(), actions.detach())
             if self.should_stop(iteration, problem, actions.detach(), lambda: (actions, virtual_states[:, :, : self.num_virtual_states])):
@@ -313,6 +315,43 @@ class GraspPlanner(Planner):
             early_stopped=early_stopped,
             states=synced_states,  # a run that ends on a sync has its rollouts already: selection reuses them
         )
+
+    def _lifted_optimizer(self, virtual_states: Tensor, actions: Tensor) -> torch.optim.Optimizer:
+        """Adam (or SGD) on the virtual states and the actions, each with its own learning rate."""
+        config = self.config
+        virtual_states.requires_grad_(True)
+        actions.requires_grad_(True)
+        groups = [{"params": [virtual_states], "lr": config.lr_states}, {"params": [actions], "lr": config.lr_actions}]
+        return torch.optim.Adam(groups, fused=True) if config.optimizer == "adam" else torch.optim.SGD(groups, foreach=True)
+
+    def _lifted_step(
+        self, problem: Problem, virtual_states: Tensor, actions: Tensor, optimizer: torch.optim.Optimizer, iteration: int, budget: int,
+        history: dict[str, Tensor],
+    ) -> None:  # fmt: skip
+        """Steps 1-3 of an iteration: the lifted loss, one optimizer step, clipping, fresh state noise."""
+        config = self.config
+        # γ plus the objective's own dense term (dense_goal_weight · mean over the T predicted states)
+        goal_weight = self.lifted_goal_weight + self.dense_goal_weight / self.horizon
+        optimizer.zero_grad(set_to_none=True)
+        dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
+        loss = dynamics + goal_weight * goal_term + running  # [N, B]
+        loss.sum().backward()  # candidates are independent: summing keeps their gradients separate
+        assert actions.grad is not None and virtual_states.grad is not None
+        if config.action_grad_scale != 1.0:
+            actions.grad.mul_(config.action_grad_scale)
+        sigma = config.noise_at(iteration, budget)
+        with torch.no_grad():
+            history["loss"][iteration] = loss.mean()
+            history["dynamics_loss"][iteration] = dynamics.mean()
+            history["goal_loss"][iteration] = goal_term.mean()
+            history["state_grad_norm"][iteration] = virtual_states.grad.flatten(2).norm(dim=-1).mean()
+            history["action_grad_norm"][iteration] = actions.grad.flatten(2).norm(dim=-1).mean()
+            history["noise_scale"][iteration] = sigma
+        optimizer.step()
+        with torch.no_grad():
+            actions.copy_(self.clamp_actions(actions))
+            if sigma > 0:  # fresh noise per state, per candidate, per iteration
+                virtual_states.add_(self.randn(virtual_states.shape[1:]), alpha=sigma)
 
     def candidate_count(self, problem: Problem) -> int:
         """B for this plan: ``warm_num_candidates`` with a warm start, else ``num_candidates``."""

@@ -289,8 +289,9 @@ def final_evaluation(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def exact_model_check(task: Mapping[str, Any]) -> dict[str, Any]:
-    """Work unit: GraspMPC with ``task["planner"]`` (at its defaults) on the env's exact physics and known reward,
-    closed loop: can the planner do the task at all, apart from any learned model? Cart-pole swing-up only."""
+    """Work unit: GraspMPC with ``task["planner"]`` (at its defaults, or ``task["options"]``) on the env's exact
+    physics and known reward, closed loop, ``task["episodes"]`` fixed-seed episodes: can the planner do the task
+    at all, apart from any learned model? Cart-pole swing-up only."""
     from mpc_grasp.control.agent import GraspMPC
     from mpc_grasp.control.episodes import run_episodes, summarize_episodes
     from mpc_grasp.data import make_env
@@ -302,13 +303,14 @@ def exact_model_check(task: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"no exact model for {env_id!r}")
     env = make_env(env_id)
     model, reward = CartPoleSwingupModel(), KNOWN_REWARDS[env_id]
-    agent = GraspMPC(model, task["planner"], horizon=task["horizon"], action_space=env.action_space, reward_fn=reward, seed=0)
+    options = dict(task.get("options") or {})
+    agent = GraspMPC(model, task["planner"], horizon=task["horizon"], action_space=env.action_space, reward_fn=reward, seed=0, **options)
     try:
         records = run_episodes(env, agent, task["episodes"], seed=0, progress=False)
     finally:
         env.close()
     summary = summarize_episodes(records)
-    return {"planner": task["planner"], "horizon": task["horizon"], "episode_returns": [r.episode_return for r in records],
+    return {"planner": task["planner"], "options": options, "horizon": task["horizon"], "episode_returns": [r.episode_return for r in records],
             "first_success_steps": [r.first_success_step for r in records],
             **{k: summary.get(k) for k in ("successes", "episodes", "mean_return", "median_plan_time_s", "wall_time_s")}}  # fmt: skip
 
