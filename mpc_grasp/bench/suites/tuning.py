@@ -144,7 +144,7 @@ def transitions_per_iteration(planner: str, config: Mapping[str, Any], horizon: 
     """Model transitions (forward rows) one iteration costs with ``config`` (on ``model``, which resolves
     model-dependent defaults such as GRASP's ``sync_every``).
 
-    GRASP: B·T for the lifted loss, plus per sync (every ``sync_every`` iterations) the sampling sync's
+    GRASP: B·T for the lifted loss (when it runs), plus per sync (every ``sync_every`` iterations) the sampling sync's
     (``sync_samples`` + 2)·B·T rows, ``sync_steps`` shooting rollouts of B·T and the state reset's B·T
     (reused from the sampling sync when there are no shooting steps). GD, CEM, MPPI: one rollout per
     candidate, ``num_candidates``·T. Early-stop checks and the final selection are extra for all alike.
@@ -163,7 +163,8 @@ def transitions_per_iteration(planner: str, config: Mapping[str, Any], horizon: 
     if settings.sync_reset_states and (settings.sync_steps or not settings.sync_samples):
         sync += rows
     syncing = built.sync_every and (settings.sync_steps or settings.sync_samples)
-    return float(rows + (sync / built.sync_every if syncing else 0.0))
+    lifted = rows if built.lifted_updates else 0  # no lifted loss with a reward objective (GraspConfig.lifted_updates)
+    return float(lifted + (sync / built.sync_every if syncing else 0.0))
 
 
 def with_budget(planner: str, config: Mapping[str, Any], horizon: int, budget: int, model: Any = None) -> dict[str, Any]:
