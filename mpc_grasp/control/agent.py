@@ -260,7 +260,7 @@ def _amortised_warm_budget(options: dict[str, Any]) -> None:
     cold candidates and twice the warm iterations, unless the user set them. Measured on the demo
     task (learned grid-world model, H = 50, replan every 10, 3 seed sets x 12 episodes): 23/36 vs
     14/36 with the per-step budget (4 candidates, 4 iterations), 0.3 vs 0.08 s per replan."""
-    options.setdefault("warm_num_candidates", None)
+    options.setdefault("warm_num_candidates", options.get("num_candidates", GraspConfig.num_candidates))
     iterations = options.get("iterations", GraspConfig.iterations)
     default_warm_iterations = GraspConfig.warm_iterations
     assert default_warm_iterations is not None
