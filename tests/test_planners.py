@@ -268,6 +268,38 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     assert reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] == reoptimised.config.warm_iterations
 
 
+def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
+    """The sampling sync perturbs a warm plan by ``warm_sync_sample_std`` (default: half of ``sync_sample_std``),
+    a cold plan by ``sync_sample_std``: a warm plan refines, and wide jolts there lost a balanced cart-pole."""
+    model = LinearSystem.point()
+    planner = make_planner(
+        "grasp", model, horizon=10, reward_fn=lambda s, a, n: -n.square().sum(-1), seed=0, iterations=3, warm_iterations=3,
+        final_sync_samples=None, action_low=-100.0, action_high=100.0,
+    )  # fmt: skip
+    assert planner.warm_sync_sample_std == pytest.approx(planner.config.sync_sample_std / 2)
+    samples_per_candidate = planner.config.sync_samples + 1
+    spreads: list[float] = []
+    rollout = planner.rollout
+
+    def spy(start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if actions.shape[1] > planner.config.num_candidates:  # the sampling sync's rollout of every sample
+            grouped = actions.reshape(actions.shape[0], -1, samples_per_candidate, *actions.shape[2:])
+            spreads.append(float((grouped[:, :, 1:] - grouped[:, :, :1]).std()))  # sample 0 is the unperturbed plan
+        return rollout(start, actions)
+
+    planner.rollout = spy  # type: ignore[method-assign]
+    cold = planner.plan([1.0, 1.0])
+    cold_spreads, spreads = spreads, []
+    planner.plan(cold.states[1], init=cold.shifted(1))
+    half_range = 100.0  # (action_high - action_low) / 2
+    assert len(cold_spreads) == 3 and len(spreads) == 3
+    assert np.allclose(cold_spreads, planner.config.sync_sample_std * half_range, rtol=0.05), cold_spreads
+    assert np.allclose(spreads, planner.warm_sync_sample_std * half_range, rtol=0.05), spreads
+    assert make_planner("grasp", model, horizon=5, warm_sync_sample_std=0.1).warm_sync_sample_std == 0.1
+    with pytest.raises(ValueError, match="warm_sync_sample_std must be > 0"):
+        make_planner("grasp", model, horizon=5, warm_sync_sample_std=0.0)
+
+
 @pytest.mark.parametrize("name", PLANNERS)
 def test_solved_warm_starts_are_kept_per_problem_in_a_batch(name: str) -> None:
     """Problem 0's warm start reaches the goal (kept, 0 iterations); problem 1's does not (optimised)."""
