@@ -134,7 +134,7 @@ class GraspConfig(PlannerConfig):
     ``terminal_value``): there the task term games the free virtual states and the lifted action steps
     are one-step greedy, which undoes the syncs' non-greedy plans. Measured, exact cart-pole swing-up,
     env reward, H = 50, closed loop, 5 episodes (``experiments/reward_planning.py``): lifted steps on, 0/5
-    balanced at the end (returns 88-106); off, 5/5 (212-216; CEM 5/5, 194-199), at 0.20 s per step vs 0.05 s.
+    balanced at the end (returns 89-118); off, 5/5 (211-216; CEM 5/5, 194-199), at 0.16 s per step vs 0.05 s.
     With them off, ``sync_every`` resolves to 1."""
     dynamics_loss: str = "mse"
     """'mse', or 'nll' (Gaussian NLL under ``model.predict_distribution``)."""
