@@ -73,6 +73,28 @@ def test_report_at_a_tiny_scale(tiny_model_dir, tmp_path):
     assert again["units_reused_from_log"] == 3
 
 
+def test_warm_candidates_study_passes_its_options_and_sets_cem_beside(tiny_model_dir, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("warm_candidates", pt.REPO_ROOT / "experiments" / "warm_candidates.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    unit = {"task": "umaze", "seed": 0, "model_dir": str(tiny_model_dir), "planner": "grasp", "horizon": 5,
+            "pairs": pt.make_pairs(UMAZE, 1, 0), "max_steps": 2, "options": {"warm_num_candidates": 0}}  # fmt: skip
+    with pytest.raises(ValueError, match="warm_num_candidates must be >= 1"):  # the options reach the planner
+        pt.run_closed_loop_unit(unit)
+    cem_row = {"mode": "closed_loop", "task": "umaze", "planner": "cem", "horizon": 5, "n": 1, "success_rate": 1.0,
+               "success_ci95": [0.2, 1.0], "by_difficulty": {"1": 1.0}, "median_time_per_plan_s": 0.3, "median_time_to_success_s": 2.0}  # fmt: skip
+    (tmp_path / "reference.json").write_text(json.dumps({"rows": [cem_row]}))
+    argv = ["--values", "1", "2", "--episodes", "1", "--horizon", "5", "--max-steps", "3", "--model-dir", str(tiny_model_dir),
+            "--reference", str(tmp_path / "reference.json"), "--out", str(tmp_path)]  # fmt: skip
+    report = study.main(argv)
+    assert [row["warm_num_candidates"] for row in report["rows"]] == [1, 2] and all(row["n"] == 1 for row in report["rows"])
+    assert report["cem"]["median_time_to_success_s"] == 2.0
+    assert "CEM (results/paper_tasks.json)" in (tmp_path / "warm_candidates.md").read_text()
+    assert (tmp_path / "warm_candidates.png").is_file()
+
+
 def test_maze_success_test_matches_the_env_flag_on_a_scripted_run():
     env = make_env(UMAZE.env_id)
     pair = pt.make_pairs(UMAZE, 1, 0)[0]

@@ -289,7 +289,8 @@ def run_open_loop_unit(task_input: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def run_closed_loop_unit(task_input: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Worker of one closed-loop cell: one ``GraspMPC`` episode (replanning every step) per pair."""
+    """Worker of one closed-loop cell: one ``GraspMPC`` episode (replanning every step) per pair; ``options``
+    (optional) are planner options over the cell's own (``experiments/warm_candidates.py``)."""
     from mpc_grasp.bench.suites.real_env import CountingAgent
     from mpc_grasp.control.agent import GraspMPC
     from mpc_grasp.control.episodes import run_episodes
@@ -298,7 +299,7 @@ def run_closed_loop_unit(task_input: Mapping[str, Any]) -> list[dict[str, Any]]:
     model, _ = load_or_build_model(task, task_input["seed"], Path(task_input["model_dir"]))
     env = make_env(task.env_id)
     label = task_input["planner"]
-    options = planner_options(label, task, task_input["seed"])
+    options = {**planner_options(label, task, task_input["seed"]), **task_input.get("options", {})}
     agent = CountingAgent(GraspMPC(model, PAPER_PLANNERS[label], int(task_input["horizon"]), action_space=env.action_space, **options))
     records = []
     try:

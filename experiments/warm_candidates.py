@@ -1,0 +1,125 @@
+"""How many candidates should a warm-started GRASP plan keep? Closed-loop Point-Maze UMaze (issue 16).
+
+Runs the paper-tasks suite's closed-loop cell (``run_closed_loop_unit``: one ``GraspMPC`` episode per start/goal
+pair, the suite's model and pairs) once per ``warm_num_candidates`` value, everything else at GRASP's defaults,
+and sets each beside the suite's CEM cell from ``results/paper_tasks.json`` (same pairs, model and horizon).
+Writes ``results/warm_candidates.{json,md,png}``.
+
+    python experiments/warm_candidates.py                          # 4, 8, 16 x 50 episodes: ~30 min on 1 thread
+    python experiments/warm_candidates.py --values 8 --episodes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from mpc_grasp.bench.report import REPO_ROOT, ci_cell, command_line, write_report  # noqa: E402
+from mpc_grasp.bench.suites import paper_tasks as pt  # noqa: E402
+
+STEM = "warm_candidates"
+
+
+def run(
+    values: Sequence[int], episodes: int, horizon: int, max_steps: int, model_dir: Path, reference: Path, progress: bool = True
+) -> dict:
+    """One closed-loop UMaze cell per ``warm_num_candidates`` value; the CEM reference row if ``reference`` has one."""
+    pairs = pt.make_pairs(pt.TASKS["umaze"], episodes, 0)[:episodes]
+    rows = []
+    for value in tqdm(values, desc="warm_num_candidates", disable=not progress):
+        records = pt.run_closed_loop_unit({
+            "task": "umaze", "seed": 0, "model_dir": str(model_dir), "planner": "grasp", "horizon": horizon, "pairs": pairs,
+            "max_steps": max_steps, "options": {"warm_num_candidates": value},
+        })  # fmt: skip
+        rows.append({"warm_num_candidates": value, **pt.summarize(records), "records": records})
+    cem = None
+    if reference.is_file():
+        for row in json.loads(reference.read_text()).get("rows", []):
+            cell = (row["mode"], row["task"], row["planner"], row["horizon"], row["n"])
+            if cell == ("closed_loop", "umaze", "cem", horizon, episodes):
+                cem = {key: value for key, value in row.items() if key != "records"}
+    return {"threads": torch.get_num_threads(), "episodes": episodes, "horizon": horizon, "max_steps": max_steps, "rows": rows, "cem": cem}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# GRASP warm candidates, closed-loop Point-Maze UMaze (H = {report['horizon']}, {report['episodes']} episodes)",
+        "",
+        "Same start/goal pairs, model and horizon as the paper-tasks suite's closed-loop cell; GRASP defaults except "
+        f"`warm_num_candidates`. {report['threads']} torch thread(s). Success = the env's own flag; CI = Wilson 95%.",
+        "",
+        "| planner | success (95% CI) | by path length 1/2/3 | median s per step | median s to success |",
+        "|---|---|---|---:|---:|",
+    ]
+    cem = report.get("cem")
+    for row in [*report["rows"], *([cem] if cem else [])]:
+        label = f"GRASP, {row['warm_num_candidates']} warm candidates" if "warm_num_candidates" in row else "CEM (results/paper_tasks.json)"
+        by = "/".join(f"{rate:.0%}" for rate in row["by_difficulty"].values())
+        lines.append(f"| {label} | {ci_cell(row['success_rate'], row['success_ci95'])} | {by} | "
+                     f"{_number(row['median_time_per_plan_s'], 3)} | {_number(row['median_time_to_success_s'], 1)} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def plot(report: dict[str, Any], path: Path) -> Path:
+    rows, cem = report["rows"], report.get("cem")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    values = [row["warm_num_candidates"] for row in rows]
+    rates = [row["success_rate"] for row in rows]
+    errors = [
+        [rate - row["success_ci95"][0] for rate, row in zip(rates, rows)],
+        [row["success_ci95"][1] - rate for rate, row in zip(rates, rows)],
+    ]
+    left.errorbar(values, rates, yerr=errors, marker="o", capsize=3, label="GRASP")
+    times = [float("nan") if row["median_time_to_success_s"] is None else row["median_time_to_success_s"] for row in rows]
+    right.plot(values, times, marker="o", label="GRASP")
+    if cem and cem["median_time_to_success_s"] is not None:
+        left.axhline(cem["success_rate"], color="tab:red", linestyle="--", label="CEM")
+        right.axhline(cem["median_time_to_success_s"], color="tab:red", linestyle="--", label="CEM")
+        right.axhline(cem["median_time_to_success_s"] / 2, color="tab:red", linestyle=":", label="CEM / 2")
+    left.set(xlabel="warm_num_candidates", ylabel="success (env)", ylim=(0, 1.05), xticks=values)
+    right.set(xlabel="warm_num_candidates", ylabel="median s to success", xticks=values)
+    for axis in (left, right):
+        axis.legend()
+    figure.suptitle(f"Closed-loop Point-Maze UMaze, H = {report['horizon']}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--values", nargs="+", type=int, default=[4, 8, 16], help="warm_num_candidates values")
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--horizon", type=int, default=50)
+    parser.add_argument("--max-steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model-dir", type=Path, default=pt.MODEL_DIR, help="the suite's models (built there if missing)")
+    parser.add_argument("--reference", type=Path, default=REPO_ROOT / "results" / "paper_tasks.json", help="report with the CEM cell")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "results")
+    args = parser.parse_args(argv)
+    if min(args.values) < 1 or args.episodes < 1:
+        parser.error("--values and --episodes must be >= 1")
+    torch.set_num_threads(args.threads)
+    report = run(args.values, args.episodes, args.horizon, args.max_steps, args.model_dir, args.reference)
+    report["command"] = command_line("experiments/warm_candidates.py", argv)
+    paths = write_report(args.out, STEM, report, markdown, plot)
+    print(paths["md"].read_text())
+    return report
+
+
+if __name__ == "__main__":
+    main()
