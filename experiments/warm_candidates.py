@@ -5,7 +5,8 @@ pair, the suite's model and pairs) once per ``warm_num_candidates`` value, every
 and sets each beside the suite's CEM cell from ``results/paper_tasks.json`` (same pairs, model and horizon).
 Writes ``results/warm_candidates.{json,md,png}``.
 
-    python experiments/warm_candidates.py                          # 4, 8, 16 x 50 episodes: ~30 min on 1 thread
+    python experiments/warm_candidates.py                 # 4, 8, 16 x 50 episodes: ~25 min on 1 thread
+    python experiments/warm_candidates.py --rerun-cem     # and CEM's cell in the same run (+25 min)
     python experiments/warm_candidates.py --values 8 --episodes 10
 """
 
@@ -30,23 +31,31 @@ STEM = "warm_candidates"
 
 
 def run(
-    values: Sequence[int], episodes: int, horizon: int, max_steps: int, model_dir: Path, reference: Path, progress: bool = True
+    values: Sequence[int], episodes: int, horizon: int, max_steps: int, model_dir: Path, reference: Path | None, progress: bool = True
 ) -> dict:
-    """One closed-loop UMaze cell per ``warm_num_candidates`` value; the CEM reference row if ``reference`` has one."""
+    """One closed-loop UMaze cell per ``warm_num_candidates`` value, and CEM's cell: rerun here when ``reference``
+    is None (the same machine load, for time ratios), else read from that report if it has one."""
     pairs = pt.make_pairs(pt.TASKS["umaze"], episodes, 0)[:episodes]
-    rows = []
-    for value in tqdm(values, desc="warm_num_candidates", disable=not progress):
+
+    def cell(planner: str, options: dict[str, Any]) -> dict[str, Any]:
         records = pt.run_closed_loop_unit({
-            "task": "umaze", "seed": 0, "model_dir": str(model_dir), "planner": "grasp", "horizon": horizon, "pairs": pairs,
-            "max_steps": max_steps, "options": {"warm_num_candidates": value},
+            "task": "umaze", "seed": 0, "model_dir": str(model_dir), "planner": planner, "horizon": horizon, "pairs": pairs,
+            "max_steps": max_steps, "options": options,
         })  # fmt: skip
-        rows.append({"warm_num_candidates": value, **pt.summarize(records), "records": records})
-    cem = None
-    if reference.is_file():
+        return {**pt.summarize(records), "records": records}
+
+    runs = [*values, "cem"] if reference is None else list(values)
+    rows, cem = [], None
+    for value in tqdm(runs, desc="closed-loop cells", disable=not progress):
+        if value == "cem":
+            cem = {"source": "this run", **cell("cem", {})}
+        else:
+            rows.append({"warm_num_candidates": value, **cell("grasp", {"warm_num_candidates": value})})
+    if reference is not None and reference.is_file():
         for row in json.loads(reference.read_text()).get("rows", []):
-            cell = (row["mode"], row["task"], row["planner"], row["horizon"], row["n"])
-            if cell == ("closed_loop", "umaze", "cem", horizon, episodes):
-                cem = {key: value for key, value in row.items() if key != "records"}
+            if (row["mode"], row["task"], row["planner"], row["horizon"], row["n"]) == ("closed_loop", "umaze", "cem", horizon, episodes):
+                cem = {"source": str(reference.relative_to(REPO_ROOT) if reference.is_relative_to(REPO_ROOT) else reference)}
+                cem.update({key: value for key, value in row.items() if key != "records"})
     return {"threads": torch.get_num_threads(), "episodes": episodes, "horizon": horizon, "max_steps": max_steps, "rows": rows, "cem": cem}
 
 
@@ -62,7 +71,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     cem = report.get("cem")
     for row in [*report["rows"], *([cem] if cem else [])]:
-        label = f"GRASP, {row['warm_num_candidates']} warm candidates" if "warm_num_candidates" in row else "CEM (results/paper_tasks.json)"
+        label = f"GRASP, {row['warm_num_candidates']} warm candidates" if "warm_num_candidates" in row else f"CEM ({row['source']})"
         by = "/".join(f"{rate:.0%}" for rate in row["by_difficulty"].values())
         lines.append(f"| {label} | {ci_cell(row['success_rate'], row['success_ci95'])} | {by} | "
                      f"{_number(row['median_time_per_plan_s'], 3)} | {_number(row['median_time_to_success_s'], 1)} |")  # fmt: skip
@@ -109,12 +118,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model-dir", type=Path, default=pt.MODEL_DIR, help="the suite's models (built there if missing)")
     parser.add_argument("--reference", type=Path, default=REPO_ROOT / "results" / "paper_tasks.json", help="report with the CEM cell")
+    parser.add_argument("--rerun-cem", action="store_true", help="run CEM's cell here instead of reading --reference (~25 min)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "results")
     args = parser.parse_args(argv)
     if min(args.values) < 1 or args.episodes < 1:
         parser.error("--values and --episodes must be >= 1")
     torch.set_num_threads(args.threads)
-    report = run(args.values, args.episodes, args.horizon, args.max_steps, args.model_dir, args.reference)
+    reference = None if args.rerun_cem else args.reference
+    report = run(args.values, args.episodes, args.horizon, args.max_steps, args.model_dir, reference)
     report["command"] = command_line("experiments/warm_candidates.py", argv)
     paths = write_report(args.out, STEM, report, markdown, plot)
     print(paths["md"].read_text())

@@ -176,7 +176,7 @@ def test_grasp_warm_plans_get_a_bigger_budget_when_each_plan_serves_several_step
 
     space = gym.spaces.Box(-1, 1, (2,), np.float32)
     every_step = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0])
-    assert every_step.planner.warm_num_candidates == 8 and every_step.planner.config.warm_iterations == 4
+    assert every_step.planner.warm_num_candidates == 16 and every_step.planner.config.warm_iterations == 4
     amortised = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5)
     assert amortised.planner.warm_num_candidates == 16 and amortised.planner.config.warm_iterations == 8
     chosen = GraspMPC(

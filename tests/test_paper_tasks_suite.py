@@ -91,7 +91,9 @@ def test_warm_candidates_study_passes_its_options_and_sets_cem_beside(tiny_model
     report = study.main(argv)
     assert [row["warm_num_candidates"] for row in report["rows"]] == [1, 2] and all(row["n"] == 1 for row in report["rows"])
     assert report["cem"]["median_time_to_success_s"] == 2.0
-    assert "CEM (results/paper_tasks.json)" in (tmp_path / "warm_candidates.md").read_text()
+    assert f"CEM ({tmp_path / 'reference.json'})" in (tmp_path / "warm_candidates.md").read_text()
+    rerun = study.run([1], 1, 5, 2, tiny_model_dir, None, progress=False)
+    assert rerun["cem"]["source"] == "this run" and rerun["cem"]["n"] == 1 and len(rerun["cem"]["records"]) == 1
     assert (tmp_path / "warm_candidates.png").is_file()
 
 

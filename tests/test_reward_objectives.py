@@ -81,9 +81,9 @@ def test_grasp_resolves_lifted_updates_by_objective_and_rejects_a_plan_with_noth
     with_value = make_planner("grasp", model, horizon=5, terminal_value=lambda state: -state.square().sum(-1))
     assert with_value.lifted_updates is False
     goal_only = make_planner("grasp", model, horizon=5)
-    assert goal_only.lifted_updates is True and goal_only.sync_every == 4 and goal_only.warm_num_candidates == 8
+    assert goal_only.lifted_updates is True and goal_only.sync_every == 4 and goal_only.warm_num_candidates == 16
     forced = make_planner("grasp", model, horizon=5, reward_fn=reward_to_target, lifted_updates=True)
-    assert forced.lifted_updates is True and forced.sync_every == 4 and forced.warm_num_candidates == 8
+    assert forced.lifted_updates is True and forced.sync_every == 4 and forced.warm_num_candidates == 16
     chosen = make_planner("grasp", model, horizon=5, reward_fn=reward_to_target, warm_num_candidates=2)
     assert chosen.warm_num_candidates == 2
     with pytest.raises(ValueError, match="lifted_updates=False leaves GRASP nothing to optimise"):

@@ -53,16 +53,12 @@ class GraspConfig(PlannerConfig):
     num_candidates: int = 16
     """B candidate plans optimised in parallel; the best by model rollout is returned."""
     warm_num_candidates: int | None = None
-    """Candidates of a warm-started plan. None (default) resolves by objective. Goal objectives: 8; the
-    shifted previous plan is nearly optimal already, so fewer rows than a cold plan's make the control step
-    cheaper (``experiments/speed.py``), but the sampling syncs around the warm half of the rows are what
-    find a way around walls. Measured, closed-loop Point-Maze UMaze, H = 50, the same 50 start/goal pairs
-    (``experiments/warm_candidates.py``; CEM 43/50 at 0.28 s per step): 4 warm candidates reach 35/50 at
-    0.06 s per step, 8 reach 41/50 at 0.09 s, 16 43/50 at 0.11 s. Reward objectives (``reward_fn`` or ``terminal_value``): ``num_candidates``;
-    there every warm plan is a run of sampling syncs, and a swing-up held on a learned model needs the
-    wider search. Precisely, it follows the resolved ``lifted_updates`` (forcing them on keeps 8). Measured,
-    learned cart-pole swing-up (10k-step MBRL models, 10 episodes): 4 warm candidates balance 3/10 and 0/5,
-    16 balance 9/10 on both models; the MBRL loop run with 16 balances 8/10 at 9k and 10k env steps."""
+    """Candidates of a warm-started plan; None (default) keeps ``num_candidates``. Half of them start from
+    the shifted previous plan, and the sampling sync around each is what finds the way around a wall or holds
+    a swing-up: fewer rows make the control step cheaper but fail more. Measured, closed-loop Point-Maze UMaze,
+    H = 50, the same 50 start/goal pairs (``experiments/warm_candidates.py``): 4 warm candidates reach 35/50 at
+    0.055 s per step, 8 41/50 at 0.070 s, 16 43/50 at 0.103 s (CEM 43/50 at 0.285 s); learned cart-pole
+    swing-up (10k-step MBRL models, 10 episodes): 4 balance 3/10 and 0/5, 16 9/10 on both models."""
     lr_states: float = 0.1
     """Adam learning rate of the virtual states."""
     lr_actions: float = 0.05
@@ -231,9 +227,7 @@ class GraspPlanner(Planner):
         maximises_return = self.reward_fn is not None or self.terminal_value is not None
         self.lifted_updates = not maximises_return if config.lifted_updates is None else config.lifted_updates
         """The resolved lifted-step switch (see ``GraspConfig.lifted_updates``)."""
-        goal_warm_candidates = min(8, config.num_candidates)
-        default_warm_candidates = goal_warm_candidates if self.lifted_updates else config.num_candidates
-        self.warm_num_candidates = default_warm_candidates if config.warm_num_candidates is None else config.warm_num_candidates
+        self.warm_num_candidates = config.num_candidates if config.warm_num_candidates is None else config.warm_num_candidates
         """The resolved candidates of a warm-started plan (see ``GraspConfig.warm_num_candidates``)."""
         self.warm_sync_sample_std = config.sync_sample_std / 2 if config.warm_sync_sample_std is None else config.warm_sync_sample_std
         """The resolved perturbation std of warm plans' sampling syncs (see ``GraspConfig.warm_sync_sample_std``)."""

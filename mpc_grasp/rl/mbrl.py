@@ -248,7 +248,7 @@ episodes near the upright state), then 8 rounds of 200 agent steps (1800 env ste
 ``mpc_grasp/CartPoleSwingup-v0``: the learned reward head, horizon 50 (2 s), 1000 random seed steps, then 9
 rounds of 1000 agent steps (10k env steps in all), and **CEM** inside ``GraspMPC`` (3 warm iterations). GRASP
 at its defaults does the task on the exact physics with the env's reward (5/5 balanced, mean return 213 vs
-CEM's 197: ``results/reward_planning.md``) and, with 16 warm candidates (its reward default), is level with CEM in
+CEM's 197: ``results/reward_planning.md``) and, with 16 warm candidates (its default), is level with CEM in
 this loop (171 vs 160 at 10k env steps; 8/10 balanced at 9k vs CEM's 6/10 at 10k; one seed: ``docs/mbrl.md``). With
 its warm plans sampling at half the std (``warm_sync_sample_std``), GRASP balances 10/10 on this recipe's 10k-step
 model, where CEM balances 6/10. The recipe keeps CEM, the planner its committed study ran, until a loop run from
