@@ -56,9 +56,10 @@ class GraspConfig(PlannerConfig):
     """Candidates of a warm-started plan; None (default) keeps ``num_candidates``. Half of them start from
     the shifted previous plan, and the sampling sync around each is what finds the way around a wall or holds
     a swing-up: fewer rows make the control step cheaper but fail more. Measured, closed-loop Point-Maze UMaze,
-    H = 50, the same 50 start/goal pairs (``experiments/warm_candidates.py``): 4 warm candidates reach 35/50 at
-    0.055 s per step, 8 41/50 at 0.070 s, 16 43/50 at 0.103 s (CEM 43/50 at 0.285 s); learned cart-pole
-    swing-up (10k-step MBRL models, 10 episodes): 4 balance 3/10 and 0/5, 16 9/10 on both models."""
+    H = 50, the same 50 start/goal pairs, CEM in the same run (``experiments/warm_candidates.py --rerun-cem``):
+    4 warm candidates reach 35/50 at 0.059 s per step (median 6.2 s to success), 8 41/50 at 0.087 s (8.0 s),
+    16 43/50 at 0.105 s (11.2 s); CEM 43/50 at 0.251 s (20.8 s). Learned cart-pole swing-up (10k-step MBRL
+    models, 10 episodes): 4 balance 3/10 and 0/5, 16 9/10 on both models."""
     lr_states: float = 0.1
     """Adam learning rate of the virtual states."""
     lr_actions: float = 0.05
