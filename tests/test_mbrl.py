@@ -369,13 +369,13 @@ def test_the_cartpole_swingup_recipe_and_study() -> None:
     from mpc_grasp.bench.suites.mbrl import MBRLStudyConfig, exact_model_check
 
     config = mbrl_recipe("mpc_grasp/CartPoleSwingup-v0")
-    assert config.planner == "cem" and config.reward == "learned" and config.horizon == 50
+    assert config.planner == "grasp" and config.reward == "learned" and config.horizon == 50
     assert config.env_steps(config.rounds) == 10_000  # issue 15's budget: <= 10k env steps
     assert KNOWN_REWARDS[config.env_id] is cartpole_swingup_reward
     study = MBRLStudyConfig.for_env(config.env_id, eval_episodes=2)
-    assert study.recipe().planner == "cem" and study.recipe().planner_options == {"warm_iterations": 3}
-    comparison = study.recipe(3, planner="grasp")
-    assert comparison.planner == "grasp" and comparison.planner_options is None and comparison.rounds == 3  # GRASP at its defaults
+    assert study.recipe().planner == "grasp" and study.recipe().planner_options is None  # GRASP at its defaults
+    comparison = study.recipe(3, planner="cem")
+    assert comparison.planner == "cem" and comparison.planner_options is None and comparison.rounds == 3
     with pytest.raises(ValueError, match="no exact model"):
         exact_model_check({"env_id": "Pendulum-v1", "planner": "grasp", "horizon": 5, "episodes": 1})
 
@@ -406,11 +406,11 @@ def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
     assert config("mpc_grasp/CartPoleSwingup-v0") == mbrl_recipe("mpc_grasp/CartPoleSwingup-v0")  # no flags: the recipe
     assert config("Pendulum-v1") == MBRLConfig()
     assert config("MountainCarContinuous-v0") == MBRLConfig(env_id="MountainCarContinuous-v0")  # no recipe: the defaults
-    changed = config("mpc_grasp/CartPoleSwingup-v0", "--rounds", "2", "--planner", "grasp", "--hidden-sizes", "64,64")
+    changed = config("mpc_grasp/CartPoleSwingup-v0", "--rounds", "2", "--planner", "cem", "--hidden-sizes", "64,64")
     assert changed.rounds == 2 and changed.hidden_sizes == (64, 64) and changed.horizon == 50
-    assert changed.planner == "grasp" and changed.planner_options is None  # CEM's warm_iterations are not carried to GRASP
+    assert changed.planner == "cem" and changed.planner_options is None
     tuned = config("mpc_grasp/CartPoleSwingup-v0", "--set", "warm_iterations=5")
-    assert tuned.planner == "cem" and tuned.planner_options == {"warm_iterations": 5}
+    assert tuned.planner == "grasp" and tuned.planner_options == {"warm_iterations": 5}
 
 
 def test_the_reward_planning_study_runs_the_exact_cartpole_and_resumes(tmp_path) -> None:

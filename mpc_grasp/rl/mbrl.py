@@ -228,8 +228,7 @@ MBRL_RECIPES: dict[str, dict[str, Any]] = {
         "steps_per_round": 200,
     },
     "mpc_grasp/CartPoleSwingup-v0": {
-        "planner": "cem",
-        "planner_options": {"warm_iterations": 3},
+        "planner": "grasp",
         "horizon": 50,
         "seed_steps": 1000,
         "steps_per_round": 1000,
@@ -246,13 +245,10 @@ early models drift and the pole fell within 50 steps), 200 random seed steps (ab
 episodes near the upright state), then 8 rounds of 200 agent steps (1800 env steps in all).
 
 ``mpc_grasp/CartPoleSwingup-v0``: the learned reward head, horizon 50 (2 s), 1000 random seed steps, then 9
-rounds of 1000 agent steps (10k env steps in all), and **CEM** inside ``GraspMPC`` (3 warm iterations). GRASP
-at its defaults does the task on the exact physics with the env's reward (5/5 balanced, mean return 213 vs
-CEM's 197: ``results/reward_planning.md``) and, with 16 warm candidates (its default), is level with CEM in
-this loop (171 vs 160 at 10k env steps; 8/10 balanced at 9k vs CEM's 6/10 at 10k; one seed: ``docs/mbrl.md``). With
-its warm plans sampling at half the std (``warm_sync_sample_std``), GRASP balances 10/10 on this recipe's 10k-step
-model, where CEM balances 6/10. The recipe keeps CEM, the planner its committed study ran, until a loop run from
-scratch with GRASP on several training seeds confirms it."""
+rounds of 1000 agent steps (10k env steps in all), and GRASP at its defaults inside ``GraspMPC``. Measured, 10
+seeded episodes on the 10k-step model: the loop from scratch with training seed 1 10/10, mean return 200 (3-episode means 176, 193, 204, 194, 207 at 6k-10k); seed 0 (its first
+7 rounds under the earlier warm sampling std) 9/10, mean 188. The recipe planned with CEM (3 warm iterations)
+before: 6/10, mean 164 on its own 10k model, where GRASP balances 10/10 (``docs/mbrl.md``)."""
 
 
 def mbrl_recipe(env_id: str, **overrides: Any) -> MBRLConfig:

@@ -115,7 +115,7 @@ STUDY_ENVS: dict[str, EnvStudy] = {
         mppi_rounds=3,
         seeds=1,
         sac_extra_steps=(),
-        comparison_planner="grasp",
+        comparison_planner="cem",
         final_eval_episodes=10,
         final_eval_rewards=("learned", "known"),
         exact_model_planners=("grasp", "cem"),
@@ -123,7 +123,7 @@ STUDY_ENVS: dict[str, EnvStudy] = {
             "Cart-pole swing-up (DeepMind Control's reward in [0, 1] per step, 250-step episodes; success = pole "
             "within 0.2 rad of upright, |θ̇| < 1 and |x| < 1 at the last step; the episode ends if the cart leaves "
             "the track). Issue 15's target: >= 9 of 10 seeded episodes swung up and balanced after <= 10k env steps. "
-            "The recipe plans with CEM inside GraspMPC and the learned reward head; GRASP's loop is the comparison row "
+            "The recipe plans with GRASP inside GraspMPC and the learned reward head; CEM's loop is the comparison row "
             "(the exact-model table: can each planner do the task with the true physics?)."
         ),
     ),
