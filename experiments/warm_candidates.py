@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from mpc_grasp.bench.report import REPO_ROOT, ci_cell, command_line, write_report  # noqa: E402
+from mpc_grasp.bench.report import REPO_ROOT, ci_cell, command_line, number_cell, write_report  # noqa: E402
 from mpc_grasp.bench.suites import paper_tasks as pt  # noqa: E402
 
 STEM = "warm_candidates"
@@ -74,12 +74,8 @@ def markdown(report: dict[str, Any]) -> str:
         label = f"GRASP, {row['warm_num_candidates']} warm candidates" if "warm_num_candidates" in row else f"CEM ({row['source']})"
         by = "/".join(f"{rate:.0%}" for rate in row["by_difficulty"].values())
         lines.append(f"| {label} | {ci_cell(row['success_rate'], row['success_ci95'])} | {by} | "
-                     f"{_number(row['median_time_per_plan_s'], 3)} | {_number(row['median_time_to_success_s'], 1)} |")  # fmt: skip
+                     f"{number_cell(row['median_time_per_plan_s'], 3)} | {number_cell(row['median_time_to_success_s'], 1)} |")  # fmt: skip
     return "\n".join(lines)
-
-
-def _number(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def plot(report: dict[str, Any], path: Path) -> Path:

@@ -15,7 +15,18 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-__all__ = ["REPO_ROOT", "ci_cell", "command_line", "git_commit", "median", "pct", "success_rate", "wilson_interval", "write_report"]
+__all__ = [
+    "REPO_ROOT",
+    "ci_cell",
+    "command_line",
+    "git_commit",
+    "median",
+    "number_cell",
+    "pct",
+    "success_rate",
+    "wilson_interval",
+    "write_report",
+]
 
 from mpc_grasp.bench.engine import REPO_ROOT
 
@@ -124,6 +135,11 @@ def median(values: Iterable[float | None]) -> float | None:
 def pct(rate: float | None) -> str:
     """A rate as a table cell: ``"42%"``, or ``"–"`` when unknown."""
     return "–" if rate is None else f"{100 * rate:.0f}%"
+
+
+def number_cell(value: float | None, digits: int = 2) -> str:
+    """A number as a table cell with ``digits`` decimals, or ``"–"`` when unknown."""
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def ci_cell(rate: float | None, interval: Sequence[float] | None) -> str:

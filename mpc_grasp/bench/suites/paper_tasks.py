@@ -32,7 +32,7 @@ import torch
 
 from mpc_grasp.bench.engine import REPO_ROOT, ResumeLog, WorkUnit, file_hashes, fingerprint, run_units
 from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import ci_cell, median, success_rate, write_report
+from mpc_grasp.bench.report import ci_cell, median, number_cell, success_rate, write_report
 from mpc_grasp.data import collect_transitions, make_env
 from mpc_grasp.planners import GraspConfig, make_planner
 
@@ -490,10 +490,6 @@ def target_check(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- report
 
 
-def _s(value: float | None, digits: int = 2) -> str:  # a number cell
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def markdown(report: Mapping[str, Any]) -> str:
     scale, cl = report["scale"], report["scale"]["closed_loop"]
     lines = ["# The paper's tasks: Point-Maze and Push-T, open and closed loop (issue 16)", "",
@@ -521,7 +517,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     for name, info in report["models"].items():
         extra = f" (block moves in {100 * info['block_moved_fraction']:.0f}% of steps)" if "block_moved_fraction" in info else ""
         lines.append(f"| {name} | `{info['env_id']}` | {info['data_steps']} | {info.get('exploration', '?')}{extra} | "
-                     f"{_s(info.get('collect_s'), 0)} | {_s(info.get('train_s'), 0)} | {_s(info.get('one_step_rmse'), 4)} |")  # fmt: skip
+                     f"{number_cell(info.get('collect_s'), 0)} | {number_cell(info.get('train_s'), 0)} | {number_cell(info.get('one_step_rmse'), 4)} |")  # fmt: skip
     for mode, title in (("open_loop", "Open loop"), ("closed_loop", "Closed loop (GraspMPC, replanning every step)")):
         rows = [r for r in report["rows"] if r["mode"] == mode]
         if not rows:
@@ -535,18 +531,18 @@ def markdown(report: Mapping[str, Any]) -> str:
         for r in rows:
             by = ", ".join(f"{k}: {100 * v:.0f}%" for k, v in r["by_difficulty"].items() if v is not None)
             kind = "distance" if "median_min_distance_env" in r else "coverage"
-            near = (f"{_s(r.get('median_min_' + kind + '_env'))} / {_s(r.get('median_min_' + kind + '_model'))}" if kind == "distance"
-                    else f"{_s(r.get('median_max_coverage_env'))} / {_s(r.get('median_max_coverage_model'))}")  # fmt: skip
+            near = (f"{number_cell(r.get('median_min_' + kind + '_env'))} / {number_cell(r.get('median_min_' + kind + '_model'))}" if kind == "distance"
+                    else f"{number_cell(r.get('median_max_coverage_env'))} / {number_cell(r.get('median_max_coverage_model'))}")  # fmt: skip
             lines.append(f"| {r['task']} | {r['planner']} | {r['horizon']} | {r['n']} | {ci_cell(r['success_rate'], r['success_ci95'])} | "
-                         f"{ci_cell(r['success_model_rate'], r['success_model_ci95'])} | {_s(r['median_time_per_plan_s'])} | "
-                         f"{_s(r['median_time_to_success_s'])} | {_s(r['median_model_calls'], 0)} | {near} | {by} |")  # fmt: skip
+                         f"{ci_cell(r['success_model_rate'], r['success_model_ci95'])} | {number_cell(r['median_time_per_plan_s'])} | "
+                         f"{number_cell(r['median_time_to_success_s'])} | {number_cell(r['median_model_calls'], 0)} | {near} | {by} |")  # fmt: skip
     if report["target"]:
         lines += ["", "## Target (default GRASP at H >= 50: success >= CEM's at <= half CEM's median time to success)", "",
                   "| mode | task | H | GRASP | CEM | GRASP s to success | CEM s to success | success ok | time ok | met |",
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for t in report["target"]:
             lines.append(f"| {t['mode'].replace('_', ' ')} | {t['task']} | {t['horizon']} | {ci_cell(t['grasp'], None)} | {ci_cell(t['cem'], None)} | "
-                         f"{_s(t['grasp_time_to_success_s'])} | {_s(t['cem_time_to_success_s'])} | {t['success_ok']} | "
+                         f"{number_cell(t['grasp_time_to_success_s'])} | {number_cell(t['cem_time_to_success_s'])} | {t['success_ok']} | "
                          f"{'– (no successes)' if t['time_ok'] is None else t['time_ok']} | **{'yes' if t['met'] else 'no'}** |")  # fmt: skip
     lines += ["", "## Paper reference (DESIGN.md §8: Push-T, DINO-WM visual model, open loop, success under the model / median time to success)",
               "", "| H | CEM | GD | GRASP |", "|---|---|---|---|"]  # fmt: skip
