@@ -5,6 +5,7 @@ closed loop, every planner at its defaults, success in the real env beside succe
     python experiments/paper_tasks.py                        # the full protocol: 50 pairs, all planners, H 40/50/60/80
     python experiments/paper_tasks.py --estimate-only        # time one plan per (task, planner), extrapolate
     python experiments/paper_tasks.py --pairs 20 --planner-pairs gd=10 --task-horizons medium=50,80 --resume
+    python experiments/paper_tasks.py --resume --backend ray --workers 2   # units on two cores (1 torch thread each)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
+from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
 from mpc_grasp.bench.report import command_line
 from mpc_grasp.bench.suites.paper_tasks import PAPER_PLANNERS, TASKS, PaperSuite, estimate_cost, markdown, run_paper_tasks
 
@@ -45,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--no-progress", action="store_true")
+    add_parallel_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     try:
+        parallel = ParallelOptions.from_args(args)
         suite = PaperSuite(
             tuple(args.tasks), tuple(args.planners), tuple(args.horizons), args.pairs,
             _mapping(args.task_horizons, lambda v: tuple(int(h) for h in v.split(","))), _mapping(args.task_pairs, int),
@@ -65,9 +69,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(estimate)
         return dict(estimate or {})
     command = command_line("experiments/paper_tasks.py", argv)
-    report = run_paper_tasks(
-        suite, args.out, command=command, resume=args.resume, progress=not args.no_progress, estimate=estimate, notes=args.note
-    )
+    options = dict(resume=args.resume, parallel=parallel, progress=not args.no_progress, estimate=estimate, notes=args.note)
+    report = run_paper_tasks(suite, args.out, command=command, **options)
     print(markdown(report))
     return report
 

@@ -97,6 +97,24 @@ def test_warm_candidates_study_passes_its_options_and_sets_cem_beside(tiny_model
     assert (tmp_path / "warm_candidates.png").is_file()
 
 
+def test_the_open_loop_unit_takes_planner_options(tiny_model_dir):
+    unit = {"task": "umaze", "seed": 0, "model_dir": str(tiny_model_dir), "planner": "grasp", "horizon": 5,
+            "pairs": pt.make_pairs(UMAZE, 1, 0), "options": {"num_candidates": 0}}  # fmt: skip
+    with pytest.raises(ValueError, match="num_candidates must be >= 1"):
+        pt.run_open_loop_unit(unit)
+
+
+def test_paired_time_ratio_compares_only_the_pairs_both_planners_solve():
+    def record(pair: int, success: bool, seconds: float) -> dict:
+        return {"pair": pair, "success_env": success, "episode_time": seconds}
+
+    grasp = [record(0, True, 2.0), record(1, True, 9.0), record(2, False, 20.0), record(3, True, 3.0)]
+    cem = [record(0, True, 5.0), record(1, False, 20.0), record(2, True, 4.0), record(3, True, 4.0)]
+    # pairs 0 and 3 only: ratios 0.4 and 0.75; GRASP's own median (3.0 s) would mix in pair 1, which CEM fails
+    assert pt.paired_time_ratio(grasp, cem) == {"paired_pairs": 2, "paired_time_ratio": pytest.approx(0.575)}
+    assert pt.paired_time_ratio(grasp[2:3], cem[:1]) == {"paired_pairs": 0, "paired_time_ratio": None}
+
+
 def test_maze_success_test_matches_the_env_flag_on_a_scripted_run():
     env = make_env(UMAZE.env_id)
     pair = pt.make_pairs(UMAZE, 1, 0)[0]
