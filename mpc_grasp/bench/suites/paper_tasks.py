@@ -597,7 +597,10 @@ def plot(report: Mapping[str, Any], path: Path) -> Path:
                 axis.plot(h, [100 * (r["success_model_rate"] or 0) for r in rows], "--x", color=colors[label], alpha=0.7)
             for r in report["rows"]:
                 if r["task"] == name and r["planner"] == label and r["mode"] == "closed_loop":
-                    axis.plot([r["horizon"]], [100 * r["success_rate"]], "*", ms=12, color=colors[label], label=f"{label} closed loop")
+                    offset = 1.5 * list(PAPER_PLANNERS).index(label)  # side by side: equal rates would hide each other
+                    axis.plot(
+                        [r["horizon"] + offset], [100 * r["success_rate"]], "*", ms=12, color=colors[label], label=f"{label} closed loop"
+                    )
         axis.set(title=f"{name} (dashed: under the model)", xlabel="horizon H", ylabel="success %", ylim=(-3, 103))
         axis.legend(fontsize=7)
     fig.suptitle("Open-loop success vs horizon, real env (solid) and under the model (dashed)")
