@@ -391,11 +391,16 @@ def _run_unit(task_input: Mapping[str, Any]) -> list[dict[str, Any]]:
 _CLOSEST = ("min_distance_env", "min_distance_model", "max_coverage_env", "max_coverage_model")
 
 
+def time_to_success_key(records: Sequence[Mapping[str, Any]]) -> str:
+    """The record field that times a success: the episode's time in closed loop, the plan's wall time open loop."""
+    return "episode_time" if records and "episode_time" in records[0] else "wall_time"
+
+
 def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Success in the real env and under the model (Wilson 95%), median s per plan, median s to success, model calls."""
     rate, ci, n = success_rate(r["success_env"] for r in records)
     model_rate, model_ci, _ = success_rate(r["success_model"] for r in records)
-    time_key = "episode_time" if records and "episode_time" in records[0] else "wall_time"
+    time_key = time_to_success_key(records)
     return {
         "n": n, "successes": int(sum(bool(r["success_env"]) for r in records)), "success_rate": rate, "success_ci95": ci,
         "success_model_rate": model_rate, "success_model_ci95": model_ci,
@@ -493,7 +498,7 @@ def paired_time_ratio(grasp: Sequence[Mapping[str, Any]], cem: Sequence[Mapping[
     """GRASP's time to success over CEM's on the pairs both solve (``paired_pairs`` of them): the median of the per-pair
     ratios. The medians above are over each planner's own successes, so a planner that also solves the long pairs
     the other fails looks slower there; this compares like with like."""
-    time_key = "episode_time" if grasp and "episode_time" in grasp[0] else "wall_time"
+    time_key = time_to_success_key(grasp)
     cem_by_pair = {r["pair"]: r for r in cem if r["success_env"]}
     ratios = [r[time_key] / cem_by_pair[r["pair"]][time_key] for r in grasp if r["success_env"] and r["pair"] in cem_by_pair]
     return {"paired_pairs": len(ratios), "paired_time_ratio": median(ratios)}
