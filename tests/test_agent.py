@@ -160,6 +160,33 @@ def test_bad_observations_and_settings_raise_clear_errors() -> None:
         analytic_agent(env, replan_every=0)
 
 
+def test_only_the_first_plan_of_an_every_step_episode_gets_the_short_first_plan_budget() -> None:
+    """Replanning every step, the episode's first plan gives one action and warm plans refine it, so it runs
+    GRASP's ``first_plan_iterations``; without warm starts, or when a plan serves several steps, plans keep the
+    full cold budget."""
+    from mpc_grasp.models.analytic import LinearSystem
+
+    space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    options = dict(horizon=8, action_space=space, goal=[5.0, 5.0], iterations=12, first_plan_iterations=3)
+    state = np.zeros(2, np.float32)
+
+    def budgets(agent: GraspMPC, steps: int) -> list[tuple[bool, int]]:
+        for _ in range(steps):
+            agent.predict(state)
+        return [(d.warm_started, d.iterations) for d in agent.diagnostics]
+
+    assert budgets(GraspMPC(LinearSystem.point(), "grasp", **options), 2) == [(False, 3), (True, 4)]
+    every_plan_cold = GraspMPC(LinearSystem.point(), "grasp", warm_start=False, **options)
+    assert budgets(every_plan_cold, 2) == [(False, 12), (False, 12)]
+    assert budgets(GraspMPC(LinearSystem.point(), "grasp", replan_every=2, **options), 1) == [(False, 12)]
+    reset = GraspMPC(LinearSystem.point(), "grasp", **options)
+    budgets(reset, 2)
+    reset.reset()
+    assert budgets(reset, 1)[-1] == (False, 3)  # a new episode opens with the short plan again
+    # CEM sets no first-plan budget: its first plan is a full cold plan
+    assert budgets(GraspMPC(LinearSystem.point(), "cem", horizon=8, action_space=space, goal=[5.0, 5.0], iterations=6), 1) == [(False, 6)]
+
+
 def test_actions_stay_inside_a_narrow_action_space() -> None:
     env = gym.make(WALL)
     space = gym.spaces.Box(-0.3, 0.2, (2,), np.float32)

@@ -268,6 +268,20 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     assert reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] == reoptimised.config.warm_iterations
 
 
+@pytest.mark.parametrize("name", ["grasp", "cem", "mppi", "gd"])
+def test_a_call_can_set_its_own_iteration_budget(name: str) -> None:
+    model = LinearSystem.point()
+    planner = make_planner(name, model, horizon=6, iterations=9, num_candidates=8 if name != "cem" else 64, seed=0)
+    assert planner.plan([0.0, 0.0], [1.0, 1.0], iterations=2).info["iterations"] == 2
+    assert planner.plan_batch([[0.0, 0.0]], [[1.0, 1.0]], iterations=3).info["iterations"] == 3
+    assert planner.plan([0.0, 0.0], [1.0, 1.0]).info["iterations"] == 9
+    for bad in (0, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="iterations must be an integer >= 1"):
+            planner.plan([0.0, 0.0], [1.0, 1.0], iterations=bad)
+    with pytest.raises(ValueError, match="first_plan_iterations must be >= 1"):
+        make_planner(name, model, horizon=6, first_plan_iterations=0)
+
+
 def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
     """The sampling sync perturbs a warm plan by ``warm_sync_sample_std`` (default: half of ``sync_sample_std``),
     a cold plan by ``sync_sample_std``: a warm plan refines, and wide jolts there lost a balanced cart-pole."""

@@ -53,7 +53,9 @@ class GraspMPC:
     ``running_cost``, ``dense_goal_weight``, ``reward_fn``, ``terminal_value``, ``discount``: with
     ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal). The agent adds ``action_space`` (bounds), ``device``,
     ``seed`` when an int is given, and ``dense_goal_weight`` = :data:`DEFAULT_DENSE_GOAL_WEIGHT`
-    unless set. Warm-started replans run the planner's ``warm_iterations``; with ``replan_every > 1``
+    unless set. With ``replan_every=1`` an episode's first plan runs the planner's ``first_plan_iterations``
+    (it gives one action, then warm plans refine it; without ``warm_start`` every plan is a full cold one),
+    warm-started replans its ``warm_iterations``; with ``replan_every > 1``
     GRASP's warm plans get twice the warm iterations (each plan serves several
     steps; see :func:`_amortised_warm_budget`).
 
@@ -185,7 +187,10 @@ class GraspMPC:
         init = None
         if self.warm_start and self._plan is not None and self._steps_since_plan < self.horizon:
             init = self._plan.shifted(self._steps_since_plan, fill=self.warm_start_fill)
-        result = self.planner.plan_batch(latent, goal, init=init, seeds=self._env_seeds(latent.shape[0]))
+        # replanning every step, the episode's first plan gives one action and warm plans refine the rest
+        opening = init is None and self.warm_start and self.replan_every == 1
+        iterations = self._first_plan_iterations() if opening else None
+        result = self.planner.plan_batch(latent, goal, init=init, seeds=self._env_seeds(latent.shape[0]), iterations=iterations)
         self._plan = result
         self._steps_since_plan = 0
         self.last_plan = result
@@ -201,6 +206,12 @@ class GraspMPC:
                 warm_started=init is not None,
             )
         )
+
+    def _first_plan_iterations(self) -> int | None:
+        """The planner's ``first_plan_iterations`` (at most its ``iterations``), None if it sets none."""
+        config = self.planner.config
+        first = getattr(config, "first_plan_iterations", None)
+        return None if first is None else min(int(first), int(config.iterations))
 
     def _env_seeds(self, count: int) -> list[int] | None:
         """Per-env planner seeds: ``seed + i`` for an int seed, the given list, or the planner default."""

@@ -202,8 +202,11 @@ class Planner(ABC):
         return self.running_cost is not None or self.reward_fn is not None or self.terminal_value is not None
 
     # ------------------------------------------------------------------ public API
-    def plan(self, state: Any, goal: Any = None, init: PlanInit | PlanResult | Tensor | None = None) -> PlanResult:
-        """Plan from one ``state`` [S] toward ``goal`` [S]; returns a single (unbatched) result."""
+    def plan(
+        self, state: Any, goal: Any = None, init: PlanInit | PlanResult | Tensor | None = None, *, iterations: int | None = None
+    ) -> PlanResult:
+        """Plan from one ``state`` [S] toward ``goal`` [S]; returns a single (unbatched) result.
+        ``iterations`` overrides this call's budget (default: the config's, cold or warm)."""
         state_t = as_float_tensor(state, "state", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
         goal_t = (
             None
@@ -211,7 +214,10 @@ class Planner(ABC):
             else as_float_tensor(goal, "goal", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
         )
         batched_init = None if init is None else self._validate_init(init, batched=False)
-        problem = Problem(start=state_t[None], goal=None if goal_t is None else goal_t[None], init=batched_init, seeds=(self.config.seed,))
+        problem = Problem(
+            start=state_t[None], goal=None if goal_t is None else goal_t[None], init=batched_init, seeds=(self.config.seed,),
+            iterations=_check_iterations(iterations),
+        )  # fmt: skip
         result = self._run(problem)
         return PlanResult(
             actions=result.actions[0],
@@ -227,8 +233,11 @@ class Planner(ABC):
         goals: Any = None,
         init: PlanInit | PlanResult | Tensor | None = None,
         seeds: Sequence[int] | None = None,
+        *,
+        iterations: int | None = None,
     ) -> PlanResult:
         """Plan N problems at once (states [N, S], goals [N, S]) in one batched optimisation.
+        ``iterations`` overrides this call's budget (default: the config's, cold or warm).
 
         Problem i draws its random numbers from its own generator seeded ``seeds[i]`` (default
         ``config.seed + i``) and stops early on its own, so its plan equals
@@ -241,7 +250,9 @@ class Planner(ABC):
             goal = as_float_tensor(goals, "goals", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,))
             if goal.shape[0] != start.shape[0]:
                 raise ValueError(f"goals has {goal.shape[0]} rows but states has {start.shape[0]}")
-        problem = Problem(start=start, goal=goal, init=None, seeds=self._problem_seeds(seeds, start.shape[0]))
+        problem = Problem(
+            start=start, goal=goal, init=None, seeds=self._problem_seeds(seeds, start.shape[0]), iterations=_check_iterations(iterations)
+        )
         if init is not None:
             problem.init = self._expand_init(self._validate_init(init, batched=True), problem.size)
         return self._run(problem)
@@ -443,7 +454,10 @@ class Planner(ABC):
         return self.clamp_actions(actions)
 
     def iteration_budget(self, problem: Problem) -> int:
-        """Iterations for this problem batch: ``warm_iterations`` with a warm start, else ``iterations``."""
+        """Iterations for this problem batch: the call's own budget if it gave one, else ``warm_iterations``
+        with a warm start, else ``iterations``."""
+        if problem.iterations is not None:
+            return problem.iterations
         if problem.init is not None and self.config.warm_iterations is not None:
             return self.config.warm_iterations
         return self.config.iterations
@@ -644,3 +658,12 @@ def _check_objective_output(value: Any, expected: tuple[int, ...], name: str, ca
         )
     if not value.is_floating_point():
         raise ValueError(f"{name} must return floating-point values, got dtype {value.dtype} from {call}")
+
+
+def _check_iterations(iterations: Any) -> int | None:
+    """A call's iteration budget: None or an integer >= 1."""
+    if iterations is None:
+        return None
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1 or None, got {iterations!r}")
+    return int(iterations)

@@ -73,6 +73,10 @@ class PlannerConfig:
     warm_iterations: int | None = None
     """Iterations of a warm-started plan (receding-horizon MPC: the shifted previous plan is nearly
     optimal already, so a few iterations keep it so); None = ``iterations``."""
+    first_plan_iterations: int | None = None
+    """Iterations of the cold plan that opens an MPC episode (``GraspMPC`` replanning every step with warm
+    starts: it gives one action, then warm plans refine it, so it need not be a finished open-loop plan); at
+    most ``iterations``. None = ``iterations``."""
     goal_tolerance: float | None = None
     """Stop early once the best rollout ends within this (unweighted) distance of the goal."""
     check_every: int = 25
@@ -93,6 +97,8 @@ class PlannerConfig:
             raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if self.warm_iterations is not None and self.warm_iterations < 1:
             raise ValueError(f"warm_iterations must be >= 1 or None, got {self.warm_iterations}")
+        if self.first_plan_iterations is not None and self.first_plan_iterations < 1:
+            raise ValueError(f"first_plan_iterations must be >= 1 or None, got {self.first_plan_iterations}")
         if self.check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {self.check_every}")
         if self.goal_tolerance is not None:
@@ -172,6 +178,7 @@ class Problem:
     goal: Tensor | None  # [N, S]
     init: PlanInit | None  # batched: [N, T, A], [N, T-1, S]
     seeds: tuple[int, ...] = ()  # one seed per problem (its own random generator); () = config.seed + i
+    iterations: int | None = None  # this call's iteration budget; None = the config's (cold or warm)
 
     @property
     def size(self) -> int:

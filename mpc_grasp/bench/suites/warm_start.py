@@ -142,9 +142,11 @@ class ComparingGrasp(GraspPlanner):
         self.eval_every = int(eval_every)
         self.comparisons: list[dict[str, Trace]] = []
 
-    def plan_batch(self, states: Any, goals: Any = None, init: Any = None, seeds: Any = None) -> PlanResult:
+    def plan_batch(
+        self, states: Any, goals: Any = None, init: Any = None, seeds: Any = None, *, iterations: int | None = None
+    ) -> PlanResult:
         if init is None:
-            return super().plan_batch(states, goals, seeds=seeds)
+            return super().plan_batch(states, goals, seeds=seeds, iterations=iterations)
         cold, cold_trace = self._traced(states, goals, None, seeds)
         warm, warm_trace = self._traced(states, goals, init, seeds)
         self.comparisons.append({"cold": cold_trace, "warm": warm_trace})
