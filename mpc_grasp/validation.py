@@ -40,6 +40,11 @@ def as_float_tensor(
     return tensor
 
 
+def is_integer_at_least(value: Any, minimum: int) -> bool:
+    """Whether ``value`` is a Python or NumPy integer (not a bool) of at least ``minimum``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= minimum)
+
+
 def check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite positive (or non-negative) number."""
     ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0)

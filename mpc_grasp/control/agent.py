@@ -210,8 +210,7 @@ class GraspMPC:
     def _first_plan_iterations(self) -> int | None:
         """The planner's ``first_plan_iterations`` (at most its ``iterations``), None if it sets none."""
         config = self.planner.config
-        first = getattr(config, "first_plan_iterations", None)
-        return None if first is None else min(int(first), int(config.iterations))
+        return None if config.first_plan_iterations is None else min(config.first_plan_iterations, config.iterations)
 
     def _env_seeds(self, count: int) -> list[int] | None:
         """Per-env planner seeds: ``seed + i`` for an int seed, the given list, or the planner default."""

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mpc_grasp.validation import as_float_tensor
+from mpc_grasp.validation import as_float_tensor, is_integer_at_least
 
 
 @runtime_checkable
@@ -35,7 +35,7 @@ def check_world_model(model: Any) -> None:
         )
     for name in ("state_dim", "action_dim"):
         value = getattr(model, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        if not is_integer_at_least(value, 1):
             raise ValueError(f"world model {type(model).__name__}.{name} must be a positive integer, got {value!r}")
 
 

@@ -37,7 +37,7 @@ from mpc_grasp.planners.types import (
     deprecated_names,
     path_integral_weights,
 )
-from mpc_grasp.validation import as_float_tensor, check_positive
+from mpc_grasp.validation import as_float_tensor, check_positive, is_integer_at_least
 
 __all__ = [
     "Candidates",
@@ -505,7 +505,7 @@ class Planner(ABC):
             raise ValueError(f"seeds must be a sequence of {size} integers, got {seeds!r}")
         if len(seeds) != size:
             raise ValueError(f"seeds has {len(seeds)} entries for {size} problems")
-        if not all(isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0 for seed in seeds):
+        if not all(is_integer_at_least(seed, 0) for seed in seeds):
             raise ValueError(f"seeds must be non-negative integers, got {list(seeds)}")
         return tuple(int(seed) for seed in seeds)
 
@@ -664,6 +664,6 @@ def _check_iterations(iterations: Any) -> int | None:
     """A call's iteration budget: None or an integer >= 1."""
     if iterations is None:
         return None
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+    if not is_integer_at_least(iterations, 1):
         raise ValueError(f"iterations must be an integer >= 1 or None, got {iterations!r}")
     return int(iterations)

@@ -43,6 +43,7 @@ from mpc_grasp.models import (
     train_world_model,
 )
 from mpc_grasp.planners.base import RewardFn
+from mpc_grasp.validation import is_integer_at_least
 
 __all__ = [
     "KNOWN_REWARDS",
@@ -186,9 +187,9 @@ class MBRLConfig:
             "value_epochs",
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            if not is_integer_at_least(value, 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, (int, np.integer)) or self.rounds < 0:
+        if not is_integer_at_least(self.rounds, 0):
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
         if self.reward not in ("learned", "known"):
             raise ValueError(f"reward must be 'learned' or 'known', got {self.reward!r}")
