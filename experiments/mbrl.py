@@ -1,6 +1,6 @@
 """Model-based RL on Gymnasium envs: return vs environment steps, GraspMPC vs SAC at equal env steps (issue 15).
 
-The study is :mod:`mpc_grasp.bench.suites.mbrl`: the loop ``mpc_grasp.rl.mbrl.run_mbrl`` on the env's recipe
+The study is :mod:`bench.suites.mbrl`: the loop ``mpc_grasp.rl.mbrl.run_mbrl`` on the env's recipe
 (``mbrl_recipe``: random seed data -> MLP world model (with a reward head) -> GraspMPC episodes maximising the
 planning reward -> retrain warm -> repeat, evaluated on fixed-seed episodes every round) for ``--seeds``
 training seeds, comparison loops with the other reward (``--known-rounds``) or MPPI in place of GRASP
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench.report import REPO_ROOT, command_line
+from bench.suites.mbrl import STUDY_ENVS, MBRLStudyConfig, mbrl_markdown, run_mbrl_study
 
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import REPO_ROOT, command_line
-from mpc_grasp.bench.suites.mbrl import STUDY_ENVS, MBRLStudyConfig, mbrl_markdown, run_mbrl_study
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

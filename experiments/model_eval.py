@@ -1,6 +1,6 @@
 """World-model accuracy vs prediction horizon (DESIGN.md §6): collect, train, evaluate per env.
 
-The suite is :mod:`mpc_grasp.bench.suites.model_eval` (one work unit per env: grid world ``wall`` / ``umaze``,
+The suite is :mod:`bench.suites.model_eval` (one work unit per env: grid world ``wall`` / ``umaze``,
 cart-pole balance / swing-up; the normalised error and the grid-world checks are described there).
 Writes ``<out-dir>/model_eval.{json,md,png}`` (``--quick``: ``model_eval_quick.*``); checkpoints go to
 ``--save-dir``; finished envs are logged in ``<stem>.partial.jsonl`` and reused with ``--resume``.
@@ -16,9 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import REPO_ROOT, command_line
-from mpc_grasp.bench.suites.model_eval import MODEL_EVAL_ENVS, ModelEvalConfig, model_eval_markdown, run_model_eval
+from bench.report import REPO_ROOT, command_line
+from bench.suites.model_eval import MODEL_EVAL_ENVS, ModelEvalConfig, model_eval_markdown, run_model_eval
+
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The paper's protocol on Point-Maze (UMaze, Medium) and Push-T (issue 16): open loop at H 40-80 and GraspMPC
 closed loop, every planner at its defaults, success in the real env beside success under the model; writes
-``results/paper_tasks.{json,md,csv,png}``. The suite is ``mpc_grasp.bench.suites.paper_tasks``.
+``results/paper_tasks.{json,md,csv,png}``. The suite is ``bench.suites.paper_tasks``.
 
     python experiments/paper_tasks.py                        # the full protocol: 50 pairs, all planners, H 40/50/60/80
     python experiments/paper_tasks.py --estimate-only        # time one plan per (task, planner), extrapolate
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from bench.report import command_line
+from bench.suites.paper_tasks import PAPER_PLANNERS, TASKS, PaperSuite, estimate_cost, markdown, run_paper_tasks
 
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import command_line
-from mpc_grasp.bench.suites.paper_tasks import PAPER_PLANNERS, TASKS, PaperSuite, estimate_cost, markdown, run_paper_tasks
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 
 def _mapping(items: Sequence[str], cast: Any) -> dict[str, Any]:

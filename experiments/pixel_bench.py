@@ -1,7 +1,7 @@
 """Planning from pixels (issue 5): GRASP vs GRASP without detach vs CEM / MPPI / GD shooting in the latent
 space of a learned ``PixelWorldModel``, measured in the REAL pixel grid world ``wall``.
 
-The suite is :mod:`mpc_grasp.bench.suites.pixel` (tables and figures: :mod:`mpc_grasp.bench.suites.pixel_report`). Outputs
+The suite is :mod:`bench.suites.pixel` (tables and figures: :mod:`bench.suites.pixel_report`). Outputs
 (``--out-dir``, default ``results/``; ``--quick`` adds ``_quick`` to every name): ``pixel_bench.{json,md,png}``,
 ``pixel_virtual_states.png`` and ``pixel_grad_norms.png``.
 
@@ -17,9 +17,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import command_line
-from mpc_grasp.bench.suites.pixel import FAMILIES, QUICK, VARIANTS, PixelBenchConfig, run_pixel_bench
+from bench.report import command_line
+from bench.suites.pixel import FAMILIES, QUICK, VARIANTS, PixelBenchConfig, run_pixel_bench
+
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 DEFAULTS = PixelBenchConfig()
 

@@ -1,6 +1,6 @@
 """The planner gym (issue 12): every planner, at its defaults, on problems with exact models and known
-answers (``mpc_grasp.bench.suites.problems``); success rate with a 95% Wilson interval, median time per plan and
-model calls, written to ``results/planner_gym.{json,md,png}``. The suite is ``mpc_grasp.bench.suites.gym``.
+answers (``bench.suites.problems``); success rate with a 95% Wilson interval, median time per plan and
+model calls, written to ``results/planner_gym.{json,md,png}``. The suite is ``bench.suites.gym``.
 
     python experiments/planner_gym.py                      # 32 instances per problem, 240 s cap per cell
     python experiments/planner_gym.py --instances 4 --problems double_integrator_2d --out /tmp/gym
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from bench.report import command_line
+from bench.suites.gym import GYM_PLANNERS, GymSuite, markdown, run_gym
+from bench.suites.problems import PROBLEMS
 
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import command_line
-from mpc_grasp.bench.suites.gym import GYM_PLANNERS, GymSuite, markdown, run_gym
-from mpc_grasp.bench.suites.problems import PROBLEMS
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ One GRASP iteration is one batched model call on [N·B·T] rows (the lifted loss
 step and the state noise; every ``sync_every`` iterations the sync adds rollouts. The floor is a single
 forward+backward of the model on the same [B·T] batch. Reported per horizon: floor ms, GRASP ms/iteration
 without sync and with the default sync amortised, GD (shooting) ms/iteration, and the ratios. The suite is
-:mod:`mpc_grasp.bench.suites.speed`; writes ``results/profile_grasp.{json,md}`` (``--quick``: ``profile_grasp_quick.*``).
+:mod:`bench.suites.speed`; writes ``results/profile_grasp.{json,md}`` (``--quick``: ``profile_grasp_quick.*``).
 
     python experiments/profile_grasp.py                    # MLP world model (256x3), H in {25, 50, 80}
     python experiments/profile_grasp.py --quick
@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mpc_grasp.bench.report import command_line
-from mpc_grasp.bench.suites.speed import PROFILE_QUICK, ProfileConfig, run_profile
+from bench.report import command_line
+from bench.suites.speed import PROFILE_QUICK, ProfileConfig, run_profile
 
 DEFAULTS = ProfileConfig()
 

@@ -1,6 +1,6 @@
 """Reward-driven planning on the exact cart-pole: GRASP's reward default vs its lifted steps, CEM and MPPI.
 
-The study is :mod:`mpc_grasp.bench.suites.reward_planning` (closed-loop GraspMPC, analytic model, the env's own
+The study is :mod:`bench.suites.reward_planning` (closed-loop GraspMPC, analytic model, the env's own
 reward, one resumable work unit per planner variant). Writes ``results/reward_planning.{json,md,png}``.
 
     python experiments/reward_planning.py                          # ~12 minutes on 1 CPU thread
@@ -14,10 +14,10 @@ import argparse
 from pathlib import Path
 
 import torch
+from bench.report import command_line
+from bench.suites.reward_planning import VARIANTS, RewardPlanningConfig, run_reward_planning
 
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import command_line
-from mpc_grasp.bench.suites.reward_planning import VARIANTS, RewardPlanningConfig, run_reward_planning
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 DEFAULTS = RewardPlanningConfig()
 

@@ -1,5 +1,5 @@
 """Model-free RL baselines (SB3 PPO / SAC(+HER)) on the grid world and cart-pole swing-up: the RL suite
-(:mod:`mpc_grasp.bench.suites.rl`), one work unit per env x algo x budget, evaluated on ``--n-eval`` episodes
+(:mod:`bench.suites.rl`), one work unit per env x algo x budget, evaluated on ``--n-eval`` episodes
 with ``--eval-seed`` (the episodes ``GraspMPC`` gets with the same seed and env kwargs).
 
 Budgets: "same" = the world model's data (``--grid-steps`` 20k, ``--cartpole-steps`` 30k); "large" =
@@ -17,9 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import REPO_ROOT, command_line
-from mpc_grasp.bench.suites.rl import BASELINE_ENVS, BUDGETS, RLSuiteConfig, markdown_table, render_rl_report, run_rl_suite
+from bench.report import REPO_ROOT, command_line
+from bench.suites.rl import BASELINE_ENVS, BUDGETS, RLSuiteConfig, markdown_table, render_rl_report, run_rl_suite
+
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 from mpc_grasp.rl.baselines import ALGOS
 
 

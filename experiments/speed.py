@@ -1,6 +1,6 @@
 """Planner speed (issue 13): milliseconds per cold plan and per warm-started ``GraspMPC`` control step for
 every planner at its defaults, MLP world model 256x2 on grid world ``wall``, across horizons, and ms per
-planner iteration; writes ``results/speed.{json,md,png}``. The suite is :mod:`mpc_grasp.bench.suites.speed`
+planner iteration; writes ``results/speed.{json,md,png}``. The suite is :mod:`bench.suites.speed`
 (its GRASP-vs-floor profile: ``experiments/profile_grasp.py``).
 
     python experiments/speed.py                                   # CPU, H in {25, 50, 100, 200}
@@ -14,8 +14,9 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from mpc_grasp.bench.report import command_line
-from mpc_grasp.bench.suites.speed import SpeedConfig, run_speed
+from bench.report import command_line
+from bench.suites.speed import SpeedConfig, run_speed
+
 from mpc_grasp.planners import PLANNERS
 
 DEFAULTS = SpeedConfig()

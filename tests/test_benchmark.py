@@ -1,4 +1,4 @@
-"""The benchmark (mpc_grasp.bench.suites.benchmark): tiny end-to-end run, real-env execution, clear errors."""
+"""The benchmark (bench.suites.benchmark): tiny end-to-end run, real-env execution, clear errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from mpc_grasp.bench.suites.benchmark import (
+from bench.suites.benchmark import (
     ENVS,
     BenchEnv,
     BenchmarkConfig,
@@ -24,6 +23,7 @@ from mpc_grasp.bench.suites.benchmark import (
     run_benchmark,
     success_steps,
 )
+
 from mpc_grasp.data import make_env
 from mpc_grasp.models.analytic import PointMassWalls
 
@@ -134,9 +134,9 @@ def test_bad_names_give_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     with pytest.raises(ValueError, match="analytic exists only for the grid worlds"):
         build_model(ENVS["cartpole"], "analytic", BenchmarkConfig(progress=False))
 
-    from mpc_grasp.cli.commands import main as cli_main
+    from bench.suites.benchmark import main as benchmark_main
 
-    assert cli_main(["benchmark", "--envs", "moon"]) == 1
+    assert benchmark_main(["--envs", "moon"]) == 1
     assert "unknown env" in capsys.readouterr().err
 
 
@@ -147,9 +147,8 @@ def test_configs_file_formats_and_errors(tmp_path: Path) -> None:
     config = BenchmarkConfig(budgets=load_configs(plain))
     assert config.budget_of("grasp_no_sync") == {"iterations": 50, "num_candidates": 8, "lr_actions": 0.1, "sync_every": 0}
     tuning = tmp_path / "tuning.json"
-    tuning.write_text(json.dumps({"chosen": {"cem": {"config": {"population": 64, "elites": 8}, "score": 0.5}}}))
-    with pytest.warns(DeprecationWarning, match="'population' is deprecated"):  # old tuning files keep loading
-        assert load_configs(tuning) == {"cem": {"num_candidates": 64, "elites": 8}}
+    tuning.write_text(json.dumps({"chosen": {"cem": {"config": {"num_candidates": 64, "elites": 8}, "score": 0.5}}}))
+    assert load_configs(tuning) == {"cem": {"num_candidates": 64, "elites": 8}}
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"grasp": {"learning_rate": 1.0}}))
     with pytest.raises(ValueError, match="bad options for 'grasp'"):

@@ -340,7 +340,7 @@ def test_a_tiny_inverted_pendulum_loop_sends_only_finite_actions(tmp_path: Path,
 
 
 def test_the_study_generalises_and_still_reads_the_pendulum_report(tmp_path: Path) -> None:
-    from mpc_grasp.bench.suites.mbrl import MBRLStudyConfig, mbrl_markdown, plot_mbrl, sac_curve_run
+    from bench.suites.mbrl import MBRLStudyConfig, mbrl_markdown, plot_mbrl, sac_curve_run
 
     assert MBRLStudyConfig.for_env("Pendulum-v1") == MBRLStudyConfig()  # Pendulum's study is unchanged
     study = MBRLStudyConfig.for_env("InvertedPendulum-v5", rounds=2)
@@ -366,7 +366,7 @@ def test_the_study_generalises_and_still_reads_the_pendulum_report(tmp_path: Pat
 
 
 def test_the_cartpole_swingup_recipe_and_study() -> None:
-    from mpc_grasp.bench.suites.mbrl import MBRLStudyConfig, exact_model_check
+    from bench.suites.mbrl import MBRLStudyConfig, exact_model_check
 
     config = mbrl_recipe("mpc_grasp/CartPoleSwingup-v0")
     assert config.planner == "grasp" and config.reward == "learned" and config.horizon == 50
@@ -381,7 +381,7 @@ def test_the_cartpole_swingup_recipe_and_study() -> None:
 
 
 def test_final_evaluation_reports_the_last_models_return_with_either_reward(tiny_run) -> None:
-    from mpc_grasp.bench.suites.mbrl import final_evaluation
+    from bench.suites.mbrl import final_evaluation
 
     out, records = tiny_run
     config = MBRLConfig(rounds=1, **TINY).to_json()
@@ -416,7 +416,7 @@ def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
 def test_the_reward_planning_study_runs_the_exact_cartpole_and_resumes(tmp_path) -> None:
     """experiments/reward_planning.py's suite on a tiny budget: a row per variant with the options that ran,
     the report files, and a resumed run that reuses the logged units instead of planning again."""
-    from mpc_grasp.bench.suites.reward_planning import RewardPlanningConfig, run_reward_planning
+    from bench.suites.reward_planning import RewardPlanningConfig, run_reward_planning
 
     config = RewardPlanningConfig(variants=("grasp_lifted", "cem_warm3"), episodes=1, horizon=4, out_dir=tmp_path, runs_dir=tmp_path)
     report = run_reward_planning(config, "test", progress=False)

@@ -1,4 +1,4 @@
-"""The paper-tasks suite (mpc_grasp.bench.suites.paper_tasks): units, one open-loop unit end to end on UMaze with
+"""The paper-tasks suite (bench.suites.paper_tasks): units, one open-loop unit end to end on UMaze with
 a tiny model, the whole report at a tiny scale, and the suite's success test against the envs' own flags."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("gymnasium_robotics", reason="needs the robotics extra: pip install 'mpc-grasp[robotics]'")
 
-from mpc_grasp.bench.suites import paper_tasks as pt  # noqa: E402
+from bench.suites import paper_tasks as pt  # noqa: E402
+
 from mpc_grasp.data import collect_transitions, make_env  # noqa: E402
 from mpc_grasp.models import save_world_model, train_world_model  # noqa: E402
 
@@ -71,30 +72,6 @@ def test_report_at_a_tiny_scale(tiny_model_dir, tmp_path):
     assert "Open loop" in (tmp_path / "paper_tasks.md").read_text()
     again = pt.run_paper_tasks(suite, tmp_path, command="test", progress=False, resume=True)
     assert again["units_reused_from_log"] == 3
-
-
-def test_warm_candidates_study_passes_its_options_and_sets_cem_beside(tiny_model_dir, tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("warm_candidates", pt.REPO_ROOT / "experiments" / "warm_candidates.py")
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
-    unit = {"task": "umaze", "seed": 0, "model_dir": str(tiny_model_dir), "planner": "grasp", "horizon": 5,
-            "pairs": pt.make_pairs(UMAZE, 1, 0), "max_steps": 2, "options": {"warm_num_candidates": 0}}  # fmt: skip
-    with pytest.raises(ValueError, match="warm_num_candidates must be >= 1"):  # the options reach the planner
-        pt.run_closed_loop_unit(unit)
-    cem_row = {"mode": "closed_loop", "task": "umaze", "planner": "cem", "horizon": 5, "n": 1, "success_rate": 1.0,
-               "success_ci95": [0.2, 1.0], "by_difficulty": {"1": 1.0}, "median_time_per_plan_s": 0.3, "median_time_to_success_s": 2.0}  # fmt: skip
-    (tmp_path / "reference.json").write_text(json.dumps({"rows": [cem_row]}))
-    argv = ["--values", "1", "2", "--episodes", "1", "--horizon", "5", "--max-steps", "3", "--model-dir", str(tiny_model_dir),
-            "--reference", str(tmp_path / "reference.json"), "--out", str(tmp_path)]  # fmt: skip
-    report = study.main(argv)
-    assert [row["warm_num_candidates"] for row in report["rows"]] == [1, 2] and all(row["n"] == 1 for row in report["rows"])
-    assert report["cem"]["median_time_to_success_s"] == 2.0
-    assert f"CEM ({tmp_path / 'reference.json'})" in (tmp_path / "warm_candidates.md").read_text()
-    rerun = study.run([1], 1, 5, 2, tiny_model_dir, None, progress=False)
-    assert rerun["cem"]["source"] == "this run" and rerun["cem"]["n"] == 1 and len(rerun["cem"]["records"]) == 1
-    assert (tmp_path / "warm_candidates.png").is_file()
 
 
 def test_the_open_loop_unit_takes_planner_options(tiny_model_dir):

@@ -1,4 +1,4 @@
-"""mpc_grasp.bench.parallel: in-process and Ray task execution, the planner gym on Ray and Ray collection.
+"""mpc_grasp.parallel: in-process and Ray task execution, the planner gym on Ray and Ray collection.
 
 Ray tests share one local Ray (2 CPUs, no dashboard) started once for the module; they are
 skipped with a reason when Ray is not installed (``pip install 'mpc-grasp[ray]'``).
@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 import pytest
+from bench.suites.gym import GymSuite, run_gym
 
-from mpc_grasp.bench.parallel import ParallelOptions, run_tasks
-from mpc_grasp.bench.suites.gym import GymSuite, run_gym
 from mpc_grasp.data import collect_transitions_parallel, shard_seeds
+from mpc_grasp.parallel import ParallelOptions, run_tasks
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install 'mpc-grasp[ray]')")

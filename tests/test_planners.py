@@ -432,33 +432,14 @@ def test_every_planner_speaks_the_shared_option_vocabulary(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "old", "new", "value"),
-    [
-        ("cem", "population", "num_candidates", 64),
-        ("cem", "init_std", "action_noise", 0.7),
-        ("mppi", "samples", "num_candidates", 64),
-        ("mppi", "noise_std", "action_noise", 0.7),
-        ("gd", "lr", "lr_actions", 0.02),
-        ("gd", "init_action_noise", "action_noise", 0.2),
-        ("grasp", "goal_weight", "lifted_goal_weight", 0.5),
-        ("grasp", "init_action_noise", "action_noise", 0.2),
-    ],
+    ("name", "old"),
+    [("cem", "population"), ("cem", "init_std"), ("mppi", "samples"), ("mppi", "noise_std"), ("gd", "lr"), ("grasp", "goal_weight")],
 )
-def test_old_option_names_still_work_with_a_deprecation_warning(name: str, old: str, new: str, value: float) -> None:
+def test_one_name_per_option_pre_vocabulary_names_are_unknown(name: str, old: str) -> None:
     model = LinearSystem(np.eye(2), np.eye(2))
-    with pytest.warns(DeprecationWarning, match=f"'{old}' is deprecated, use '{new}'"):
-        planner = make_planner(name, model, horizon=5, **{old: value})
-    assert getattr(planner.config, new) == value
-    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated"):
-        assert getattr(planner.config, old) == value  # the old attribute still reads
-    with pytest.raises(TypeError, match=f"pass {new}= only"):
-        PLANNERS[name].config_class(**{old: value, new: value})
-
-
-def test_paper_preset_accepts_old_names_too() -> None:
-    with pytest.warns(DeprecationWarning):
-        config = GraspConfig.paper(goal_weight=0.5)
-    assert config.lifted_goal_weight == 0.5 and config.detach_states is True
+    with pytest.raises(TypeError, match=f"unknown option.*'{old}'"):
+        make_planner(name, model, horizon=5, **{old: 0.5})
+    assert not hasattr(PLANNERS[name].config_class(), old)
 
 
 def test_early_stopped_is_true_only_when_the_run_stopped_before_its_budget() -> None:

@@ -1,5 +1,5 @@
-"""The planner gym (mpc_grasp.bench.suites.problems, the gym suite mpc_grasp.bench.suites.gym) and the default GRASP on
-it (issue 12); the tuning suite on its problems. ``test_outputs_exist``, ``test_json_schema``,
+"""The planner gym (bench.suites.problems, the gym suite bench.suites.gym) and the default GRASP on
+it. ``test_outputs_exist``, ``test_json_schema``,
 ``test_wilson_interval``, ``test_shortest_path_goes_through_the_door`` and ``test_resume_reuses_finished_plans``
 come from the removed ``tests/test_planner_bench.py`` (its benchmark became the gym suite)."""
 
@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bench.report import wilson_interval
+from bench.suites import gym
+from bench.suites.problems import PROBLEMS, feasible, make_problem, shortest_path_length, wall_min_steps
 from mpc_grasp.envs.grid_world import segment_hits_wall
 
-from mpc_grasp.bench.report import wilson_interval
-from mpc_grasp.bench.suites import gym
-from mpc_grasp.bench.suites.benchmark import load_configs
-from mpc_grasp.bench.suites.problems import PROBLEMS, feasible, make_problem, shortest_path_length, wall_min_steps
-from mpc_grasp.bench.suites.tuning import default_config, with_budget
 from mpc_grasp.planners import PLANNERS, GraspConfig, make_planner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,25 +256,3 @@ def test_resume_reuses_finished_plans(tmp_path, monkeypatch) -> None:
     assert all(row["instances"] == 2 for row in report["rows"]) and len(report["rows"]) == 4
     calls.clear()
     assert script.main([*argv, "--resume", "--instances", "1"])["units_reused_from_log"] == 0 and len(calls) == 4  # other settings: rerun
-
-
-# ----------------------------------------------------------------------------- the tuning suite
-
-
-def test_budget_sets_the_iterations_that_spend_it() -> None:
-    problem = make_problem("double_integrator_2d", 1)
-    for planner in ("grasp", "cem", "mppi", "gd"):
-        options = with_budget(planner, default_config(planner), 20, 20_000, problem.model)
-        spent = make_planner(planner, problem.model, 20, **options).plan(*problem.instances[0]).info["model_transitions"]
-        assert 10_000 <= spent <= 20_000 + 2 * options["num_candidates"] * 20, (planner, options, spent)
-
-
-def test_tune_planners_quick_run_writes_configs_the_benchmark_loads(tmp_path: Path) -> None:
-    argv = ["--problem", "double_integrator_2d", "--planners", "cem", "gd", "--budget", "2000", "--samples", "1", "--pairs", "1",
-            "--eval-pairs", "1", "--no-progress", "--out-dir", str(tmp_path)]  # fmt: skip
-    report = _load_script("tune_planners").main(argv)
-    assert set(report["chosen"]) == {"cem", "gd"} and len(report["trials"]) == 4
-    assert all(item["default"]["instances"] == 1 for item in report["held_out"].values())
-    configs = load_configs(tmp_path / "tuning.json")
-    assert set(configs) == {"cem", "gd"} and all(options["iterations"] >= 1 for options in configs.values())
-    assert "Planner tuning at equal compute (planner gym `double_integrator_2d`)" in (tmp_path / "tuning.md").read_text()

@@ -129,3 +129,28 @@ def test_relative_links_in_the_readme_and_docs_resolve() -> None:
             elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
                 broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, broken
+
+
+def test_docstring_links_to_the_decisions_page_resolve() -> None:
+    """Every ``docs/decisions.md#anchor`` in the package's source names a heading of that page."""
+    known = anchors(DOCS / "decisions.md")
+    links = [
+        (str(path.relative_to(ROOT)), anchor)
+        for path in sorted((ROOT / "mpc_grasp").rglob("*.py"))
+        for anchor in re.findall(r"docs/decisions\.md#([\w-]+)", path.read_text())
+    ]
+    assert links, "no docstring links to docs/decisions.md"
+    broken = [f"{path}: #{anchor}" for path, anchor in links if anchor not in known]
+    assert not broken, broken
+
+
+def test_package_docstrings_carry_no_lab_notes() -> None:
+    """Run results, rename history and references to issues or design sections live in docs/decisions.md."""
+    lab_note = re.compile(r"Measured|DESIGN\.md|§|\bissue \d+|\bwas ``\w+``")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "mpc_grasp").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if lab_note.search(line)
+    ]
+    assert not found, found

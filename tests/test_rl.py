@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from bench.report import wilson_interval
 
-from mpc_grasp.bench.report import wilson_interval
 from mpc_grasp.rl.baselines import evaluate_agent, train_rl_baseline
 
 GRID = "mpc_grasp/GridWorldWall-v0"

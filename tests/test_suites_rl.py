@@ -1,5 +1,5 @@
-"""The RL suite (``mpc_grasp.bench.suites.rl``): runs are work units, reused from the resume log, and the
-report keeps the structure ``mpc_grasp.bench.suites.benchmark.rl_rows`` reads."""
+"""The RL suite (``bench.suites.rl``): runs are work units, reused from the resume log, and the
+report keeps the structure ``bench.suites.benchmark.rl_rows`` reads."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from bench.engine import ResumeLog, code_fingerprint
+from bench.suites.benchmark import rl_rows
+from bench.suites.rl import RLRun, RLSuiteConfig, plan_runs, run_rl_runs, run_rl_suite
 
-from mpc_grasp.bench.engine import ResumeLog, code_fingerprint
-from mpc_grasp.bench.suites.benchmark import rl_rows
-from mpc_grasp.bench.suites.rl import RLRun, RLSuiteConfig, plan_runs, run_rl_runs, run_rl_suite
 from mpc_grasp.rl import baselines
 
 TINY = RLSuiteConfig(
@@ -108,7 +108,7 @@ def test_a_learning_curve_pauses_training_and_evaluates_returns_on_pendulum() ->
 
 
 def test_model_eval_units_write_a_loadable_report_and_are_reused(tmp_path: Path, monkeypatch) -> None:
-    from mpc_grasp.bench.suites import model_eval
+    from bench.suites import model_eval
 
     config = model_eval.ModelEvalConfig(envs=("grid_wall",), steps=600, num_envs=2, epochs=2, hidden=(16,), batch_size=64, horizons=(1, 5))
     sources = code_fingerprint()

@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mpc_grasp.bench.parallel import add_parallel_arguments
+from mpc_grasp.parallel import add_parallel_arguments
 
 __all__ = [
     "COMMANDS",
@@ -38,7 +38,6 @@ COMMANDS: dict[str, str] = {
     "collect": "mpc_grasp.cli.commands:register_collect",
     "train": "mpc_grasp.cli.commands:register_train",
     "run": "mpc_grasp.cli.run:register_run",
-    "benchmark": "mpc_grasp.bench.suites.benchmark:register_benchmark",
     "mbrl": "mpc_grasp.rl.mbrl:register_mbrl",
 }
 

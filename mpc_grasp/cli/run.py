@@ -201,7 +201,7 @@ that cannot come from a command line: --set refuses them, saying what to do inst
 
 def planner_option_types(planner: str) -> dict[str, tuple[Any, str]]:
     """``option -> (annotation, "Owner.field")`` for every typed option of ``planner``: its config
-    dataclass fields (and their deprecated names), the planner's keyword arguments, GraspMPC's.
+    dataclass fields, the planner's keyword arguments, GraspMPC's.
 
     Found generically (``dataclasses.fields`` + ``typing.get_type_hints``), so renamed or new options
     need no change here; options not found are passed through as JSON.
@@ -220,9 +220,6 @@ def planner_option_types(planner: str) -> dict[str, tuple[Any, str]]:
             types_[name] = (annotation, f"{owner.__name__}.{name}")
     for item in dataclasses.fields(config_class):
         types_[item.name] = (hints.get(item.name, Any), f"{config_class.__name__}.{item.name}")
-    for old, new in getattr(config_class, "deprecated_options", {}).items():
-        if new in types_:
-            types_[old] = types_[new]
     return types_
 
 
@@ -243,10 +240,7 @@ def typed_planner_options(items: list[str] | None, planner: str) -> dict[str, An
     ``num_candidates=abc`` raises a one-line ``CLIError`` naming the option and the expected type.
     Unknown keys pass through (as JSON) for the planner to reject with its list of valid options.
     """
-    from mpc_grasp.planners import PLANNERS
-
     known = planner_option_types(planner)
-    deprecated = getattr(PLANNERS[planner].config_class, "deprecated_options", {})
     options: dict[str, Any] = {}
     for key, raw in split_key_value(items, flag="--set"):
         if key in _NOT_FOR_SET:
@@ -256,8 +250,6 @@ def typed_planner_options(items: list[str] | None, planner: str) -> dict[str, An
             options[key] = convert_option(raw, annotation)
         except ValueError as error:
             raise CLIError(f"--set {key}={raw}: {error} for {where}") from None
-        if key in deprecated:
-            print(f"mpc-grasp run: warning: --set {key} is deprecated, use --set {deprecated[key]}", file=sys.stderr)
     return options
 
 
@@ -266,7 +258,7 @@ def _non_config_options(planner: str) -> list[str]:
     from mpc_grasp.planners import PLANNERS
 
     config_class = PLANNERS[planner].config_class
-    config_names = {item.name for item in dataclasses.fields(config_class)} | set(getattr(config_class, "deprecated_options", {}))
+    config_names = {item.name for item in dataclasses.fields(config_class)}
     return sorted(set(planner_option_types(planner)) - config_names - set(_NOT_FOR_SET))
 
 

@@ -20,9 +20,9 @@ from mpc_grasp.planners import GraspConfig, Planner, PlanningError, PlanResult, 
 from mpc_grasp.validation import as_float_tensor
 
 DEFAULT_DENSE_GOAL_WEIGHT = 0.1
-"""The agent's default weight of the mean distance to the goal along the plan. A terminal-only cost
-lets receding-horizon MPC dawdle (every replan can still arrive at step T); measured with a learned
-grid-world model, GRASP closed loop 3/6 episodes with 0.0, 5/6 with 0.1 or 1.0."""
+"""The agent's default ``dense_goal_weight``: weight of the mean distance to the goal along the plan. A
+terminal-only cost lets receding-horizon MPC dawdle (every replan can still arrive at step T). See
+docs/decisions.md#default_dense_goal_weight."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class GraspMPC:
     Everything in ``planner_options`` goes to ``make_planner`` unchanged: any field of the planner's
     config in the shared vocabulary (``iterations``, ``warm_iterations``, ``num_candidates``,
     ``action_noise``, ``lr_actions``, ``goal_tolerance``, ``seed``, and the planner's own, e.g.
-    GRASP's ``noise_scale``; README "Planner options") or a planner argument (``state_weights``,
+    GRASP's ``noise_scale``) or a planner argument (``state_weights``,
     ``running_cost``, ``dense_goal_weight``, ``reward_fn``, ``terminal_value``, ``discount``: with
     ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal). The agent adds ``action_space`` (bounds), ``device``,
     ``seed`` when an int is given, and ``dense_goal_weight`` = :data:`DEFAULT_DENSE_GOAL_WEIGHT`
@@ -267,9 +267,8 @@ class GraspMPC:
 
 def _amortised_warm_budget(options: dict[str, Any]) -> None:
     """GRASP's warm budget when each plan serves several control steps (``replan_every > 1``): twice the
-    warm iterations, unless the user set them. Measured on the demo task (learned grid-world model, H = 50,
-    replan every 10, 3 seed sets x 12 episodes): 16 candidates x 8 iterations 23/36 vs 14/36 with the then
-    per-step budget (4 candidates, 4 iterations), 0.3 vs 0.08 s per replan."""
+    warm iterations (at most ``iterations``), unless the user set them; a plan that serves several steps is
+    worth a longer refinement. See docs/decisions.md#graspmpc-amortised-warm-budget."""
     iterations = options.get("iterations", GraspConfig.iterations)
     default_warm_iterations = GraspConfig.warm_iterations
     assert default_warm_iterations is not None

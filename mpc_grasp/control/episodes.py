@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from mpc_grasp.bench.report import wilson_interval
+from mpc_grasp.stats import wilson_interval
 
 __all__ = [
     "EpisodeRecord",

@@ -31,8 +31,8 @@ VIRTUAL_COLOR = (255, 127, 14)
 def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: int = 10, min_size: int = 256) -> Path:
     """Write RGB frames ``[H, W, 3]`` as a looping GIF (Pillow); small renders are upscaled (nearest).
 
-    Frames are quantised with Pillow's fast octree (no dithering): 100 Pendulum renders (500x500)
-    take about 0.5 s instead of 2 s with Pillow's default, and flat env renders keep their colours.
+    Frames are quantised with Pillow's fast octree (no dithering): several times faster than Pillow's
+    default, and flat env renders keep their colours. See docs/decisions.md#save_gif-quantiser.
     """
     from PIL import Image
 

@@ -377,14 +377,14 @@ def collect_transitions_parallel(
     """``n_steps`` transitions collected as ``shards`` independent ``collect_transitions`` calls.
 
     Each shard (``n_steps / shards`` steps, over ``num_envs`` vector envs if given in
-    ``collect_options``) runs as a task of :func:`mpc_grasp.bench.parallel.run_tasks` — in-process, or as
+    ``collect_options``) runs as a task of :func:`mpc_grasp.parallel.run_tasks` — in-process, or as
     Ray remote tasks with ``backend="ray"`` — with seed ``shard_seeds(seed, shards)[k]``; the
     shards are concatenated in shard order (episode ids renumbered to stay unique). The dataset is
     therefore the same for a given ``(seed, shards)`` whatever the backend or worker count (it
     differs from a single ``collect_transitions`` call with the same seed). ``env`` is an id or a
     picklable factory (an env instance cannot be shipped to workers).
     """
-    from mpc_grasp.bench.parallel import run_tasks
+    from mpc_grasp.parallel import run_tasks
 
     if isinstance(env, gym.Env):
         raise ValueError("collect_transitions_parallel needs an env id or a picklable factory, not an env instance")

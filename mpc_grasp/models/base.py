@@ -1,4 +1,4 @@
-"""The world-model contract every planner relies on (DESIGN.md §4).
+"""The world-model contract every planner relies on.
 
 Any ``torch.nn.Module`` with ``state_dim``, ``action_dim``, ``forward(state, action) -> next_state``
 on any leading batch shape (and optionally ``encode`` / ``predict_distribution``) plugs in.
@@ -86,7 +86,8 @@ class CompiledWorldModel(torch.nn.Module):
 
     Planners call the model on a few fixed row counts ([N·B·T] for GRASP's lifted step, [N·B] per
     rollout step), so ``dynamic=True`` compiles once for all of them. The first calls pay the
-    compile (20-70 s on CPU with inductor): use it for long runs, never in unit tests' hot path.
+    compile (tens of seconds on CPU with inductor, see docs/decisions.md#compile_world_model): use it
+    for long runs, never in unit tests' hot path.
     Everything else (``state_dim``, ``encode``, ``plans_in_latent_space``, ...) is the wrapped model's.
     """
 

@@ -101,7 +101,8 @@ def train_world_model(
     detached; ``"nll"`` is the joint Gaussian NLL, which on near-deterministic data with
     discontinuities (walls) lets the std absorb the hard transitions and fits the mean far worse.
     ``fourier_features``/``fourier_scale``: Fourier features of the state input (see
-    :class:`MLPWorldModel`); 64 at scale 1 sharpens the grid world's walls (README, measured).
+    :class:`MLPWorldModel`; off by default); they sharpen discontinuities such as walls, see
+    docs/decisions.md#train_world_modelfourier_features.
     ``num_threads`` temporarily sets torch's intra-op threads (1 is often fastest for small MLPs,
     and much faster on an oversubscribed CPU).
 

@@ -32,9 +32,7 @@ from mpc_grasp.planners.types import (
     RewardFn,
     RunningCost,
     TerminalValue,
-    canonical_options,
     config_from_kwargs,
-    deprecated_names,
     path_integral_weights,
 )
 from mpc_grasp.validation import as_float_tensor, check_positive, is_integer_at_least
@@ -51,9 +49,7 @@ __all__ = [
     "RewardFn",
     "RunningCost",
     "TerminalValue",
-    "canonical_options",
     "config_from_kwargs",
-    "deprecated_names",
     "path_integral_weights",
 ]
 

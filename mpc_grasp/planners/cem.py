@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, deprecated_names
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
 from mpc_grasp.validation import check_positive
 
 
-@deprecated_names(population="num_candidates", init_std="action_noise")
 @dataclass(frozen=True)
 class CEMConfig(PlannerConfig):
     """Gaussian over action sequences, refit to the elites of each population."""
@@ -18,10 +17,10 @@ class CEMConfig(PlannerConfig):
     iterations: int = 30
     warm_iterations: int | None = 5
     num_candidates: int = 256
-    """Population: sampled action sequences per iteration (was ``population``)."""
+    """Population: sampled action sequences per iteration."""
     elites: int = 32
     action_noise: float = 1.0
-    """Initial sampling std in units of the half action range (was ``init_std``)."""
+    """Initial sampling std in units of the half action range."""
     min_std: float = 0.05
     momentum: float = 0.1
     """Fraction of the previous mean/std kept at each refit (0 = plain CEM)."""

@@ -1,4 +1,4 @@
-"""Diagnostics of GRASP plans in a learned latent space (DESIGN.md §2, issue 5).
+"""Diagnostics of GRASP plans in a learned latent space.
 
 * :func:`gradient_reshaping_histories` runs the same GRASP problem twice, with and without the
   stop-gradient on the model's state input (``GraspConfig.detach_states``), and returns the

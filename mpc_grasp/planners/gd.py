@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, deprecated_names
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
 from mpc_grasp.validation import check_positive
 
 
-@deprecated_names(lr="lr_actions", init_action_noise="action_noise")
 @dataclass(frozen=True)
 class GDConfig(PlannerConfig):
     """Adam on B candidate action sequences, backpropagating the rollout cost through T model calls."""
@@ -19,10 +18,10 @@ class GDConfig(PlannerConfig):
     warm_iterations: int | None = 30
     num_candidates: int = 16
     lr_actions: float = 0.05
-    """Adam learning rate of the actions (was ``lr``)."""
+    """Adam learning rate of the actions."""
     action_noise: float = 0.3
     """Std of the Gaussian initial actions of candidates 2..B, in units of the half action range
-    (candidate 1 starts at zero / the warm start; was ``init_action_noise``, in action units)."""
+    (candidate 1 starts at zero / the warm start)."""
     max_grad_norm: float | None = None
     """Optional per-candidate gradient-norm clip; None is plain GD shooting."""
 

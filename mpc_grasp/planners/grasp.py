@@ -1,4 +1,4 @@
-"""GRASP: Gradient RelAxed Stochastic Planner (Psenka et al., 2026; DESIGN.md §2).
+"""GRASP: Gradient RelAxed Stochastic Planner (Psenka et al., 2026).
 
 Read top to bottom, one iteration is:
 
@@ -14,22 +14,20 @@ Read top to bottom, one iteration is:
    virtual states are reset to the rollout;
 5. every ``check_every`` iterations, stop early if a rollout already reaches the goal.
 
-Measured (``experiments/planner_gym.py``): with the stop-gradient and dense goal term the fixed point
-of L is the one-step-greedy rollout, so the paper's configuration (``GraspConfig.paper()``) fails
-inertial and swing-up problems. The default therefore resolves by model kind: state-space models
-get full state gradients and no dense term (the terminal constraint s_T = g then reaches every
-virtual state, as in direct collocation), latent models keep the paper's stop-gradient and γ = 1;
-both use the sampling sync, which carries the non-greedy information a local gradient cannot see.
-With a reward objective (``reward_fn`` / ``terminal_value``; nothing anchors the end of the lifted
-chain) the task term games the free virtual states and the lifted action steps are one-step greedy, so
-by default steps 1-3 are skipped there and every iteration is a sampling sync (``lifted_updates``).
-Each mechanism has a flag, so the ablations (no detach / no noise / no goal term / no sync / no lifted
-steps) run through this same code.
+With the stop-gradient and the dense goal term the fixed point of L is the one-step-greedy rollout, so
+the defaults resolve by model kind: state-space models get full state gradients and no dense term (the
+terminal constraint s_T = g then reaches every virtual state, as in direct collocation), latent models
+keep the paper's stop-gradient and γ = 1; both use the sampling sync, which carries the non-greedy
+information a local gradient cannot see. With a reward objective (``reward_fn`` / ``terminal_value``;
+nothing anchors the end of the lifted chain) the task term games the free virtual states and the lifted
+action steps are one-step greedy, so by default steps 1-3 are skipped there and every iteration is a
+sampling sync (``lifted_updates``). Each mechanism has a flag, so the ablations (no detach / no noise /
+no goal term / no sync / no lifted steps) run through this same code. Why each default: see
+docs/decisions.md#grasp.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,35 +35,30 @@ import torch
 from torch import Tensor
 
 from mpc_grasp.models.base import plans_in_latent_space
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, deprecated_names, path_integral_weights
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, path_integral_weights
 from mpc_grasp.validation import check_positive
 
 
-@deprecated_names(goal_weight="lifted_goal_weight", init_action_noise="action_noise")
 @dataclass(frozen=True)
 class GraspConfig(PlannerConfig):
-    """GRASP options. The defaults are measured to solve the planner gym (``mpc_grasp.bench.suites.problems``:
-    inertial, swing-up and detour problems) at no more wall time than the baselines; the published
-    planner's settings are :meth:`paper`."""
+    """GRASP options. A default of None resolves per model kind or objective (the field says how; the
+    resolved values are attributes of :class:`GraspPlanner`); the published planner's settings are
+    :meth:`paper`. See docs/decisions.md#graspconfig-defaults."""
 
     iterations: int = 60
     warm_iterations: int | None = 4
     first_plan_iterations: int | None = 20
     """Iterations of an MPC episode's first plan (``GraspMPC`` replanning every step: warm plans of
-    ``warm_iterations`` follow it, each ending on a sampling sync). Measured, closed-loop Point-Maze, H = 50,
-    50 start/goal pairs each (``results/paper_tasks.md``): with 60 (a full cold plan, ~1.9 s) UMaze 43/50 at
-    13.4 s median to success and Medium 49/50 at 10.6 s; with 20 43/50 at 10.7 s and 47/50 at 8.3 s (CEM 43
-    and 42/50). Exact cart-pole swing-up 5/5 either way. None = ``iterations``."""
+    ``warm_iterations`` follow it, each ending on a sampling sync), at most ``iterations``; None =
+    ``iterations``. Why fewer than a cold plan: the first plan gives one action, then warm plans refine it.
+    See docs/decisions.md#graspconfigfirst_plan_iterations."""
     num_candidates: int = 16
     """B candidate plans optimised in parallel; the best by model rollout is returned."""
     warm_num_candidates: int | None = None
     """Candidates of a warm-started plan; None (default) keeps ``num_candidates``. Half of them start from
     the shifted previous plan, and the sampling sync around each is what finds the way around a wall or holds
-    a swing-up: fewer rows make the control step cheaper but fail more. Measured, closed-loop Point-Maze UMaze,
-    H = 50, the same 50 start/goal pairs, CEM in the same run (``experiments/warm_candidates.py --rerun-cem``):
-    4 warm candidates reach 35/50 at 0.059 s per step (median 6.2 s to success), 8 41/50 at 0.087 s (8.0 s),
-    16 43/50 at 0.105 s (11.2 s); CEM 43/50 at 0.251 s (20.8 s). Learned cart-pole swing-up (10k-step MBRL
-    models, 10 episodes): 4 balance 3/10 and 0/5, 16 9/10 on both models."""
+    a swing-up: fewer rows make the control step cheaper but fail more. See
+    docs/decisions.md#graspconfigwarm_num_candidates."""
     lr_states: float = 0.1
     """Adam learning rate of the virtual states."""
     lr_actions: float = 0.05
@@ -73,16 +66,17 @@ class GraspConfig(PlannerConfig):
     action_grad_scale: float = 1.0
     """Emphasis factor on the action gradient (only matters with ``optimizer='sgd'``: Adam is scale-invariant)."""
     lifted_goal_weight: float | None = None
-    """γ, weight of the dense goal term Σ_t ‖F(s_t, a_t) − g‖² in the lifted loss (was ``goal_weight``;
-    the objective's ``dense_goal_weight`` scores rollouts and is added to it as
-    ``dense_goal_weight / T``); 0 is the 'no goal term' ablation. None (default): 1.0 with
-    the stop-gradient (the paper: the detached loss needs it), 0.0 with full state gradients (the
-    terminal constraint s_T = g then reaches every virtual state, and γ > 0 only makes plans greedy)."""
+    """γ, weight of the dense goal term Σ_t ‖F(s_t, a_t) − g‖² in the lifted loss (the objective's
+    ``dense_goal_weight`` scores rollouts and is added to it as ``dense_goal_weight / T``); 0 is the
+    'no goal term' ablation. None (default): 1.0 with the stop-gradient (the paper: the detached loss
+    needs it), 0.0 with full state gradients (the terminal constraint s_T = g then reaches every virtual
+    state, and γ > 0 only makes plans greedy). See docs/decisions.md#graspconfigdetach_states."""
     detach_states: bool | None = None
     """Stop-gradient on the model's state input (the paper's gradient reshaping). None (default):
     on for models that plan in a learned latent space (``model.plans_in_latent_space``, e.g. pixel
     models, where state-input gradients are adversarially brittle), off for state-space models
-    (their full Jacobian is what lets the lifted loss plan non-greedily: swing-up, braking)."""
+    (their full Jacobian is what lets the lifted loss plan non-greedily: swing-up, braking). See
+    docs/decisions.md#graspconfigdetach_states."""
     noise_scale: float = 0.05
     """σ_0 of the Gaussian noise added to the virtual states each iteration (state units)."""
     noise_schedule: str = "linear"
@@ -94,17 +88,16 @@ class GraspConfig(PlannerConfig):
     """ε of the initial virtual states s_t = (t/T) g + (1 − t/T) s_0 + N(0, ε²)."""
     action_noise: float = 0.0
     """Std of Gaussian noise on the initial actions of candidates 2..B, in units of the half action
-    range (candidate 1 keeps the init; was ``init_action_noise``, in action units)."""
+    range (candidate 1 keeps the init)."""
     warm_start_fraction: float = 0.5
     """With a warm start, the fraction of candidates started from it; the others start fresh."""
     sync_every: int | None = None
     """Iterations between syncs (sampling and/or shooting GD, then states reset to the rollout);
     0 disables sync (the 'no sync' ablation). None (default) is 1 without lifted updates (reward
-    objectives, see ``lifted_updates``: every iteration is a sync), else resolves by model kind, measured:
-    4 for state-space models (the syncs carry swing-ups: 15 per cold plan solve the pendulum, 7 do
-    not; a warm plan of 4 iterations ends on one, so closed loop keeps sampling every step), 10 for
-    latent models (pixel bench, H = 30: 13/20 vs 6/20 with 4 — there the lifted steps between syncs
-    do the work)."""
+    objectives, see ``lifted_updates``: every iteration is a sync), else resolves by model kind: 4 for
+    state-space models (the syncs carry swing-ups, and a warm plan of 4 iterations ends on one, so closed
+    loop keeps sampling every step), 10 for latent models (there the lifted steps between syncs do the
+    work). See docs/decisions.md#graspconfigsync_every."""
     sync_steps: int = 0
     """Plain GD steps on the shooting loss per sync (the paper's sync; :meth:`paper` uses 10)."""
     sync_lr: float = 0.05
@@ -116,19 +109,16 @@ class GraspConfig(PlannerConfig):
     non-greedy information (a detour's, a swing-up's) that a local gradient step cannot see."""
     final_sync_samples: int | None = 64
     """Samples of the last sync of a cold plan (the one whose candidates are returned), when the sampling
-    sync is on; None = ``sync_samples``. A wider last look closes near misses: exact cart-pole swing-up
-    160/160 over planner seeds 0-4 (16 samples: 123/128, the misses at cos 0.87-0.90 vs 0.9) for +4-5%
-    per cold plan; warm plans keep ``sync_samples`` (their cost is the control step's)."""
+    sync is on; None = ``sync_samples``. A wider last look closes near misses for a little more time per
+    cold plan; warm plans keep ``sync_samples`` (their cost is the control step's). See
+    docs/decisions.md#graspconfigfinal_sync_samples."""
     sync_sample_std: float = 0.5
     """Std of the sampling sync's perturbations, in units of the half action range (cold plans)."""
     warm_sync_sample_std: float | None = None
-    """Std of the sampling sync's perturbations in warm-started plans; None (default) is half of
-    ``sync_sample_std``. A warm plan refines the shifted previous plan, and wide perturbations picked by
-    a learned model's score jolt a balanced system. Measured, learned cart-pole swing-up, 10 seeded
-    episodes: on the GRASP loop's 10k-step model 0.5 in warm plans ends balanced 8/10 (mean return 168; the
-    pole fell 13 times after the first swing-up), 0.25 9/10 (185; 7 falls); on the CEM loop's 10k-step model
-    9/10 (174) and 10/10 (201; no fall). Unchanged: exact cart-pole 5/5 (213); closed-loop Point-Maze UMaze
-    (goal objective) 35/50 either way."""
+    """Std of the sampling sync's perturbations in warm-started plans, in units of the half action range;
+    None (default) is half of ``sync_sample_std``. A warm plan refines the shifted previous plan, and wide
+    perturbations picked by a learned model's score jolt a balanced system. See
+    docs/decisions.md#graspconfigwarm_sync_sample_std."""
     sync_temperature: float = 0.1
     """MPPI temperature of the sampling sync, on costs normalised by their spread."""
     sync_reset_states: bool = True
@@ -137,10 +127,8 @@ class GraspConfig(PlannerConfig):
     """Take the Adam steps on the lifted loss (steps 1-3 above). None (default) resolves by objective:
     on for goal objectives, off when the planner maximises a predicted return (``reward_fn`` or
     ``terminal_value``): there the task term games the free virtual states and the lifted action steps
-    are one-step greedy, which undoes the syncs' non-greedy plans. Measured, exact cart-pole swing-up,
-    env reward, H = 50, closed loop, 5 episodes (``experiments/reward_planning.py``): lifted steps on, 0/5
-    balanced at the end (returns 89-118); off, 5/5 (211-216; CEM 5/5, 194-199), at 0.16 s per step vs 0.05 s.
-    With them off, ``sync_every`` resolves to 1."""
+    are one-step greedy, which undoes the syncs' non-greedy plans. With them off, ``sync_every`` resolves
+    to 1. See docs/decisions.md#graspconfiglifted_updates."""
     dynamics_loss: str = "mse"
     """'mse', or 'nll' (Gaussian NLL under ``model.predict_distribution``)."""
     optimizer: str = "adam"
@@ -181,10 +169,9 @@ class GraspConfig(PlannerConfig):
 
     @classmethod
     def paper(cls, **overrides: Any) -> "GraspConfig":
-        """The published GRASP's mechanisms, as this package ran them before the planner gym: stop-
-        gradient on the state input, dense goal term γ = 1, state noise decaying linearly over the
-        whole run, plain GD shooting syncs (10 steps every 50 iterations), no sampling, 300
-        iterations. ``overrides`` replace any field (e.g. the authors' ``lr_actions=0.005``,
+        """The published GRASP's mechanisms: stop-gradient on the state input, dense goal term γ = 1,
+        state noise decaying linearly over the whole run, plain GD shooting syncs (10 steps every 50
+        iterations), no sampling, 300 iterations. ``overrides`` replace any field (e.g. the authors' ``lr_actions=0.005``,
         ``iterations=750``, ``noise_schedule='constant'``, ``noise_scale=0.005``)."""
         settings: dict[str, Any] = dict(
             iterations=300,
@@ -200,9 +187,6 @@ class GraspConfig(PlannerConfig):
             sync_steps=10,
             sync_samples=0,
         )
-        for old, new in cls.deprecated_options.items():
-            if old in overrides:  # the constructor renames it (with a warning)
-                settings.pop(new, None)
         settings.update(overrides)
         if settings["noise_decay_iterations"] is None and settings["noise_schedule"] == "linear":
             settings["noise_decay_iterations"] = settings["iterations"]
@@ -250,12 +234,6 @@ class GraspPlanner(Planner):
         if self.config.dynamics_loss == "nll" and not hasattr(self.model, "predict_distribution"):
             raise ValueError("dynamics_loss='nll' needs a model with predict_distribution(state, action) -> (mean, std)")
 
-    @property
-    def goal_weight(self) -> float:
-        """Deprecated name of :attr:`lifted_goal_weight`."""
-        warnings.warn("GraspPlanner.goal_weight is deprecated, use .lifted_goal_weight", DeprecationWarning, stacklevel=2)
-        return self.lifted_goal_weight
-
     # -------------------------------------------------------------- the lifted loss
     def lifted_loss(self, problem: Problem, virtual_states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per-candidate (dynamics, goal, task) losses, each [N, B], from ONE batched model call.
@@ -266,11 +244,10 @@ class GraspPlanner(Planner):
         with the virtual states as s_t and the model's prediction as s_{t+1}, so rewards cost no extra
         model call. The reward sees the states the model sees (stop-gradient with ``detach_states``).
 
-        Measured (Pendulum-v1, exact model): a reward objective can be gamed by the lifted loss alone
-        — the virtual states park at the reward's maximum (the unstable upright equilibrium) for a
-        dynamics penalty of ~0.02 while the rollout falls (lifted return ~0, rollout −122). The syncs,
-        which score true rollouts, are what ground reward plans: receding-horizon reward planning needs
-        a sync inside every warm-started plan (``sync_every <= warm_iterations``, e.g. 4 with 8).
+        A reward objective can be gamed by the lifted loss alone: the virtual states park at the reward's
+        maximum for a small dynamics penalty while the rollout falls. The syncs, which score true
+        rollouts, are what ground reward plans: receding-horizon reward planning needs a sync inside every
+        warm-started plan (``sync_every <= warm_iterations``). See docs/decisions.md#graspconfiglifted_updates.
         """
         size, candidates = actions.shape[:2]
         start = problem.start[:, None, None, :].expand(size, candidates, 1, self.state_dim)

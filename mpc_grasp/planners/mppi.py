@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, deprecated_names, path_integral_weights
+from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, path_integral_weights
 from mpc_grasp.validation import check_positive
 
 
-@deprecated_names(samples="num_candidates", noise_std="action_noise")
 @dataclass(frozen=True)
 class MPPIConfig(PlannerConfig):
     """Perturb the nominal action sequence, weight samples by exp(−cost / temperature), average."""
@@ -18,11 +17,11 @@ class MPPIConfig(PlannerConfig):
     iterations: int = 30
     warm_iterations: int | None = 5
     num_candidates: int = 256
-    """K sampled action sequences per iteration (was ``samples``)."""
+    """K sampled action sequences per iteration."""
     temperature: float = 0.1
     """λ, applied to costs normalised by their per-problem spread (so it is scale-free)."""
     action_noise: float = 0.5
-    """Sampling std in units of the half action range (was ``noise_std``)."""
+    """Sampling std in units of the half action range."""
     normalize_costs: bool = True
     """Divide (cost − min) by the cost std before weighting (robust across cost scales)."""
 

@@ -1,13 +1,11 @@
 """The planner interface's data types and config machinery: the option dataclass every planner config
-extends (with deprecated option names), the warm-start and result types, one batch of problems, the
-candidates an algorithm hands back, and the objective callables' signatures."""
+extends, the warm-start and result types, one batch of problems, the candidates an algorithm hands back,
+and the objective callables' signatures."""
 
 from __future__ import annotations
 
-import functools
-import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -33,37 +31,6 @@ class PlanningError(RuntimeError):
     """Planning produced no usable plan (e.g. the world model returned NaN/inf)."""
 
 
-def deprecated_names(**renames: str) -> Callable[[type], type]:
-    """Class decorator for a config dataclass: accept old option names (``old="new"``) for one
-    release, with a ``DeprecationWarning``, in the constructor and as read-only attributes.
-
-    Keeps one vocabulary across planners (``num_candidates``, ``action_noise``, ``lr_actions``, ...)
-    without breaking code, tuning files or result files written with the old names.
-    """
-
-    def decorate(cls: type[Any]) -> type[Any]:
-        init = cls.__init__
-
-        @functools.wraps(init)
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            init(self, *args, **canonical_options(cls, kwargs))
-
-        def alias(old: str, new: str) -> property:
-            def getter(self: Any) -> Any:
-                warnings.warn(f"{cls.__name__}.{old} is deprecated, use .{new}", DeprecationWarning, stacklevel=2)
-                return getattr(self, new)
-
-            return property(getter, doc=f"Deprecated name of ``{new}``.")
-
-        cls.__init__ = __init__
-        for old, new in renames.items():
-            setattr(cls, old, alias(old, new))
-        cls.deprecated_options = {**getattr(cls, "deprecated_options", {}), **renames}
-        return cls
-
-    return decorate
-
-
 @dataclass(frozen=True)
 class PlannerConfig:
     """Options every planner understands."""
@@ -85,8 +52,6 @@ class PlannerConfig:
     """With a warm start and ``goal_tolerance``: a problem whose warm-start rollout already reaches
     the goal is returned as is, without optimising (receding-horizon MPC then re-optimises only
     when reality has left the plan, and a good detour is not pulled back toward the greedy path)."""
-    deprecated_options: ClassVar[dict[str, str]] = {}
-    """Deprecated option name -> its name in the shared vocabulary (see :func:`deprecated_names`)."""
     seed: int = 0
     """Seed of the planner's random draws; a plan is deterministic given seed and inputs. In
     ``plan_batch`` problem i uses its own generator seeded ``seed + i`` (or ``seeds[i]``), so a
@@ -197,23 +162,10 @@ class Candidates:
     states: Tensor | None = None  # [N, B, T+1, S] model rollout of ``actions`` if already computed (saves one)
 
 
-def canonical_options(config_class: type[PlannerConfig], options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with deprecated names replaced by the shared vocabulary's (a ``DeprecationWarning``
-    each), so option dicts from old code or files merge cleanly with current ones."""
-    renamed = dict(options)
-    for old, new in getattr(config_class, "deprecated_options", {}).items():
-        if old in renamed:
-            if new in renamed:
-                raise TypeError(f"{config_class.__name__}: pass {new}= only ({old}= is its deprecated name)")
-            warnings.warn(f"{config_class.__name__}: option {old!r} is deprecated, use {new!r}", DeprecationWarning, stacklevel=3)
-            renamed[new] = renamed.pop(old)
-    return renamed
-
-
 def config_from_kwargs(config_class: type[PlannerConfig], options: dict[str, Any]) -> PlannerConfig:
     """Build a config dataclass, rejecting unknown option names with the list of valid ones."""
     valid = {item.name for item in fields(config_class)}
-    unknown = sorted(set(options) - valid - set(getattr(config_class, "deprecated_options", {})))
+    unknown = sorted(set(options) - valid)
     if unknown:
         raise TypeError(f"unknown option(s) {unknown} for {config_class.__name__}; valid: {sorted(valid)}")
     return config_class(**options)

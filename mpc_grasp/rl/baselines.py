@@ -8,7 +8,7 @@ Plain functions, no framework:
   ``predict(obs, state=None, episode_start=None, deterministic=True) -> (action, state)``
   (SB3 models, the model-based ``GraspMPC`` agent, ...), so every agent faces the same
   start/goal sequence and success, return and length come from the same episodes.
-* success rates carry the 95% Wilson score interval (:func:`mpc_grasp.bench.report.wilson_interval`).
+* success rates carry the 95% Wilson score interval (:func:`mpc_grasp.stats.wilson_interval`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
-from mpc_grasp.bench.report import wilson_interval
 from mpc_grasp.data import make_env
+from mpc_grasp.stats import wilson_interval
 
 __all__ = [
     "ALGOS",

@@ -1,4 +1,4 @@
-"""The model-based RL loop (DESIGN.md §9, PETS style): plain functions, no framework.
+"""The model-based RL loop (PETS style): plain functions, no framework.
 
 Round 0 collects random-exploration transitions and trains a world model with a reward head. Every
 later round runs ``GraspMPC`` in the real env, maximising the model's predicted return (no goal),
@@ -86,10 +86,8 @@ def inverted_pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) 
     loop's planners know no termination. This surrogate is 1 at the upright pole and falls to 0 at the
     healthy limit, ``1 − (θ'/0.2)²`` of the state the step leads to (the action acts on it), minus cart
     terms ``x'² + 0.5 ẋ'²`` and ``0.001 u²``: the pole itself is easy to hold, but a cart that drifts hits
-    its rail at ``x = ±1`` and the pole falls (measured on one learned model, 2 episodes: with cart
-    weights 0.1 / 0.01 GRASP and MPPI drifted into the rail after 55–240 steps; with 1 / 0.5 MPPI held
-    620–640 steps and the loop reached 1000). It is not the env's reward: every evaluation reports the
-    env's return."""
+    its rail at ``x = ±1`` and the pole falls (lighter cart weights let it drift there). It is not the
+    env's reward: every evaluation reports the env's return. See docs/decisions.md#inverted_pendulum_reward."""
     del state
     limit = INVERTED_PENDULUM_HEALTHY_ANGLE
     upright = 1.0 - (next_state[..., 1] / limit).square()
@@ -153,10 +151,8 @@ class MBRLConfig:
     horizon: int = 30
     """Planning horizon: 30 steps = 1.5 s of Pendulum, enough to see a swing-up pay off."""
     planner_options: Mapping[str, Any] | None = None
-    """Options for ``GraspMPC`` / ``make_planner``; None = the planner's defaults. Measured: default GRASP
-    (with a reward: no lifted steps, a sampling sync every iteration; the lifted loss alone lets the
-    virtual states park at the reward's maximum) reaches −197 on Pendulum-v1 after 1,200 env steps
-    (four of five episodes −123 to −137); the lifted default before it −169, the 150-iteration setting −162."""
+    """Options for ``GraspMPC`` / ``make_planner``; None = the planner's defaults (GRASP with a reward: no
+    lifted steps, a sampling sync every iteration). See docs/decisions.md#mbrlconfigplanner_options."""
     replan_every: int = 1
     hidden_sizes: tuple[int, ...] = (200, 200)
     """World model (and reward head) hidden layers: small enough to train in seconds on a CPU."""
@@ -241,15 +237,14 @@ MBRL_RECIPES: dict[str, dict[str, Any]] = {
 
 ``Pendulum-v1``: the ``MBRLConfig`` defaults. ``InvertedPendulum-v5``: plans with the differentiable
 healthy-condition surrogate (:func:`inverted_pendulum_reward`; the env's reward is a constant 1 while alive,
-which a reward head learns as a constant with no gradient), horizon 15 (0.6 s; H=25 rollouts of the
-early models drift and the pole fell within 50 steps), 200 random seed steps (about 30 short random
-episodes near the upright state), then 8 rounds of 200 agent steps (1800 env steps in all).
+which a reward head learns as a constant with no gradient), horizon 15 (0.6 s: longer rollouts of the
+early models drift), 200 random seed steps (about 30 short random episodes near the upright state), then
+8 rounds of 200 agent steps (1800 env steps in all).
 
 ``mpc_grasp/CartPoleSwingup-v0``: the learned reward head, horizon 50 (2 s), 1000 random seed steps, then 9
-rounds of 1000 agent steps (10k env steps in all), and GRASP at its defaults inside ``GraspMPC``. Measured, 10
-seeded episodes on the 10k-step model: the loop from scratch with training seed 1 10/10, mean return 200 (3-episode means 176, 193, 204, 194, 207 at 6k-10k); seed 0 (its first
-7 rounds under the earlier warm sampling std) 9/10, mean 188. The recipe planned with CEM (3 warm iterations)
-before: 6/10, mean 164 on its own 10k model, where GRASP balances 10/10 (``docs/mbrl.md``)."""
+rounds of 1000 agent steps (10k env steps in all), and GRASP at its defaults inside ``GraspMPC``.
+
+Why these values: docs/decisions.md#mbrl_recipes."""
 
 
 def mbrl_recipe(env_id: str, **overrides: Any) -> MBRLConfig:

@@ -1,4 +1,4 @@
-"""Pixel world model: keypoint CNN encoder, sprite decoder, latent MLP dynamics (DESIGN.md §6).
+"""Pixel world model: keypoint CNN encoder, sprite decoder, latent MLP dynamics.
 
 Planning from pixels happens in the latent space of :class:`PixelWorldModel`: ``encode`` maps
 images ``[..., H, W, C]`` to latents ``[..., latent_dim]``, ``forward(latent, action)`` predicts
@@ -9,8 +9,8 @@ Finn et al. 2016, "Deep spatial autoencoders"): every latent pair is the expecte
 coordinate of one learned feature map, so a keypoint that follows a moving object moves
 linearly with it, a geometry monotone in the true position by construction.
 
-What makes the keypoints lock onto the moving object (measured: without these they stay on the
-static scene and the latent distance barely tracks the true one):
+What makes the keypoints lock onto the moving object (without these they stay on the static scene
+and the latent distance barely tracks the true one):
 
 * the decoder is *local*: convolutions turn Gaussian heatmaps at the keypoints into colour and
   opacity layers composited over a learned background image, so a keypoint is only useful where

@@ -4,8 +4,8 @@ Each unit collects transitions with correlated exploration, holds out ``test_fra
 trains an ``MLPWorldModel`` (MSE on normalised deltas, cosine learning-rate decay, the epoch with the best
 validation error kept) and measures open-loop H-step error on the held-out episodes with
 :mod:`mpc_grasp.models.metrics` (``one_step_error``, ``multi_step_error``, ``open_loop_rollouts``). Units
-run through :func:`~mpc_grasp.bench.engine.run_units` (resume log, in-process or Ray) and the report is
-written by :func:`~mpc_grasp.bench.report.write_report` as ``model_eval.{json,md,png}``.
+run through :func:`~bench.engine.run_units` (resume log, in-process or Ray) and the report is
+written by :func:`~bench.report.write_report` as ``model_eval.{json,md,png}``.
 
 Normalisation (the plot and the ``nrmse`` fields): per state dimension d, RMSE_d(H) divided by the std
 of that dimension over the test states, then root-mean-square over dimensions; 1.0 is an error as large
@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from mpc_grasp.bench.engine import ResumeLog, WorkUnit, run_units
-from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import write_report
+from bench.engine import ResumeLog, WorkUnit, run_units
+from bench.report import write_report
+from mpc_grasp.parallel import ParallelOptions
 
 __all__ = [
     "HORIZONS",
@@ -109,8 +109,8 @@ def normalised_rmse(rmse_per_dim: Sequence[float] | None, state_std: np.ndarray)
 def grid_checks(model: Any, test: Any, layout: str) -> dict[str, Any]:
     """Wall-violation rate of open-loop predictions (H <= 25) and the push-into-wall penetrations."""
     import torch
-
     from mpc_grasp.envs import wall_boxes
+
     from mpc_grasp.models import open_loop_rollouts
 
     boxes = wall_boxes(layout)

@@ -38,9 +38,9 @@ from typing import Any
 
 import torch
 
-from mpc_grasp.bench.engine import REPO_ROOT, ResumeLog, WorkUnit, run_units
-from mpc_grasp.bench.report import command_line, write_report
-from mpc_grasp.bench.suites.real_env import load_or_train_mlp, load_rl_runs
+from bench.engine import REPO_ROOT, ResumeLog, WorkUnit, run_units
+from bench.report import command_line, write_report
+from bench.suites.real_env import load_or_train_mlp, load_rl_runs
 from mpc_grasp.cli.commands import parse_key_value
 from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import check_model_matches_env, run_episodes, summarize_episodes

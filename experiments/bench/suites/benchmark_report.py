@@ -1,5 +1,5 @@
-"""Tables and plots of :mod:`mpc_grasp.bench.suites.benchmark`: CSV rows (one per env x model x planner x H x mode),
-markdown tables and two plots, written by the one report writer (:func:`mpc_grasp.bench.report.write_report`)."""
+"""Tables and plots of :mod:`bench.suites.benchmark`: CSV rows (one per env x model x planner x H x mode),
+markdown tables and two plots, written by the one report writer (:func:`bench.report.write_report`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mpc_grasp.bench.report import ci_cell, pct, write_report
+from bench.report import ci_cell, pct, write_report
 
 __all__ = ["CSV_COLUMNS", "csv_rows", "markdown_report", "plot_success_vs_horizon", "plot_success_vs_time", "write_outputs"]
 

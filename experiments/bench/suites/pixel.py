@@ -8,10 +8,10 @@ learned :class:`~mpc_grasp.models.pixel.PixelWorldModel`, measured in the REAL p
   is blocked by the wall). The planner sees only the start image and the goal image.
 * Open loop (one work unit per family x horizon x variant): plan once per pair from ``encode(start
   image)`` to ``encode(goal image)``, execute the actions in the real env (the real-env benchmark's
-  :func:`~mpc_grasp.bench.suites.real_env.execute_open_loop` and success test); success = within the env's goal
+  :func:`~bench.suites.real_env.execute_open_loop` and success test); success = within the env's goal
   radius at any step <= H. Also recorded: success under the model (the rollout ends within the latent
   goal tolerance), wall time per plan, model calls and transitions, iterations, and whether the pair is
-  reachable in H steps at all (:func:`~mpc_grasp.bench.suites.problems.feasible`).
+  reachable in H steps at all (:func:`~bench.suites.problems.feasible`).
 * Closed loop (one unit per family x variant): ``GraspMPC`` episodes from the same pairs
   (:func:`~mpc_grasp.control.episodes.run_episodes`), replanning every ``replan_every`` steps.
 * Gradient reshaping (one unit): GRASP with and without the stop-gradient on the same problems
@@ -20,8 +20,8 @@ learned :class:`~mpc_grasp.models.pixel.PixelWorldModel`, measured in the REAL p
 * The latent goal tolerance (early stop, success under the model) is calibrated from data: the local
   slope of latent distance vs true distance on rendered frames, times the goal radius.
 
-Units run through :func:`mpc_grasp.bench.engine.run_units` (resume log ``<stem>.partial.jsonl``, in-process
-or on Ray; workers load the cached model from its path). Tables and figures: :mod:`mpc_grasp.bench.suites.pixel_report`.
+Units run through :func:`bench.engine.run_units` (resume log ``<stem>.partial.jsonl``, in-process
+or on Ray; workers load the cached model from its path). Tables and figures: :mod:`bench.suites.pixel_report`.
 """
 
 from __future__ import annotations
@@ -39,11 +39,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
-from mpc_grasp.bench.engine import REPO_ROOT, ResumeLog, WorkUnit, file_hashes, run_units
-from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import median, success_rate, write_report
-from mpc_grasp.bench.suites.problems import feasible, shortest_path_length
-from mpc_grasp.bench.suites.real_env import (
+from bench.engine import REPO_ROOT, ResumeLog, WorkUnit, file_hashes, run_units
+from bench.report import median, success_rate, write_report
+from bench.suites.problems import feasible, shortest_path_length
+from bench.suites.real_env import (
     ENVS,
     QUICK_SCALE,
     PlannerVariant,
@@ -54,6 +53,7 @@ from mpc_grasp.bench.suites.real_env import (
     success_steps,
 )
 from mpc_grasp.data import make_env
+from mpc_grasp.parallel import ParallelOptions
 from mpc_grasp.planners import PLANNERS, GraspConfig, GraspPlanner, make_planner
 
 if TYPE_CHECKING:
@@ -451,7 +451,7 @@ def filmstrip_panels(
 
 def run_pixel_bench(config: PixelBenchConfig, command: str) -> dict[str, Any]:
     """Run every unit (reusing the resume log), draw the diagnostics, write the outputs, return the report."""
-    from mpc_grasp.bench.suites.pixel_report import markdown, plot_filmstrips, plot_grad_norms, plot_success
+    from bench.suites.pixel_report import markdown, plot_filmstrips, plot_grad_norms, plot_success
 
     torch.set_num_threads(config.threads)
     started = time.perf_counter()

@@ -1,10 +1,10 @@
-"""The benchmark engine: every benchmark, study and tuning run is a list of work units run by one runner.
+"""The benchmark engine: every benchmark and study is a list of work units run by one runner.
 
 A :class:`WorkUnit` names its place in a suite (``key``), everything its result depends on besides the
 code (``settings``) and what the worker needs (``task``). :func:`run_units` reuses units finished by an
 earlier run from the :class:`ResumeLog` (same key, same fingerprint of settings + code), runs the rest
-in-process or as Ray tasks (:mod:`mpc_grasp.bench.parallel`), and logs each result the moment it
-arrives, so a killed run continues where it stopped. Reports are written by :mod:`mpc_grasp.bench.report`.
+in-process or as Ray tasks (:mod:`mpc_grasp.parallel`), and logs each result the moment it
+arrives, so a killed run continues where it stopped. Reports are written by :mod:`bench.report`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpc_grasp.bench.parallel import ParallelOptions
+from mpc_grasp.parallel import ParallelOptions
 
 __all__ = ["REPO_ROOT", "ResumeLog", "WorkUnit", "code_fingerprint", "file_hashes", "fingerprint", "run_units"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The source checkout (the package is installed in editable mode)."""
+"""The source checkout: the harness lives in ``experiments/`` and is never installed."""
 
-_CODE_DIRS = ("mpc_grasp", "envs")
-_PRESENTATION = ("mpc_grasp/bench/report.py", "mpc_grasp/cli/", "mpc_grasp/control/media.py", "mpc_grasp/plotting.py")
+_CODE_DIRS = ("mpc_grasp", "envs", "experiments/bench")
+_PRESENTATION = ("experiments/bench/report.py", "mpc_grasp/cli/", "mpc_grasp/control/media.py", "mpc_grasp/plotting.py")
 """Code that only formats or draws results: editing it does not invalidate logged work."""
 
 

@@ -15,8 +15,8 @@ open and closed loop, every planner at its defaults, success in the real env bes
   model rollout (:func:`model_success_steps`: x-y within 0.45, the planners' goal tolerance; Push-T coverage > 0.95
   of the predicted block pose, :func:`tee_coverage`). Closed loop (:func:`run_closed_loop_unit`): ``GraspMPC``.
 
-:func:`run_paper_tasks` runs the units with :func:`~mpc_grasp.bench.engine.run_units` and a resume log and writes
-``paper_tasks.{json,md,csv,png}`` with :func:`~mpc_grasp.bench.report.write_report`.
+:func:`run_paper_tasks` runs the units with :func:`~bench.engine.run_units` and a resume log and writes
+``paper_tasks.{json,md,csv,png}`` with :func:`~bench.report.write_report`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from mpc_grasp.bench.engine import REPO_ROOT, ResumeLog, WorkUnit, file_hashes, fingerprint, run_units
-from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import ci_cell, median, number_cell, success_rate, write_report
+from bench.engine import REPO_ROOT, ResumeLog, WorkUnit, file_hashes, fingerprint, run_units
+from bench.report import ci_cell, median, number_cell, success_rate, write_report
 from mpc_grasp.data import collect_transitions, make_env
+from mpc_grasp.parallel import ParallelOptions
 from mpc_grasp.planners import GraspConfig, make_planner
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
 
 STEM = "paper_tasks"
 _SOURCES = ("mpc_grasp/planners/*.py", "mpc_grasp/models/*.py", "mpc_grasp/control/*.py", "mpc_grasp/data/*.py", "envs/point_maze.py",
-            "envs/pusht.py", "mpc_grasp/bench/suites/real_env.py")  # fmt: skip
+            "envs/pusht.py", "experiments/bench/suites/real_env.py")  # fmt: skip
 """With this file above its summary section: the code a unit's result depends on (its fingerprint); other edits keep the log valid."""
 MODEL_DIR = REPO_ROOT / "checkpoints" / "paper_tasks"
 PUSHT_WEIGHTS = (0.1, 0.1, 0.1, 0.1, 1.0, 1.0, 1.0, 1.0)
@@ -291,7 +291,7 @@ def run_open_loop_unit(task_input: Mapping[str, Any]) -> list[dict[str, Any]]:
 def run_closed_loop_unit(task_input: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Worker of one closed-loop cell: one ``GraspMPC`` episode (replanning every step) per pair; ``options``
     (optional) are planner options over the cell's own (``experiments/warm_candidates.py``)."""
-    from mpc_grasp.bench.suites.real_env import CountingAgent
+    from bench.suites.real_env import CountingAgent
     from mpc_grasp.control.agent import GraspMPC
     from mpc_grasp.control.episodes import run_episodes
 

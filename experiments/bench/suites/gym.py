@@ -1,12 +1,12 @@
 """The planner gym as a suite of the benchmark engine: every planner, at its defaults, on the problems
-with exact models and known answers (:mod:`mpc_grasp.bench.suites.problems`).
+with exact models and known answers (:mod:`bench.suites.problems`).
 
 One work unit per (problem, planner) cell plans the problem's seeded instances open loop, one after
 another, until a time cap is spent, and judges each plan on the exact model. :func:`run_gym` runs the
-cells through :func:`~mpc_grasp.bench.engine.run_units` (in-process or on Ray, a resume log under the
-output folder) and writes ``planner_gym.{json,md,png}`` with :func:`~mpc_grasp.bench.report.write_report`.
+cells through :func:`~bench.engine.run_units` (in-process or on Ray, a resume log under the
+output folder) and writes ``planner_gym.{json,md,png}`` with :func:`~bench.report.write_report`.
 The plan loop and its summary (:func:`plan_instances`, :func:`summarize`) are shared with the tuning
-suite (:mod:`mpc_grasp.bench.suites.tuning`) and the scale-out study (:mod:`mpc_grasp.bench.suites.scale_out`).
+suite (:mod:`bench.suites.tuning`) and the scale-out study (:mod:`bench.suites.scale_out`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from mpc_grasp.bench.engine import ResumeLog, WorkUnit, run_units
-from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import median, success_rate, write_report
-from mpc_grasp.bench.suites.problems import PROBLEMS, PlanningProblem, make_problem
+from bench.engine import ResumeLog, WorkUnit, run_units
+from bench.report import median, success_rate, write_report
+from bench.suites.problems import PROBLEMS, PlanningProblem, make_problem
+from mpc_grasp.parallel import ParallelOptions
 from mpc_grasp.planners import GraspConfig, make_planner
 
 __all__ = ["GYM_PLANNERS", "GymSuite", "markdown", "plan_instances", "plot", "problem_view", "run_cell", "run_gym", "summarize"]

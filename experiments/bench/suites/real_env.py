@@ -1,5 +1,5 @@
 """The real-environment benchmark's pieces (DESIGN.md §7): its environments and tasks, planner rows, how a
-plan is executed in the real env and judged, and the closed-loop episodes. :mod:`mpc_grasp.bench.suites.benchmark`
+plan is executed in the real env and judged, and the closed-loop episodes. :mod:`bench.suites.benchmark`
 turns them into work units for the engine; other suites (pixels) reuse them.
 
 * Envs (``ENVS``): grid world ``wall`` / ``umaze`` / ``maze`` with non-greedy start/goal pairs from
@@ -25,7 +25,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from mpc_grasp.bench.report import median, success_rate
+from bench.report import median, success_rate
 from mpc_grasp.data import collect_transitions, make_env
 from mpc_grasp.planners import make_planner
 

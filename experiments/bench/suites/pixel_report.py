@@ -1,4 +1,4 @@
-"""Tables and figures of the pixel benchmark (:mod:`mpc_grasp.bench.suites.pixel`): the Markdown report, success vs
+"""Tables and figures of the pixel benchmark (:mod:`bench.suites.pixel`): the Markdown report, success vs
 horizon, GRASP's gradient norms with and without the detach, and the decoded-plan filmstrips.
 
 Everything reads the report dictionary (or its parts) only, so ``results/pixel_bench.json`` and
@@ -13,16 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from mpc_grasp.bench.suites.pixel import FAMILIES, VARIANTS
 from mpc_grasp.plotting import save_figure
 
 __all__ = ["markdown", "plot_filmstrips", "plot_grad_norms", "plot_success"]
 
 
-def _variant_order(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The suite's variants first, then any other variant of an older report."""
+def _variant_order(rows: Sequence[Mapping[str, Any]], report: Mapping[str, Any]) -> list[str]:
+    """The run's variants in the order it ran them, then any other variant of an older report."""
     seen = {r["variant"] for r in rows}
-    return [v for v in VARIANTS if v in seen] + sorted(seen - set(VARIANTS))
+    ran = list(report.get("variants", {}))
+    return [v for v in ran if v in seen] + sorted(seen - set(ran))
+
+
+def _families(report: Mapping[str, Any]) -> list[str]:
+    """The run's task families in the order it ran them (the order of the rows for an older report)."""
+    families = report.get("args", {}).get("families")
+    return list(families) if families else list(dict.fromkeys(r["family"] for r in report["summaries"]))
 
 
 def plot_success(report: Mapping[str, Any], path: Path) -> Path:
@@ -30,8 +36,8 @@ def plot_success(report: Mapping[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = report["summaries"]
-    order = _variant_order(rows)
-    panels = sorted({(r["mode"], r["family"]) for r in rows}, key=lambda p: (p[0] != "open_loop", FAMILIES.index(p[1])))
+    order = _variant_order(rows, report)
+    panels = sorted({(r["mode"], r["family"]) for r in rows}, key=lambda p: (p[0] != "open_loop", _families(report).index(p[1])))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     for ax, (mode, family) in zip(axes[0], panels):
         for variant in order:
@@ -122,7 +128,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     for mode in ("open_loop", "closed_loop"):
-        for family in FAMILIES:
+        for family in _families(report):
             sel = [r for r in report["summaries"] if r["mode"] == mode and r["family"] == family]
             if not sel:
                 continue
@@ -140,7 +146,7 @@ def markdown(report: Mapping[str, Any]) -> str:
                 lines.append(
                     "| *feasible at H (upper bound)* | " + " | ".join("—" if b is None else f"{100 * b:.0f}%" for b in bound) + " |"
                 )
-            for variant in _variant_order(sel):
+            for variant in _variant_order(sel, report):
                 cells = [next((_cell(x, mode) for x in sel if x["variant"] == variant and x["horizon"] == h), "—") for h in horizons]
                 lines.append(f"| {variant} | " + " | ".join(cells) + " |")
             lines.append("")

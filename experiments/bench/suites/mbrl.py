@@ -4,11 +4,11 @@ One study per env of :data:`STUDY_ENVS` (``Pendulum-v1``, ``InvertedPendulum-v5`
 :func:`mpc_grasp.rl.mbrl.run_mbrl` on the env's recipe (:func:`mpc_grasp.rl.mbrl.mbrl_recipe`; round
 checkpoints under ``runs_dir``, resumable), for one or more training seeds; optional comparison loops
 run the other reward (``known_rounds``) or MPPI in place of GRASP (``mppi_rounds``). SAC is one unit of
-the RL suite per training seed (:class:`~mpc_grasp.bench.suites.rl.RLRun` with ``eval_at`` = the loop's
+the RL suite per training seed (:class:`~bench.suites.rl.RLRun` with ``eval_at`` = the loop's
 step counts, ``"return"`` evaluation = the loop's own fixed-seed episodes), so it runs through the
 engine's resume log and can run on Ray. A terminal-value comparison runs GraspMPC at a short horizon on
 the last round's model without and with a TD(0) ``V(s)``. The report is written by
-:func:`~mpc_grasp.bench.report.write_report` as ``mbrl_<env>.{json,md,png}``; reports written before
+:func:`~bench.report.write_report` as ``mbrl_<env>.{json,md,png}``; reports written before
 this module knew several envs and seeds (``results/mbrl_pendulum.json``) still load and render.
 """
 
@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from mpc_grasp.bench.engine import ResumeLog, WorkUnit, run_units
-from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import git_commit, write_report
-from mpc_grasp.bench.suites.rl import RL_ENVS, RLRun, run_rl_runs
+from bench.engine import ResumeLog, WorkUnit, run_units
+from bench.report import git_commit, write_report
+from bench.suites.rl import RL_ENVS, RLRun, run_rl_runs
+from mpc_grasp.parallel import ParallelOptions
 from mpc_grasp.rl.mbrl import MBRLConfig, RoundRecord, evaluate_return, make_agent, mbrl_recipe, plot_learning_curves, run_mbrl
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def _rl_env_key(env_id: str) -> str:
     for key, spec in RL_ENVS.items():
         if spec.env_id == env_id and spec.evaluation == "return":
             return key
-    raise ValueError(f"no return-evaluated RL baseline for {env_id!r}: add it to mpc_grasp.bench.suites.rl.RL_ENVS")
+    raise ValueError(f"no return-evaluated RL baseline for {env_id!r}: add it to bench.suites.rl.RL_ENVS")
 
 
 def sac_curve_run(steps: Sequence[int], eval_episodes: int, eval_seed: int, seed: int, env_id: str = ENV_ID) -> RLRun:

@@ -12,8 +12,8 @@ visibility graph), so the fraction of instances reachable within the horizon bou
 success from above.
 
 ``PROBLEMS`` maps a name to a builder ``(instances, seed) -> PlanningProblem``; the gym suite
-(:mod:`mpc_grasp.bench.suites.gym`, ``experiments/planner_gym.py``) runs every planner on them and the
-tuning suite (:mod:`mpc_grasp.bench.suites.tuning`) searches planner options on them.
+(:mod:`bench.suites.gym`, ``experiments/planner_gym.py``) runs every planner on them and the
+tuning suite (:mod:`bench.suites.tuning`) searches planner options on them.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from mpc_grasp.envs.grid_world import map_size, sample_task, wall_boxes
 from torch import Tensor, nn
 
-from mpc_grasp.envs.grid_world import map_size, sample_task, wall_boxes
 from mpc_grasp.models.analytic import CartPoleSwingupModel, LinearSystem, PointMassWalls
 
 

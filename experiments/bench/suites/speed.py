@@ -8,7 +8,7 @@
   floor, one forward+backward of the model (MLP 256x3) on the same [B·T] batch: GRASP without the sync,
   with the default sync amortised, and GD shooting, optionally with a ``torch.compile``'d model.
 
-Every measurement is a work unit run in-process by :func:`mpc_grasp.bench.engine.run_units` (never in
+Every measurement is a work unit run in-process by :func:`bench.engine.run_units` (never in
 parallel: concurrent timings measure contention). Timings depend on the machine's load, so a run is
 only comparable with runs on the same, quiet machine.
 """
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
-from mpc_grasp.bench.engine import REPO_ROOT, ResumeLog, WorkUnit, run_units
-from mpc_grasp.bench.report import median, write_report
+from bench.engine import REPO_ROOT, ResumeLog, WorkUnit, run_units
+from bench.report import median, write_report
 from mpc_grasp.planners import PLANNERS, make_planner
 
 if TYPE_CHECKING:

@@ -15,11 +15,11 @@ horizons, in the *real* environments.
 * Closed loop: :class:`~mpc_grasp.control.agent.GraspMPC` episodes via :func:`mpc_grasp.control.episodes.run_episodes`,
   seeded like the RL baselines' evaluation, so the k-th start/goal is the one PPO/SAC faced.
 
-Every unit of work (one chunk of plans, one closed-loop cell) is a :class:`~mpc_grasp.bench.engine.WorkUnit`
+Every unit of work (one chunk of plans, one closed-loop cell) is a :class:`~bench.engine.WorkUnit`
 run by the engine (in-process or on Ray, ``--backend``), logged with a fingerprint of its settings and of the
 code; ``--resume`` reuses matching units. The environments, tasks and execution are in
-:mod:`mpc_grasp.bench.suites.real_env`; outputs are written by :mod:`mpc_grasp.bench.suites.benchmark_report`. Entry points: ``python
-experiments/benchmark.py`` and ``mpc-grasp benchmark`` (same flags).
+:mod:`bench.suites.real_env`; outputs are written by :mod:`bench.suites.benchmark_report`. Entry points: ``python
+experiments/benchmark.py``.
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from mpc_grasp.bench.engine import REPO_ROOT, ResumeLog, WorkUnit, code_fingerprint, run_units
-from mpc_grasp.bench.parallel import ParallelOptions, add_parallel_arguments
-from mpc_grasp.bench.report import git_commit, median, pct
-from mpc_grasp.bench.suites.real_env import (
+from bench.engine import REPO_ROOT, ResumeLog, WorkUnit, code_fingerprint, run_units
+from bench.report import git_commit, median, pct
+from bench.suites.real_env import (
     DEFAULT_BUDGETS,
     DEFAULT_ENVS,
     DEFAULT_PLANNERS,
@@ -65,8 +64,8 @@ from mpc_grasp.bench.suites.real_env import (
     summarize_open_loop,
 )
 from mpc_grasp.data import make_env
-from mpc_grasp.planners import PLANNERS, make_planner
-from mpc_grasp.planners.base import canonical_options
+from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
+from mpc_grasp.planners import make_planner
 
 if TYPE_CHECKING:
     from mpc_grasp.envs.grid_world import GridWorldEnv
@@ -86,7 +85,6 @@ __all__ = [
     "load_or_train_mlp",
     "main",
     "make_tasks",
-    "register_benchmark",
     "run_benchmark",
     "success_steps",
 ]
@@ -198,7 +196,7 @@ class BenchmarkConfig:
 def load_configs(path: str | Path) -> dict[str, dict[str, Any]]:
     """Per-planner options from JSON: ``{"grasp": {...}, "cem": {...}}`` (keys: planner names or variant
     labels such as ``grasp_no_sync``), or a tuning report with ``{"chosen": {planner: {"config": {...}}}}``
-    (``experiments/tune_planners.py``). Unknown planners or options raise ``ValueError``."""
+    (the archived tuning sweep's ``results/tuning.json``). Unknown planners or options raise ``ValueError``."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -216,8 +214,7 @@ def load_configs(path: str | Path) -> dict[str, dict[str, Any]]:
     for label, options in data.items():
         if label not in VARIANTS:
             raise ValueError(f"--configs: unknown planner {label!r} in {path}; choose from {sorted(VARIANTS)}")
-        try:  # fail fast on unknown / invalid options (old names still load, renamed)
-            data[label] = options = canonical_options(PLANNERS[VARIANTS[label].planner].config_class, options)
+        try:  # fail fast on unknown / invalid options
             make_planner(VARIANTS[label].planner, probe, 2, **{**DEFAULT_BUDGETS[VARIANTS[label].planner], **options})
         except (TypeError, ValueError) as error:
             raise ValueError(f"--configs: bad options for {label!r} in {path}: {error}") from None
@@ -360,7 +357,7 @@ def _cells(units: Sequence[WorkUnit], results: Sequence[Any]) -> list[dict[str, 
 
 def run_benchmark(config: BenchmarkConfig, command: str) -> dict[str, Any]:
     """Run every requested cell through the engine (reusing the resume log), write the outputs, return the report."""
-    from mpc_grasp.bench.suites.benchmark_report import write_outputs
+    from bench.suites.benchmark_report import write_outputs
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -574,7 +571,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python experiments/benc
 
 
 def _run(args: argparse.Namespace, command: str) -> int:
-    from mpc_grasp.bench.suites.benchmark_report import markdown_report
+    from bench.suites.benchmark_report import markdown_report
 
     try:
         config = config_from_args(args)
@@ -586,10 +583,3 @@ def _run(args: argparse.Namespace, command: str) -> int:
         print(markdown_report(report))
         print(f"wrote {config.out_dir / config.prefix}.{{json,csv,md}} and plots in {report['total_seconds']:.0f} s")
     return 0
-
-
-def register_benchmark(subparsers: Any) -> None:
-    """``mpc-grasp benchmark``: the same flags as ``experiments/benchmark.py``."""
-    parser = subparsers.add_parser("benchmark", help="GRASP vs CEM/MPPI/GD (+ ablations, RL rows) across horizons in the real envs")
-    build_parser(parser)
-    parser.set_defaults(handler=lambda args: _run(args, "mpc-grasp benchmark " + shlex.join(sys.argv[2:])))

@@ -78,7 +78,7 @@ class ParallelOptions:
 
 def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--backend {local,ray}``, ``--address`` and ``--workers`` to a script's parser."""
-    group = parser.add_argument_group("scale-out (mpc_grasp.bench.parallel)")
+    group = parser.add_argument_group("scale-out (mpc_grasp.parallel)")
     group.add_argument("--backend", choices=BACKENDS, default="local", help="run the independent tasks in-process or as Ray tasks")
     group.add_argument("--address", default=None, help="Ray cluster address ('auto' = the running cluster); default: start a local Ray")
     group.add_argument("--workers", type=int, default=None, help="Ray: tasks in flight (and CPUs of a local Ray); default: all CPUs")
@@ -219,18 +219,20 @@ def _call_in_worker(function: Callable[[Any], Any], task: Any, threads: int) -> 
 
 
 def ship_by_value(function: Any, ray: Any) -> None:
-    """Make Ray pickle ``function`` (any object with a ``__module__``) by value, with its module's
-    globals, when that module is neither this package nor an installed distribution (an experiment
-    script loaded from its path, a test module): Ray workers could not import it by name."""
+    """Make Ray pickle ``function`` (any object with a ``__module__``) by value when its module is neither this
+    package nor an installed distribution (an experiment script or harness loaded from a checkout, a test
+    module): Ray workers could not import it by name. The module's whole top-level package is registered, so
+    the helpers it calls from sibling modules travel with it."""
     module_name = getattr(function, "__module__", None)
     if not module_name or module_name == "__main__" or module_name.split(".")[0] == "mpc_grasp":
         return  # cloudpickle ships __main__ by value already; the package is importable everywhere
+    top = sys.modules.get(module_name.split(".")[0])
     module = sys.modules.get(module_name)
     origin = getattr(module, "__file__", None)
-    if module is None or origin is None:
+    if top is None or module is None or origin is None:
         return
     path = Path(origin).resolve()
     installed = {"site-packages", "dist-packages"} & set(path.parts) or Path(sys.base_prefix).resolve() in path.parents
     if installed:
         return
-    ray.cloudpickle.register_pickle_by_value(module)  # Ray serialises with its own cloudpickle
+    ray.cloudpickle.register_pickle_by_value(top)  # Ray serialises with its own cloudpickle; covers submodules

@@ -1,9 +1,9 @@
 """The RL suite: model-free baselines (SB3 PPO / SAC(+HER)) as work units of the benchmark engine.
 
-Each :class:`RLRun` (env x algo x budget) is one :class:`~mpc_grasp.bench.engine.WorkUnit`: train with
+Each :class:`RLRun` (env x algo x budget) is one :class:`~bench.engine.WorkUnit`: train with
 :func:`~mpc_grasp.rl.baselines.train_rl_baseline`, pause at ``eval_at`` step counts (a learning curve)
 and at the end, and evaluate on ``n_eval`` fixed-seed episodes. Units go through
-:func:`~mpc_grasp.bench.engine.run_units` (one resume log, fingerprint of settings + code, in-process
+:func:`~bench.engine.run_units` (one resume log, fingerprint of settings + code, in-process
 or Ray), so a killed run continues where it stopped and finished runs are never trained twice.
 
 Two evaluations, chosen per env (:data:`RL_ENVS`): ``"success"`` is
@@ -13,8 +13,8 @@ env kwargs: success at the last / any step, return, length); ``"return"`` is
 (:func:`mpc_grasp.rl.mbrl.evaluate_return`), for envs without a success signal such as ``Pendulum-v1``.
 
 :func:`run_rl_suite` is ``experiments/rl_baselines.py``: budgets "same" (the env steps of the world
-model's data) and "large" (``large_factor`` x that), reported with :func:`~mpc_grasp.bench.report.write_report`
-as ``rl_baselines.{json,md,csv}`` (``mpc_grasp.bench.suites.benchmark.rl_rows`` reads the JSON's runs).
+model's data) and "large" (``large_factor`` x that), reported with :func:`~bench.report.write_report`
+as ``rl_baselines.{json,md,csv}`` (``bench.suites.benchmark.rl_rows`` reads the JSON's runs).
 :func:`run_rl_runs` runs any list of runs (e.g. the SAC curve of ``experiments/mbrl.py``).
 """
 
@@ -28,9 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mpc_grasp.bench.engine import ResumeLog, WorkUnit, run_units
-from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import ci_cell, git_commit, pct, write_report
+from bench.engine import ResumeLog, WorkUnit, run_units
+from bench.report import ci_cell, git_commit, pct, write_report
+from mpc_grasp.parallel import ParallelOptions
 from mpc_grasp.rl.baselines import ALGOS
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Closed-loop ``GraspMPC`` on ``mpc_grasp/CartPoleSwingup-v0`` with the analytic ``CartPoleSwingupModel`` and the env's
 own reward (``cartpole_swingup_reward``), so no learned-model error plays a part. One work unit per planner variant
-(:func:`~mpc_grasp.bench.suites.mbrl.exact_model_check`, resumable): GRASP at its reward default (lifted steps off,
+(:func:`~bench.suites.mbrl.exact_model_check`, resumable): GRASP at its reward default (lifted steps off,
 a sampling sync every iteration), GRASP with the lifted steps forced on (the default before), CEM at its defaults and
 at the cart-pole MBRL recipe's 3 warm iterations, MPPI. Writes ``results/reward_planning.{json,md,png}``.
 """
@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mpc_grasp.bench.engine import ResumeLog, WorkUnit, run_units
-from mpc_grasp.bench.parallel import ParallelOptions
-from mpc_grasp.bench.report import ci_cell, wilson_interval, write_report
-from mpc_grasp.bench.suites.mbrl import exact_model_check
+from bench.engine import ResumeLog, WorkUnit, run_units
+from bench.report import ci_cell, wilson_interval, write_report
+from bench.suites.mbrl import exact_model_check
+from mpc_grasp.parallel import ParallelOptions
 
 ENV_ID = "mpc_grasp/CartPoleSwingup-v0"
 
