@@ -38,7 +38,9 @@ CART_COLOR = np.array([50, 50, 200], dtype=np.uint8)
 POLE_COLOR = np.array([220, 120, 40], dtype=np.uint8)
 
 
-def euler_step(x: Any, x_dot: Any, theta: Any, theta_dot: Any, force: Any, cos: Any, sin: Any) -> tuple[Any, Any, Any, Any]:
+def euler_step(
+    x: Any, x_dot: Any, theta: Any, theta_dot: Any, force: Any, cos: Any, sin: Any
+) -> tuple[Any, Any, Any, Any]:
     """One explicit-Euler step (``tau``) of Gymnasium's cart-pole on arrays of any library (numpy,
     torch), given its ``cos``/``sin``; the expression order matches Gymnasium (bit-equal in float64)."""
     costheta = cos(theta)
@@ -163,7 +165,9 @@ class ContinuousCartPoleEnv(gym.Env):
         }
 
     # ---------------------------------------------------------------------- gym API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Sample the start state; ``options={"state": (x, x_dot, theta, theta_dot)}`` sets it."""
         super().reset(seed=seed)
         options = dict(options or {})
@@ -173,7 +177,9 @@ class ContinuousCartPoleEnv(gym.Env):
         if options.get("state") is not None:
             s = np.asarray(options["state"], dtype=np.float64)
             if s.shape != (4,) or not np.all(np.isfinite(s)):
-                raise ValueError(f"options['state'] must be 4 finite numbers (x, x_dot, theta, theta_dot), got {options['state']!r}")
+                raise ValueError(
+                    f"options['state'] must be 4 finite numbers (x, x_dot, theta, theta_dot), got {options['state']!r}"
+                )
             self.state = s.copy()
         else:
             self.state = self.np_random.uniform(-0.05, 0.05, size=(4,))
@@ -210,7 +216,11 @@ class ContinuousCartPoleEnv(gym.Env):
             scale = size / (2 * half)  # pixels per world unit
             xs = (np.arange(size) + 0.5) / scale - half
             ys = half - (np.arange(size) + 0.5) / scale
-            self._grid_cache[size] = (np.broadcast_to(xs[None, :], (size, size)), np.broadcast_to(ys[:, None], (size, size)), scale)
+            self._grid_cache[size] = (
+                np.broadcast_to(xs[None, :], (size, size)),
+                np.broadcast_to(ys[:, None], (size, size)),
+                scale,
+            )
         return self._grid_cache[size]
 
     def render_state(self, state: Sequence[float] | np.ndarray, size: int | None = None) -> np.ndarray:

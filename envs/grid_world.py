@@ -281,7 +281,9 @@ class _Geometry:
             x = pos[:, ax]
             target = x + d
             # boxes overlapping the agent's current line of travel (strict, so sliding works)
-            row = (self.boxes[None, :, other] < pos[:, other, None]) & (pos[:, other, None] < self.boxes[None, :, other + 2])
+            row = (self.boxes[None, :, other] < pos[:, other, None]) & (
+                pos[:, other, None] < self.boxes[None, :, other + 2]
+            )
             lo_face = self.boxes[None, :, ax]
             hi_face = self.boxes[None, :, ax + 2]
             fwd = row & (lo_face >= x[:, None]) & (lo_face < target[:, None])
@@ -293,7 +295,9 @@ class _Geometry:
         return pos
 
     # -- sampling -----------------------------------------------------------------------------
-    def sample_in(self, rng: np.random.Generator, region: Sequence[float] | None = None, max_tries: int = 10_000) -> np.ndarray:
+    def sample_in(
+        self, rng: np.random.Generator, region: Sequence[float] | None = None, max_tries: int = 10_000
+    ) -> np.ndarray:
         """Uniform valid position in ``region`` (xmin, ymin, xmax, ymax), default the whole map."""
         x0, y0, x1, y1 = region if region is not None else (0.0, 0.0, float(self.width), float(self.height))
         for _ in range(max_tries):
@@ -314,7 +318,12 @@ class _Geometry:
             c, r = queue.popleft()
             for dc, dr in ((1, 0), (-1, 0), (0, 1), (0, -1)):
                 n = (c + dc, r + dr)
-                if 0 <= n[1] < self.height and 0 <= n[0] < self.width and self.rows[n[1]][n[0]] == "." and n not in dist:
+                if (
+                    0 <= n[1] < self.height
+                    and 0 <= n[0] < self.width
+                    and self.rows[n[1]][n[0]] == "."
+                    and n not in dist
+                ):
                     dist[n] = dist[(c, r)] + 1
                     queue.append(n)
         return dist
@@ -332,7 +341,9 @@ def _strictly_inside_matrix(pos: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 def _strictly_inside(pos: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     pos = np.asarray(pos, dtype=np.float64)
-    return cast(np.ndarray, _strictly_inside_matrix(pos, boxes).any(axis=1).reshape(pos.shape[:-1]))  # 2-D .any(axis=1): an array
+    return cast(
+        np.ndarray, _strictly_inside_matrix(pos, boxes).any(axis=1).reshape(pos.shape[:-1])
+    )  # 2-D .any(axis=1): an array
 
 
 def sample_task(
@@ -453,7 +464,9 @@ class GridWorldEnv(gym.Env):
             high=np.array([self.width, self.height], dtype=np.float32),
             dtype=np.float32,
         )
-        self.observation_space = spaces.Dict({"observation": pos_space, "achieved_goal": pos_space, "desired_goal": pos_space})
+        self.observation_space = spaces.Dict(
+            {"observation": pos_space, "achieved_goal": pos_space, "desired_goal": pos_space}
+        )
         self._pos = np.zeros(2)
         self._goal = np.zeros(2)
         self._bg_cache: dict[int, np.ndarray] = {}
@@ -488,20 +501,30 @@ class GridWorldEnv(gym.Env):
         position = np.asarray(position, dtype=np.float64)
         action = np.asarray(action, dtype=np.float64)
         if position.shape[-1:] != (2,) or action.shape[-1:] != (2,):
-            raise ValueError(f"position and action must end in a dimension of 2, got {position.shape} and {action.shape}")
+            raise ValueError(
+                f"position and action must end in a dimension of 2, got {position.shape} and {action.shape}"
+            )
         shape = np.broadcast_shapes(position.shape, action.shape)
         pos = self._geo.project(np.broadcast_to(position, shape).reshape(-1, 2))
         delta = np.clip(np.broadcast_to(action, shape).reshape(-1, 2), -1.0, 1.0) * self.step_size
         return self._geo.move(pos, delta).reshape(shape)
 
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None) -> np.ndarray | float:
+    def compute_reward(
+        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None
+    ) -> np.ndarray | float:
         """Dense reward ``-||achieved - desired||`` (vectorised over leading dims, for HER)."""
-        d = np.linalg.norm(np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64), axis=-1)
+        d = np.linalg.norm(
+            np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64), axis=-1
+        )
         return -d if np.ndim(d) else float(-d)
 
-    def compute_terminated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None) -> np.ndarray | bool:
+    def compute_terminated(
+        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None
+    ) -> np.ndarray | bool:
         """Success test ``||achieved - desired|| <= goal_radius`` (vectorised)."""
-        d = np.linalg.norm(np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64), axis=-1)
+        d = np.linalg.norm(
+            np.asarray(achieved_goal, dtype=np.float64) - np.asarray(desired_goal, dtype=np.float64), axis=-1
+        )
         return d <= self.goal_radius if np.ndim(d) else bool(d <= self.goal_radius)
 
     def _obs(self) -> dict[str, np.ndarray]:
@@ -537,7 +560,9 @@ class GridWorldEnv(gym.Env):
         return p
 
     # ---------------------------------------------------------------------- gym API
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - {"start", "goal", "task"}

@@ -76,7 +76,9 @@ class PixelGridWorldEnv(GridWorldEnv):
         info["goal_state"] = np.asarray(info.pop("goal"), dtype=np.float64)
         return info
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Same options as :meth:`GridWorldEnv.reset` (``start``, ``goal``, ``task``)."""
         _, info = super().reset(seed=seed, options=options)
         self._goal_image = None
@@ -104,7 +106,10 @@ class PixelCartPoleEnv(ContinuousCartPoleEnv):
         self.frame_stack = int(frame_stack)
         channels = 3 * self.frame_stack
         self.observation_space = spaces.Dict(
-            {"observation": _image_space(self.render_size, channels), "desired_goal": _image_space(self.render_size, channels)}
+            {
+                "observation": _image_space(self.render_size, channels),
+                "desired_goal": _image_space(self.render_size, channels),
+            }
         )
         self._frames: list[np.ndarray] = []
         self._goal_stack = self.stacked_image([np.zeros(4)] * self.frame_stack)
@@ -123,7 +128,9 @@ class PixelCartPoleEnv(ContinuousCartPoleEnv):
         return {"observation": np.concatenate(self._frames, axis=-1), "desired_goal": self._goal_stack.copy()}
 
     # reset/step return image dicts where the base class returns state vectors: a deliberate override
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:  # type: ignore[override]
+    def reset(  # type: ignore[override]
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Same options as :meth:`ContinuousCartPoleEnv.reset` (``state``)."""
         _, info = super().reset(seed=seed, options=options)
         frame = self.render_state(self.state)

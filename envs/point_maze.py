@@ -141,7 +141,12 @@ def bfs_distances(maze: str | Sequence[Sequence[Any]], start: Sequence[int]) -> 
         i, j = queue.popleft()
         for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
             cell = (i + di, j + dj)
-            if 0 <= cell[0] < len(grid) and 0 <= cell[1] < len(grid[0]) and grid[cell[0]][cell[1]] != 1 and cell not in distances:
+            if (
+                0 <= cell[0] < len(grid)
+                and 0 <= cell[1] < len(grid[0])
+                and grid[cell[0]][cell[1]] != 1
+                and cell not in distances
+            ):
                 distances[cell] = distances[(i, j)] + 1
                 queue.append(cell)
     return distances
@@ -152,14 +157,21 @@ def shortest_path_length(maze: str | Sequence[Sequence[Any]], start: Sequence[in
     return bfs_distances(maze, start).get((int(goal[0]), int(goal[1])))
 
 
-def sample_start_goal(maze: str | Sequence[Sequence[Any]], path_length: int, rng: np.random.Generator) -> tuple[Cell, Cell]:
+def sample_start_goal(
+    maze: str | Sequence[Sequence[Any]], path_length: int, rng: np.random.Generator
+) -> tuple[Cell, Cell]:
     """A uniformly drawn (start cell, goal cell) pair at BFS path length exactly ``path_length`` cells."""
     pairs = [
-        (start, goal) for start in free_cells(maze) for goal, distance in bfs_distances(maze, start).items() if distance == int(path_length)
+        (start, goal)
+        for start in free_cells(maze)
+        for goal, distance in bfs_distances(maze, start).items()
+        if distance == int(path_length)
     ]
     if not pairs:
         longest = max(max(bfs_distances(maze, start).values()) for start in free_cells(maze))
-        raise ValueError(f"no start/goal cells at path length {path_length} in this maze (longest shortest path: {longest})")
+        raise ValueError(
+            f"no start/goal cells at path length {path_length} in this maze (longest shortest path: {longest})"
+        )
     return pairs[int(rng.integers(len(pairs)))]
 
 
@@ -202,8 +214,12 @@ class PointMazeAdapter(gym.Env):
         # The raw robotics env (no TimeLimit / checker wrappers): the step limit applies to adapter steps.
         # Typed Any: gymnasium-robotics ships no type information, and PointMazeEnv's helpers (maze, goal,
         # point_env, compute_reward, ...) are not on gymnasium.Env.
-        self.env: Any = cast(Any, gym.make(robotics_id, continuing_task=continuing_task, render_mode=render_mode, **env_kwargs).unwrapped)
-        if position_noise_range is not None:  # not a constructor argument of PointMazeEnv (its kwargs also reach MujocoEnv)
+        self.env: Any = cast(
+            Any, gym.make(robotics_id, continuing_task=continuing_task, render_mode=render_mode, **env_kwargs).unwrapped
+        )
+        if (
+            position_noise_range is not None
+        ):  # not a constructor argument of PointMazeEnv (its kwargs also reach MujocoEnv)
             if not 0.0 <= position_noise_range <= 0.5:
                 raise ValueError(f"position_noise_range must be in [0, 0.5] cells, got {position_noise_range}")
             self.env.position_noise_range = float(position_noise_range)
@@ -214,7 +230,9 @@ class PointMazeAdapter(gym.Env):
         self._last_raw: dict[str, np.ndarray] | None = None
 
     # -- gym API -------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         options = dict(options or {})
         path_length = options.pop("path_length", None)
@@ -298,7 +316,9 @@ class PointMazeAdapter(gym.Env):
         return info
 
 
-def make_point_maze(maze: str | Sequence[Sequence[Any]] = "umaze", max_episode_steps: int | None = None, **kwargs: Any) -> gym.Env:
+def make_point_maze(
+    maze: str | Sequence[Sequence[Any]] = "umaze", max_episode_steps: int | None = None, **kwargs: Any
+) -> gym.Env:
     """A :class:`PointMazeAdapter` with a TimeLimit (default: the robotics id's limit, 300 / 600 steps)."""
     env = PointMazeAdapter(maze, **kwargs)
     if max_episode_steps is None:
@@ -311,6 +331,9 @@ def register_point_maze_envs() -> tuple[str, ...]:
     for env_id, maze in POINT_MAZE_ENV_IDS.items():
         if env_id not in gym.registry:
             gym.register(
-                id=env_id, entry_point="mpc_grasp.envs.point_maze:PointMazeAdapter", max_episode_steps=MAZES[maze][2], kwargs={"maze": maze}
+                id=env_id,
+                entry_point="mpc_grasp.envs.point_maze:PointMazeAdapter",
+                max_episode_steps=MAZES[maze][2],
+                kwargs={"maze": maze},
             )
     return tuple(POINT_MAZE_ENV_IDS)

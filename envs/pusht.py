@@ -93,7 +93,9 @@ def state_from_features(features: Any) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`features_from_state`: (env state ``[ax, ay, bx, by, angle in [0, 2pi)]``, velocity px/s)."""
     features = np.asarray(features, dtype=np.float64)
     angle = np.mod(np.arctan2(features[..., 7:8], features[..., 6:7]), 2 * np.pi)
-    state = np.concatenate([features[..., 0:2] * POSITION_SCALE + CENTER, features[..., 4:6] * POSITION_SCALE + CENTER, angle], axis=-1)
+    state = np.concatenate(
+        [features[..., 0:2] * POSITION_SCALE + CENTER, features[..., 4:6] * POSITION_SCALE + CENTER, angle], axis=-1
+    )
     return state, features[..., 2:4] * VELOCITY_SCALE
 
 
@@ -105,13 +107,17 @@ def _agent_clear_of(block_xy: np.ndarray, rng: np.random.Generator) -> np.ndarra
     raise RuntimeError("could not place the agent clear of the block")
 
 
-def sample_pusht_task(rng: np.random.Generator, block_distance: float, block_rotation: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def sample_pusht_task(
+    rng: np.random.Generator, block_distance: float, block_rotation: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(start state, goal state), each ``[ax, ay, bx, by, angle]`` in env units: the goal block at a
     uniform pose in [150, 362]^2 x [0, 2pi), the start block ``block_distance`` pixels away (uniform
     direction, kept in [120, 392]^2) and rotated by +-``block_rotation`` radians; agents clear of the
     blocks. Path length on Push-T = how far the block must be pushed and turned."""
     if block_distance < 0 or block_distance > 250 or block_rotation < 0:
-        raise ValueError(f"need 0 <= block_distance <= 250 pixels and block_rotation >= 0, got {block_distance}, {block_rotation}")
+        raise ValueError(
+            f"need 0 <= block_distance <= 250 pixels and block_rotation >= 0, got {block_distance}, {block_rotation}"
+        )
     for _ in range(1000):
         goal_block = rng.uniform(150.0, 362.0, size=2)
         direction = rng.uniform(0.0, 2 * np.pi)
@@ -145,21 +151,29 @@ class PushTAdapter(gym.Env):
         self._block_cog = np.array(tee.center_of_gravity if cog is None else cog, dtype=np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         features = spaces.Box(-np.inf, np.inf, shape=(8,), dtype=np.float64)
-        self.observation_space = spaces.Dict({"observation": features, "achieved_goal": features, "desired_goal": features})
+        self.observation_space = spaces.Dict(
+            {"observation": features, "achieved_goal": features, "desired_goal": features}
+        )
         self._goal_state = DEFAULT_GOAL.copy()
 
     # -- gym API -------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - {"state", "goal", "block_distance", "block_rotation"}
         if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; valid: state, goal, block_distance, block_rotation")
+            raise ValueError(
+                f"unknown reset options {sorted(unknown)}; valid: state, goal, block_distance, block_rotation"
+            )
         start, goal = options.get("state"), options.get("goal")
         if "block_distance" in options:
             if start is not None or goal is not None:
                 raise ValueError("give block_distance/block_rotation or state/goal, not both")
-            start, goal = sample_pusht_task(self.np_random, float(options["block_distance"]), float(options.get("block_rotation", 0.0)))
+            start, goal = sample_pusht_task(
+                self.np_random, float(options["block_distance"]), float(options.get("block_rotation", 0.0))
+            )
         env_options = None if start is None else {"reset_to_state": self._legacy_reset_state(start)}
         raw, info = self.env.reset(seed=seed, options=env_options)
         self._goal_state = DEFAULT_GOAL.copy() if goal is None else self._as_goal_state(goal)
@@ -205,9 +219,13 @@ class PushTAdapter(gym.Env):
         position by ``cog - R(angle) cog`` (gym-pusht's documented legacy behaviour); pre-compensate."""
         state = np.asarray(state, dtype=np.float64).reshape(-1).copy()
         if state.shape != (5,):
-            raise ValueError(f"state must be [agent_x, agent_y, block_x, block_y, block_angle], got shape {state.shape}")
+            raise ValueError(
+                f"state must be [agent_x, agent_y, block_x, block_y, block_angle], got shape {state.shape}"
+            )
         cos, sin = np.cos(state[4]), np.sin(state[4])
-        rotated = np.array([cos * self._block_cog[0] - sin * self._block_cog[1], sin * self._block_cog[0] + cos * self._block_cog[1]])
+        rotated = np.array(
+            [cos * self._block_cog[0] - sin * self._block_cog[1], sin * self._block_cog[0] + cos * self._block_cog[1]]
+        )
         state[2:4] += rotated - self._block_cog
         return state
 
@@ -217,7 +235,9 @@ class PushTAdapter(gym.Env):
             return np.concatenate([DEFAULT_GOAL[:2], goal])
         if goal.shape == (5,):
             return goal.copy()
-        raise ValueError(f"goal must be a block pose [x, y, angle] or a state [ax, ay, bx, by, angle], got shape {goal.shape}")
+        raise ValueError(
+            f"goal must be a block pose [x, y, angle] or a state [ax, ay, bx, by, angle], got shape {goal.shape}"
+        )
 
     def _observe(self, raw: np.ndarray, info: dict[str, Any]) -> dict[str, np.ndarray]:
         state = features_from_state(raw, info["vel_agent"])
@@ -228,5 +248,7 @@ def register_pusht_envs() -> tuple[str, ...]:
     """Register ``PUSHT_ENV_IDS`` (cheap: the entry point is only imported by ``gym.make``)."""
     for env_id in PUSHT_ENV_IDS:
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point="mpc_grasp.envs.pusht:PushTAdapter", max_episode_steps=MAX_EPISODE_STEPS)
+            gym.register(
+                id=env_id, entry_point="mpc_grasp.envs.pusht:PushTAdapter", max_episode_steps=MAX_EPISODE_STEPS
+            )
     return PUSHT_ENV_IDS

@@ -38,28 +38,40 @@ from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="Pendulum-v1", choices=sorted(STUDY_ENVS), help="the env of the study")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the main loop (default: the env recipe's)")
     parser.add_argument("--seed-steps", type=int, default=None)
     parser.add_argument("--steps-per-round", type=int, default=None)
-    parser.add_argument("--known-rounds", type=int, default=None, help="rounds of the loop with the other reward (0: skip)")
+    parser.add_argument(
+        "--known-rounds", type=int, default=None, help="rounds of the loop with the other reward (0: skip)"
+    )
     parser.add_argument(
         "--mppi-rounds",
         type=int,
         default=None,
         help="rounds of the comparison loop (MPPI in place of GRASP; GRASP in place of CEM on cart-pole; 0: skip)",
     )
-    parser.add_argument("--value-horizon", type=int, default=None, help="horizon of the terminal-value comparison (0: skip)")
-    parser.add_argument("--seeds", type=int, default=None, help="training seeds of the main loop and SAC (seed, seed+1, ...)")
+    parser.add_argument(
+        "--value-horizon", type=int, default=None, help="horizon of the terminal-value comparison (0: skip)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="training seeds of the main loop and SAC (seed, seed+1, ...)"
+    )
     parser.add_argument("--eval-episodes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-sac", action="store_true")
-    parser.add_argument("--resume", action="store_true", help="reuse the finished rounds (and SAC curves) in --runs-dir")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse the finished rounds (and SAC curves) in --runs-dir"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run (~1 min): tiny budgets, *_quick outputs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "results")
-    parser.add_argument("--runs-dir", type=Path, default=None, help="round checkpoints (default runs/mbrl_<env>[_quick])")
+    parser.add_argument(
+        "--runs-dir", type=Path, default=None, help="round checkpoints (default runs/mbrl_<env>[_quick])"
+    )
     add_parallel_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -23,7 +23,9 @@ from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--envs", nargs="+", choices=sorted(MODEL_EVAL_ENVS), default=list(MODEL_EVAL_ENVS))
     p.add_argument("--steps", type=int, default=20000, help="transitions collected per env")
     p.add_argument("--num-envs", type=int, default=8, help="vector envs for collection")
@@ -37,14 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256, 256])
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--patience", type=int, default=None, help="early-stopping patience (default: run all epochs, keep the best)")
+    p.add_argument(
+        "--patience", type=int, default=None, help="early-stopping patience (default: run all epochs, keep the best)"
+    )
     p.add_argument("--test-fraction", type=float, default=0.15)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for these small MLPs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "results")
     p.add_argument("--save-dir", type=Path, default=REPO_ROOT / "checkpoints" / "model_eval")
     p.add_argument("--quick", action="store_true", help="smoke run: 3k steps, 20 epochs per env")
-    p.add_argument("--resume", action="store_true", help="reuse the finished envs of an earlier run with identical settings and code")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the finished envs of an earlier run with identical settings and code",
+    )
     add_parallel_arguments(p)
     args = p.parse_args(argv)
     if args.quick:

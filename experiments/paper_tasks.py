@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from bench.report import command_line
@@ -27,7 +28,9 @@ def _mapping(items: Sequence[str], cast: Any) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--planners", nargs="+", default=list(PAPER_PLANNERS), choices=list(PAPER_PLANNERS))
     parser.add_argument("--horizons", nargs="+", type=int, default=[40, 50, 60, 80])
@@ -40,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--closed-loop-planners", nargs="*", default=["grasp", "cem"], choices=list(PAPER_PLANNERS))
     parser.add_argument("--closed-loop-episodes", type=int, default=10)
     parser.add_argument("--closed-loop-steps", type=int, default=200)
-    parser.add_argument("--estimate", action="store_true", help="time one plan per (task, planner) first and report the full cost")
+    parser.add_argument(
+        "--estimate", action="store_true", help="time one plan per (task, planner) first and report the full cost"
+    )
     parser.add_argument("--estimate-only", action="store_true")
     parser.add_argument("--note", action="append", default=[], help="a line for the report (what was reduced and why)")
     parser.add_argument("--seed", type=int, default=0)
@@ -53,12 +58,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         parallel = ParallelOptions.from_args(args)
         suite = PaperSuite(
-            tuple(args.tasks), tuple(args.planners), tuple(args.horizons), args.pairs,
-            _mapping(args.task_horizons, lambda v: tuple(int(h) for h in v.split(","))), _mapping(args.task_pairs, int),
-            _mapping(args.planner_pairs, int), time_cap=args.time_cap, closed_loop_tasks=tuple(args.closed_loop_tasks),
-            closed_loop_planners=tuple(args.closed_loop_planners), closed_loop_pairs=args.closed_loop_episodes,
-            closed_loop_steps=args.closed_loop_steps, seed=args.seed,
-        )  # fmt: skip
+            tuple(args.tasks),
+            tuple(args.planners),
+            tuple(args.horizons),
+            args.pairs,
+            _mapping(args.task_horizons, lambda v: tuple(int(h) for h in v.split(","))),
+            _mapping(args.task_pairs, int),
+            _mapping(args.planner_pairs, int),
+            time_cap=args.time_cap,
+            closed_loop_tasks=tuple(args.closed_loop_tasks),
+            closed_loop_planners=tuple(args.closed_loop_planners),
+            closed_loop_pairs=args.closed_loop_episodes,
+            closed_loop_steps=args.closed_loop_steps,
+            seed=args.seed,
+        )
     except ValueError as error:
         parser.error(str(error))
     estimate = estimate_cost(suite) if args.estimate or args.estimate_only else None
@@ -69,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(estimate)
         return dict(estimate or {})
     command = command_line("experiments/paper_tasks.py", argv)
-    options = dict(resume=args.resume, parallel=parallel, progress=not args.no_progress, estimate=estimate, notes=args.note)
+    options = dict(
+        resume=args.resume, parallel=parallel, progress=not args.no_progress, estimate=estimate, notes=args.note
+    )
     report = run_paper_tasks(suite, args.out, command=command, **options)
     print(markdown(report))
     return report

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from bench.report import command_line
 from bench.suites.pixel import FAMILIES, QUICK, VARIANTS, PixelBenchConfig, run_pixel_bench
@@ -33,18 +34,24 @@ def parse_args(argv: Sequence[str] | None = None) -> PixelBenchConfig:
     p.add_argument("--across-horizons", type=int, nargs="+", help="across tasks; default 30 50 (--quick 30)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS))
     p.add_argument("--families", nargs="+", choices=FAMILIES)
-    p.add_argument("--closed-loop-pairs", type=int, help="pairs per family for GraspMPC episodes (default 6; --quick 1; 0 = skip)")
+    p.add_argument(
+        "--closed-loop-pairs", type=int, help="pairs per family for GraspMPC episodes (default 6; --quick 1; 0 = skip)"
+    )
     p.add_argument("--closed-loop-variants", nargs="+", choices=list(VARIANTS), help="default grasp cem")
     p.add_argument("--closed-loop-horizon", type=int, help="default 30")
     p.add_argument("--replan-every", type=int, help="default 10")
     p.add_argument("--max-episode-steps", type=int, help="closed-loop episode length (default 100; --quick 20)")
     p.add_argument("--grad-problems", type=int, help="tasks for the gradient-norm diagnostic (default 8; --quick 2)")
     p.add_argument("--seed", type=int, help="seed of the task sampler (default 0)")
-    p.add_argument("--quick", action="store_true", help="smoke run: tiny model, 2 pairs, H 15 (across 30), quarter iterations")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: tiny model, 2 pairs, H 15 (across 30), quarter iterations"
+    )
     p.add_argument("--model-path", type=Path, help="default checkpoints/pixel_wall.pt (--quick: pixel_wall_quick.pt)")
     p.add_argument("--out-dir", type=Path, help="default results/")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default 1)")
-    p.add_argument("--resume", action="store_true", help="reuse finished units of an earlier run with identical settings and code")
+    p.add_argument(
+        "--resume", action="store_true", help="reuse finished units of an earlier run with identical settings and code"
+    )
     p.add_argument("--no-progress", action="store_true")
     add_parallel_arguments(p)
     args = p.parse_args(argv)

@@ -10,8 +10,9 @@ model calls, written to ``results/planner_gym.{json,md,png}``. The suite is ``be
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from bench.report import command_line
@@ -22,26 +23,36 @@ from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     parser.add_argument("--planners", nargs="+", default=list(GYM_PLANNERS), choices=list(GYM_PLANNERS))
     parser.add_argument("--instances", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--time-cap", type=float, default=240.0, help="seconds of planning per cell before it stops early")
+    parser.add_argument(
+        "--time-cap", type=float, default=240.0, help="seconds of planning per cell before it stops early"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
-    parser.add_argument("--resume", action="store_true", help="reuse the cells of an earlier run with the same settings and code")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse the cells of an earlier run with the same settings and code"
+    )
     parser.add_argument("--no-progress", action="store_true")
     add_parallel_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        suite = GymSuite(tuple(args.problems), tuple(args.planners), args.instances, args.seed, args.time_cap, args.threads)
+        suite = GymSuite(
+            tuple(args.problems), tuple(args.planners), args.instances, args.seed, args.time_cap, args.threads
+        )
         parallel = ParallelOptions.from_args(args)
     except ValueError as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
     command = command_line("experiments/planner_gym.py", argv)
-    report = run_gym(suite, args.out, command=command, resume=args.resume, parallel=parallel, progress=not args.no_progress)
+    report = run_gym(
+        suite, args.out, command=command, resume=args.resume, parallel=parallel, progress=not args.no_progress
+    )
     print(markdown(report))
     return report
 

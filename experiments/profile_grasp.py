@@ -32,10 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also profile a torch.compile'd model")
     parser.add_argument("--quick", action="store_true", help="H=25 only, 50 iterations, 1 repeat")
     parser.add_argument("--out-dir", type=Path, default=DEFAULTS.out_dir)
-    parser.add_argument("--resume", action="store_true", help="reuse the timings of an earlier run with identical settings and code")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse the timings of an earlier run with identical settings and code"
+    )
     args = parser.parse_args(argv)
     settings = dict(
-        horizons=tuple(args.horizons), iterations=args.iterations, repeats=args.repeats, **(PROFILE_QUICK if args.quick else {})
+        horizons=tuple(args.horizons),
+        iterations=args.iterations,
+        repeats=args.repeats,
+        **(PROFILE_QUICK if args.quick else {}),
     )
     config = ProfileConfig(
         **settings,

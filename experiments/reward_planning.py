@@ -23,21 +23,32 @@ DEFAULTS = RewardPlanningConfig()
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[RewardPlanningConfig, int]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(DEFAULTS.variants))
     p.add_argument("--episodes", type=int, default=DEFAULTS.episodes, help="fixed-seed episodes per variant")
     p.add_argument("--horizon", type=int, default=DEFAULTS.horizon)
     p.add_argument("--out-dir", type=Path, default=DEFAULTS.out_dir)
     p.add_argument("--runs-dir", type=Path, default=DEFAULTS.runs_dir, help="resume log folder")
-    p.add_argument("--resume", action="store_true", help="reuse finished variants of an earlier run with identical settings and code")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse finished variants of an earlier run with identical settings and code",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process (1: fair plan times)")
     add_parallel_arguments(p)
     args = p.parse_args(argv)
     try:
         config = RewardPlanningConfig(
-            variants=tuple(args.variants), episodes=args.episodes, horizon=args.horizon, out_dir=args.out_dir,
-            runs_dir=args.runs_dir, resume=args.resume, parallel=ParallelOptions.from_args(args),
-        )  # fmt: skip
+            variants=tuple(args.variants),
+            episodes=args.episodes,
+            horizon=args.horizon,
+            out_dir=args.out_dir,
+            runs_dir=args.runs_dir,
+            resume=args.resume,
+            parallel=ParallelOptions.from_args(args),
+        )
     except ValueError as error:
         p.error(str(error))
     return config, args.threads

@@ -25,23 +25,41 @@ from mpc_grasp.rl.baselines import ALGOS
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--envs", nargs="+", choices=BASELINE_ENVS, default=list(BASELINE_ENVS))
     p.add_argument("--algos", nargs="+", choices=ALGOS, default=list(ALGOS))
     p.add_argument("--budgets", nargs="+", choices=BUDGETS, default=list(BUDGETS))
-    p.add_argument("--large-algos", nargs="+", choices=ALGOS, default=None, help="algorithms run at the large budget (default: all)")
-    p.add_argument("--grid-steps", type=int, default=20_000, help="'same' budget on the grid world (world-model data size)")
+    p.add_argument(
+        "--large-algos",
+        nargs="+",
+        choices=ALGOS,
+        default=None,
+        help="algorithms run at the large budget (default: all)",
+    )
+    p.add_argument(
+        "--grid-steps", type=int, default=20_000, help="'same' budget on the grid world (world-model data size)"
+    )
     p.add_argument("--cartpole-steps", type=int, default=30_000, help="'same' budget on cart-pole swing-up")
     p.add_argument("--large-factor", type=float, default=10.0, help="large budget = factor x same budget")
-    p.add_argument("--train-task", choices=("random", "across"), default="random", help="grid-world training task distribution")
+    p.add_argument(
+        "--train-task", choices=("random", "across"), default="random", help="grid-world training task distribution"
+    )
     p.add_argument("--her", action=argparse.BooleanOptionalAction, default=True, help="HER for SAC on the grid world")
     p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--eval-seed", type=int, default=1000, help="seed of the evaluation episodes (shared with GraspMPC evaluation)")
+    p.add_argument(
+        "--eval-seed", type=int, default=1000, help="seed of the evaluation episodes (shared with GraspMPC evaluation)"
+    )
     p.add_argument("--n-eval", type=int, default=50, help="evaluation episodes")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "results", help="output directory")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (per Ray task too)")
     p.add_argument("--quick", action="store_true", help="smoke-size run (2k steps, x2 large, 5 eval episodes)")
-    p.add_argument("--resume", action="store_true", help="reuse the finished runs of an earlier run with identical settings and code")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the finished runs of an earlier run with identical settings and code",
+    )
     p.add_argument("--render-only", action="store_true", help="only rewrite the tables from the existing JSON")
     add_parallel_arguments(p)
     args = p.parse_args(argv)

@@ -11,8 +11,9 @@ planner iteration; writes ``results/speed.{json,md,png}``. The suite is :mod:`be
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from bench.report import command_line
 from bench.suites.speed import SpeedConfig, run_speed
@@ -28,13 +29,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--horizons", nargs="+", type=int, default=list(DEFAULTS.horizons))
     parser.add_argument("--steps", type=int, default=DEFAULTS.steps, help="control steps per episode (1 cold + warm)")
     parser.add_argument(
-        "--candidates", nargs="+", type=int, default=list(DEFAULTS.candidates), help="candidate counts of the per-iteration timing"
+        "--candidates",
+        nargs="+",
+        type=int,
+        default=list(DEFAULTS.candidates),
+        help="candidate counts of the per-iteration timing",
     )
-    parser.add_argument("--iterations", type=int, default=DEFAULTS.iterations, help="iterations of the per-iteration timing")
+    parser.add_argument(
+        "--iterations", type=int, default=DEFAULTS.iterations, help="iterations of the per-iteration timing"
+    )
     parser.add_argument("--device", default=DEFAULTS.device)
     parser.add_argument("--threads", type=int, default=DEFAULTS.threads)
     parser.add_argument("--out", type=Path, default=DEFAULTS.out_dir)
-    parser.add_argument("--resume", action="store_true", help="reuse the timings of an earlier run with identical settings and code")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse the timings of an earlier run with identical settings and code"
+    )
     args = parser.parse_args(argv)
     config = SpeedConfig(
         planners=tuple(args.planners),

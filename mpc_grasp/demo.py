@@ -45,7 +45,9 @@ def run_demo(
     dataset = collect_transitions(ENV_ID, steps, seed=seed, num_envs=8)
     print(f"[2/3] training an MLP world model (<= {train_seconds:.0f} s)")
     train, held_out = dataset.split(val_fraction=0.15, seed=seed)
-    model = train_world_model(train, hidden_sizes=(256, 256, 256), batch_size=512, lr=2e-3, epochs=100, max_time_s=train_seconds, seed=seed)
+    model = train_world_model(
+        train, hidden_sizes=(256, 256, 256), batch_size=512, lr=2e-3, epochs=100, max_time_s=train_seconds, seed=seed
+    )
     error = one_step_error(model, held_out)
     train_time = time.perf_counter() - started
     print(f"      one-step RMSE on held-out episodes: {error['rmse']:.4f} (max step 0.25)")
@@ -105,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20_000, help="environment steps of training data")
     parser.add_argument("--episodes", type=int, default=6)
     parser.add_argument("--horizon", type=int, default=50)
-    parser.add_argument("--iterations", type=int, default=None, help="GRASP iterations per cold plan (default: GraspConfig's)")
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="GRASP iterations per cold plan (default: GraspConfig's)"
+    )
     parser.add_argument("--replan-every", type=int, default=10)
-    parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo, untracked; results/ holds the committed run)")
+    parser.add_argument(
+        "--out",
+        default="runs/demo",
+        help="output folder (default runs/demo, untracked; results/ holds the committed run)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--task",
@@ -116,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         help="start/goal distribution: anywhere (random) or across the wall (non-greedy)",
     )
     args = parser.parse_args(argv)
-    run_demo(args.steps, args.episodes, args.horizon, args.iterations, args.replan_every, args.out, args.seed, task=args.task)
+    run_demo(
+        args.steps, args.episodes, args.horizon, args.iterations, args.replan_every, args.out, args.seed, task=args.task
+    )
     return 0
 
 

@@ -67,21 +67,38 @@ class ParallelOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ParallelOptions:
         """Build from the flags added by :func:`add_parallel_arguments`."""
-        return cls(backend=args.backend, address=args.address, num_workers=args.workers, threads=getattr(args, "threads", 1) or 1)
+        return cls(
+            backend=args.backend,
+            address=args.address,
+            num_workers=args.workers,
+            threads=getattr(args, "threads", 1) or 1,
+        )
 
     def run(self, function: Callable[[Task], Result], tasks: Sequence[Task], **kwargs: Any) -> list[Result]:
         """``run_tasks`` with these options."""
         return run_tasks(
-            function, tasks, backend=self.backend, address=self.address, num_workers=self.num_workers, threads=self.threads, **kwargs
+            function,
+            tasks,
+            backend=self.backend,
+            address=self.address,
+            num_workers=self.num_workers,
+            threads=self.threads,
+            **kwargs,
         )
 
 
 def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--backend {local,ray}``, ``--address`` and ``--workers`` to a script's parser."""
     group = parser.add_argument_group("scale-out (mpc_grasp.parallel)")
-    group.add_argument("--backend", choices=BACKENDS, default="local", help="run the independent tasks in-process or as Ray tasks")
-    group.add_argument("--address", default=None, help="Ray cluster address ('auto' = the running cluster); default: start a local Ray")
-    group.add_argument("--workers", type=int, default=None, help="Ray: tasks in flight (and CPUs of a local Ray); default: all CPUs")
+    group.add_argument(
+        "--backend", choices=BACKENDS, default="local", help="run the independent tasks in-process or as Ray tasks"
+    )
+    group.add_argument(
+        "--address", default=None, help="Ray cluster address ('auto' = the running cluster); default: start a local Ray"
+    )
+    group.add_argument(
+        "--workers", type=int, default=None, help="Ray: tasks in flight (and CPUs of a local Ray); default: all CPUs"
+    )
 
 
 def check_backend(backend: str, address: str | None, num_workers: int | None) -> None:
@@ -93,7 +110,9 @@ def check_backend(backend: str, address: str | None, num_workers: int | None) ->
             raise ValueError(f"address={address!r} only applies to backend='ray' (got backend={backend!r})")
         if not isinstance(address, str) or not _ADDRESS.match(address):
             raise ValueError(f"bad Ray address {address!r}: use 'auto', 'local', 'ray://host:port' or 'host:port'")
-    if num_workers is not None and (isinstance(num_workers, bool) or int(num_workers) != num_workers or num_workers < 1):
+    if num_workers is not None and (
+        isinstance(num_workers, bool) or int(num_workers) != num_workers or num_workers < 1
+    ):
         raise ValueError(f"num_workers must be a positive integer or None, got {num_workers!r}")
 
 

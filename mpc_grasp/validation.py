@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,11 +27,16 @@ def as_float_tensor(
         tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{name} must be array-like of numbers, got {type(value).__name__}: {error}") from error
-    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8, torch.bool)):
+    if not (
+        tensor.is_floating_point()
+        or tensor.dtype in (torch.int32, torch.int64, torch.int16, torch.int8, torch.uint8, torch.bool)
+    ):
         raise ValueError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
     tensor = tensor.to(device=device, dtype=dtype)
     if allowed_ndims is not None and tensor.ndim not in allowed_ndims:
-        raise ValueError(f"{name} must have {' or '.join(str(n) for n in allowed_ndims)} dimension(s), got shape {tuple(tensor.shape)}")
+        raise ValueError(
+            f"{name} must have {' or '.join(str(n) for n in allowed_ndims)} dimension(s), got shape {tuple(tensor.shape)}"
+        )
     if trailing_shape is not None:
         trailing = tuple(trailing_shape)
         if tensor.ndim < len(trailing) or tuple(tensor.shape[tensor.ndim - len(trailing) :]) != trailing:

@@ -19,7 +19,9 @@ def wall_dataset():
     """20k transitions of correlated random exploration in grid world `wall`, split (train, held out)."""
     from mpc_grasp.data import collect_transitions
 
-    data = collect_transitions("mpc_grasp/GridWorld-v0", 20000, seed=0, num_envs=8, progress=False, env_kwargs={"layout": "wall"})
+    data = collect_transitions(
+        "mpc_grasp/GridWorld-v0", 20000, seed=0, num_envs=8, progress=False, env_kwargs={"layout": "wall"}
+    )
     return data.split(0.1, seed=1)
 
 

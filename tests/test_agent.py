@@ -20,10 +20,16 @@ WALL = "mpc_grasp/GridWorldWall-v0"
 def analytic_agent(env: gym.Env, **options) -> GraspMPC:
     """GraspMPC on the analytic copy of the walls: isolates the agent from model learning."""
     defaults = dict(horizon=50, iterations=400, goal_tolerance=0.3)
-    return GraspMPC(PointMassWalls.from_layout("wall"), "grasp", action_space=env.action_space, **{**defaults, **options})
+    return GraspMPC(
+        PointMassWalls.from_layout("wall"), "grasp", action_space=env.action_space, **{**defaults, **options}
+    )
 
 
-TASKS = [([1.5, 1.5], [3.5, 6.5]), ([7.5, 7.5], [5.5, 1.5]), ([2.0, 7.5], [6.0, 7.5])]  # the last one goes through the door
+TASKS = [
+    ([1.5, 1.5], [3.5, 6.5]),
+    ([7.5, 7.5], [5.5, 1.5]),
+    ([2.0, 7.5], [6.0, 7.5]),
+]  # the last one goes through the door
 
 
 def test_closed_loop_grasp_reaches_goals_in_the_real_env() -> None:
@@ -32,7 +38,7 @@ def test_closed_loop_grasp_reaches_goals_in_the_real_env() -> None:
     for episode, (start, goal) in enumerate(TASKS):
         agent = analytic_agent(env, seed=episode, horizon=40, replan_every=10, replan_threshold=0.15)
         obs, info = env.reset(seed=episode, options={"start": start, "goal": goal})
-        for step in range(100):
+        for step in range(100):  # noqa: B007 (read after the loop)
             action, state = agent.predict(obs, deterministic=True)
             assert state is None and env.action_space.contains(action)
             obs, reward, terminated, truncated, info = env.step(action)
@@ -184,7 +190,9 @@ def test_only_the_first_plan_of_an_every_step_episode_gets_the_short_first_plan_
     reset.reset()
     assert budgets(reset, 1)[-1] == (False, 3)  # a new episode opens with the short plan again
     # CEM sets no first-plan budget: its first plan is a full cold plan
-    assert budgets(GraspMPC(LinearSystem.point(), "cem", horizon=8, action_space=space, goal=[5.0, 5.0], iterations=6), 1) == [(False, 6)]
+    assert budgets(
+        GraspMPC(LinearSystem.point(), "cem", horizon=8, action_space=space, goal=[5.0, 5.0], iterations=6), 1
+    ) == [(False, 6)]
 
 
 def test_actions_stay_inside_a_narrow_action_space() -> None:
@@ -218,6 +226,8 @@ def test_grasp_warm_plans_get_a_bigger_budget_when_each_plan_serves_several_step
     )
     assert chosen.planner.config.warm_iterations == 3 and chosen.planner.config.warm_num_candidates == 2
     assert (
-        GraspMPC(LinearSystem.point(), "cem", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5).planner.config.warm_iterations
+        GraspMPC(
+            LinearSystem.point(), "cem", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5
+        ).planner.config.warm_iterations
         == 5
     )

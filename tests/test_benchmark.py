@@ -27,16 +27,30 @@ from bench.suites.benchmark import (
 from mpc_grasp.data import make_env
 from mpc_grasp.models.analytic import PointMassWalls
 
-TINY_BUDGETS = {"grasp": {"iterations": 8, "num_candidates": 2}, "cem": {"iterations": 4, "num_candidates": 16, "elites": 4}}
+TINY_BUDGETS = {
+    "grasp": {"iterations": 8, "num_candidates": 2},
+    "cem": {"iterations": 4, "num_candidates": 16, "elites": 4},
+}
 OPEN = BenchEnv("open", "mpc_grasp/GridWorldOpen-v0", "grid", "open", (20,), 20, 1000, 0.3, 30, 10, 0.2)
 
 
 def _tiny_config(tmp_path: Path, **overrides) -> BenchmarkConfig:
     settings = dict(
-        envs=("wall",), planners=("grasp", "cem"), models=("analytic",), horizons=(12,), modes=("open_loop", "closed_loop"),
-        pairs=3, batch_size=2, closed_loop_pairs=1, closed_loop_planners=("grasp",), budgets=TINY_BUDGETS, quick=True,
-        out_dir=tmp_path, prefix="bench", progress=False,
-    )  # fmt: skip
+        envs=("wall",),
+        planners=("grasp", "cem"),
+        models=("analytic",),
+        horizons=(12,),
+        modes=("open_loop", "closed_loop"),
+        pairs=3,
+        batch_size=2,
+        closed_loop_pairs=1,
+        closed_loop_planners=("grasp",),
+        budgets=TINY_BUDGETS,
+        quick=True,
+        out_dir=tmp_path,
+        prefix="bench",
+        progress=False,
+    )
     settings.update(overrides)
     return BenchmarkConfig(**settings)
 
@@ -75,7 +89,9 @@ def test_tiny_run_writes_json_csv_md_and_plots(tmp_path: Path) -> None:
 
     again = run_benchmark(_tiny_config(tmp_path, resume=True), "pytest tiny")  # everything comes from the resume log
     assert again["units_reused_from_log"] == 5  # 2 chunks x 2 planners + 1 closed-loop cell
-    assert [c["summary"]["success_rate"] for c in again["cells"]] == [c["summary"]["success_rate"] for c in report["cells"]]
+    assert [c["summary"]["success_rate"] for c in again["cells"]] == [
+        c["summary"]["success_rate"] for c in report["cells"]
+    ]
 
 
 def test_open_loop_execution_matches_the_analytic_model_on_a_straight_line() -> None:
@@ -83,7 +99,9 @@ def test_open_loop_execution_matches_the_analytic_model_on_a_straight_line() -> 
     task = Task(0, (2.0, 2.0), (5.0, 2.5), (2.0, 2.0))
     actions = np.tile([1.0, 1.0 / 6.0], (14, 1))  # 12 steps reach the goal; 2 more push on toward x = 5.5
     executed = execute_open_loop(OPEN, env, task, actions)
-    model = PointMassWalls.from_layout("open", agent_radius=env.unwrapped.agent_radius, step_size=env.unwrapped.step_size)
+    model = PointMassWalls.from_layout(
+        "open", agent_radius=env.unwrapped.agent_radius, step_size=env.unwrapped.step_size
+    )
     states = [torch.tensor(task.start)]
     for action in torch.tensor(actions, dtype=torch.float32):
         states.append(model(states[-1][None], action[None])[0])
@@ -95,7 +113,9 @@ def test_open_loop_execution_matches_the_analytic_model_on_a_straight_line() -> 
 
     # a planned straight-line task: GRASP's plan succeeds under the model and in the env alike
     model_, _ = build_model(OPEN, "analytic", BenchmarkConfig(progress=False))
-    records = plan_chunk(OPEN, model_, env, "cem", {"iterations": 6, "num_candidates": 64, "elites": 8}, 16, [task], seed=0)
+    records = plan_chunk(
+        OPEN, model_, env, "cem", {"iterations": 6, "num_candidates": 64, "elites": 8}, 16, [task], seed=0
+    )
     assert records[0]["success_model"] and records[0]["success_env"]
     assert records[0]["max_model_env_gap"] < 0.05
 
@@ -122,9 +142,13 @@ def test_bad_names_give_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "--horizons expects integers" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown planner"):
         BenchmarkConfig(planners=("grasp", "rrt"))
-    config = BenchmarkConfig(horizons=(50, 80), env_horizons={"cartpole": (25,)}, ablation_envs=("wall",), closed_loop_envs=("wall",))
+    config = BenchmarkConfig(
+        horizons=(50, 80), env_horizons={"cartpole": (25,)}, ablation_envs=("wall",), closed_loop_envs=("wall",)
+    )
     assert config.horizons_of(ENVS["cartpole"]) == (25,) and config.horizons_of(ENVS["maze"]) == (50, 80)
-    assert "grasp_no_sync" in config.labels_of(ENVS["wall"], "open_loop") and config.labels_of(ENVS["maze"], "open_loop") == (
+    assert "grasp_no_sync" in config.labels_of(ENVS["wall"], "open_loop") and config.labels_of(
+        ENVS["maze"], "open_loop"
+    ) == (
         "grasp",
         "cem",
         "mppi",
@@ -145,7 +169,12 @@ def test_configs_file_formats_and_errors(tmp_path: Path) -> None:
     plain.write_text(json.dumps({"grasp": {"iterations": 50}, "grasp_no_sync": {"lr_actions": 0.1}}))
     assert load_configs(plain) == {"grasp": {"iterations": 50}, "grasp_no_sync": {"lr_actions": 0.1}}
     config = BenchmarkConfig(budgets=load_configs(plain))
-    assert config.budget_of("grasp_no_sync") == {"iterations": 50, "num_candidates": 8, "lr_actions": 0.1, "sync_every": 0}
+    assert config.budget_of("grasp_no_sync") == {
+        "iterations": 50,
+        "num_candidates": 8,
+        "lr_actions": 0.1,
+        "sync_every": 0,
+    }
     tuning = tmp_path / "tuning.json"
     tuning.write_text(json.dumps({"chosen": {"cem": {"config": {"num_candidates": 64, "elites": 8}, "score": 0.5}}}))
     assert load_configs(tuning) == {"cem": {"num_candidates": 64, "elites": 8}}

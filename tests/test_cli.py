@@ -80,7 +80,9 @@ def test_user_errors_exit_nonzero_without_traceback(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert code == 1 and "unknown Gymnasium env id 'NoSuchEnv-v0'" in err and "Traceback" not in err
 
-    code = cli.main(["collect", "Pendulum-v1", "--steps", "10", "--out", str(tmp_path / "x.npz"), "--env-kwarg", "oops"])
+    code = cli.main(
+        ["collect", "Pendulum-v1", "--steps", "10", "--out", str(tmp_path / "x.npz"), "--env-kwarg", "oops"]
+    )
     assert code == 1 and "--env-kwarg: expected KEY=VALUE, got 'oops'" in capsys.readouterr().err
 
     code = cli.main(["train", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "m.pt")])
@@ -109,7 +111,12 @@ def test_subcommands_are_pluggable(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     assert "hello grasp" in captured.out and "command 'broken' unavailable" in captured.err
     with pytest.raises(ValueError, match="module:function"):
         cli.register_command("x", "not-a-target")
-    assert cli.parse_key_value(["a=1", "b=umaze", "c=[1, 2]", "d=true"]) == {"a": 1, "b": "umaze", "c": [1, 2], "d": True}
+    assert cli.parse_key_value(["a=1", "b=umaze", "c=[1, 2]", "d=true"]) == {
+        "a": 1,
+        "b": "umaze",
+        "c": [1, 2],
+        "d": True,
+    }
 
 
 @pytest.mark.parametrize(

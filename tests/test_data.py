@@ -38,7 +38,9 @@ def counter_factory() -> gym.Env:
 
 
 def small_pendulum(**kwargs) -> TransitionDataset:
-    return collect_transitions("Pendulum-v1", 300, seed=3, progress=False, env_kwargs={"max_episode_steps": 50}, **kwargs)
+    return collect_transitions(
+        "Pendulum-v1", 300, seed=3, progress=False, env_kwargs={"max_episode_steps": 50}, **kwargs
+    )
 
 
 # --------------------------------------------------------------------------- collection
@@ -102,9 +104,13 @@ def test_exploration_modes() -> None:
     assert abs(lag1(random.actions)) < 0.1
     assert lag1(correlated.actions) > 0.7
     assert np.all(np.abs(correlated.actions) <= 1.0) and np.mean(np.abs(correlated.actions) == 1.0) > 0.05
-    scripted = collect_transitions("Pendulum-v1", 50, policy=lambda obs: np.array([1.0]), policy_noise=0.0, progress=False)
+    scripted = collect_transitions(
+        "Pendulum-v1", 50, policy=lambda obs: np.array([1.0]), policy_noise=0.0, progress=False
+    )
     np.testing.assert_array_equal(scripted.actions, np.ones((50, 1), dtype=np.float32))
-    noisy = collect_transitions("Pendulum-v1", 200, policy=lambda obs: np.array([0.0]), policy_noise=0.2, progress=False)
+    noisy = collect_transitions(
+        "Pendulum-v1", 200, policy=lambda obs: np.array([0.0]), policy_noise=0.2, progress=False
+    )
     assert 0.2 < noisy.actions.std() < 0.6  # 0.2 half-ranges of a [-2, 2] action = 0.4
     assert noisy.metadata["exploration"].startswith("policy:")
 
@@ -129,9 +135,27 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     data = small_pendulum()
     path = data.save(tmp_path / "sub" / "pendulum.npz")
     loaded = load_dataset(path, expected_env_id="Pendulum-v1")
-    for name in ("observations", "actions", "next_observations", "terminated", "truncated", "rewards", "episode_ids", "step_ids"):
+    for name in (
+        "observations",
+        "actions",
+        "next_observations",
+        "terminated",
+        "truncated",
+        "rewards",
+        "episode_ids",
+        "step_ids",
+    ):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(data, name))
-    for key in ("env_id", "seed", "n_steps", "exploration", "observation_space", "action_space", "package_version", "created"):
+    for key in (
+        "env_id",
+        "seed",
+        "n_steps",
+        "exploration",
+        "observation_space",
+        "action_space",
+        "package_version",
+        "created",
+    ):
         assert loaded.metadata[key] == data.metadata[key]
     assert loaded.metadata["observation_space"]["shape"] == [3]
     assert loaded.metadata["action_space"]["low"] == [-2.0]
@@ -222,7 +246,9 @@ def test_dataset_validates_arrays() -> None:
 
 
 def test_grid_world_dict_observations() -> None:
-    data = collect_transitions("mpc_grasp/GridWorld-v0", 600, seed=0, num_envs=2, progress=False, env_kwargs={"layout": "wall"})
+    data = collect_transitions(
+        "mpc_grasp/GridWorld-v0", 600, seed=0, num_envs=2, progress=False, env_kwargs={"layout": "wall"}
+    )
     assert data.state_shape == (2,) and data.action_dim == 2
     assert data.metadata["obs_key"] == "observation"
     assert data.metadata["env_kwargs"] == {"layout": "wall"}

@@ -8,7 +8,9 @@ from mpc_grasp.demo import run_demo
 
 
 def test_demo_runs_end_to_end_and_writes_results(tmp_path) -> None:
-    summary = run_demo(steps=1_500, episodes=1, horizon=10, iterations=20, replan_every=5, out_dir=tmp_path, train_seconds=5)
+    summary = run_demo(
+        steps=1_500, episodes=1, horizon=10, iterations=20, replan_every=5, out_dir=tmp_path, train_seconds=5
+    )
     saved = json.loads((tmp_path / "demo.json").read_text())
     assert saved["episodes"] == 1 and 0.0 <= saved["success_rate"] <= 1.0
     assert saved["one_step_rmse"] < 0.25  # below one full step: the model learned something

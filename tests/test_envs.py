@@ -401,7 +401,7 @@ def test_cartpole_balance_terminates_when_falling() -> None:
     assert obs.shape == (5,) and obs.dtype == np.float32
     assert info["is_success"]
     np.testing.assert_array_equal(info["goal"], [0, 0, 1, 0, 0])
-    for t in range(200):
+    for t in range(200):  # noqa: B007 (read after the loop)
         obs, reward, terminated, truncated, info = env.step(np.array([1.0], dtype=np.float32))
         assert reward == 1.0
         if terminated:

@@ -13,7 +13,15 @@ from PIL import Image
 from mpc_grasp.cli import commands as cli
 from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import EpisodeRecord, check_model_matches_env, run_episodes, summarize_episodes
-from mpc_grasp.control.media import PLAN_COLOR, TRAIL_COLOR, annotate_frames, draw_trail_and_plan, episodes_figure, plot_episodes, save_gif
+from mpc_grasp.control.media import (
+    PLAN_COLOR,
+    TRAIL_COLOR,
+    annotate_frames,
+    draw_trail_and_plan,
+    episodes_figure,
+    plot_episodes,
+    save_gif,
+)
 from mpc_grasp.data import collect_transitions
 from mpc_grasp.models import MLPWorldModel, save_world_model, train_world_model
 
@@ -61,7 +69,9 @@ def test_run_episodes_seeds_like_evaluate_agent_and_counts_steps() -> None:
         assert record.first_success_step == record.steps == len(record.states) - 1
         assert record.plans == ()  # not a planning agent
     summary = summarize_episodes(records)
-    assert summary["success_rate"] == 1.0 and summary["success_ci95"][1] == 1.0 and summary["median_plan_time_s"] is None
+    assert (
+        summary["success_rate"] == 1.0 and summary["success_ci95"][1] == 1.0 and summary["median_plan_time_s"] is None
+    )
     assert summary["env_steps"] == sum(r.steps for r in records)
 
 
@@ -84,7 +94,9 @@ def test_run_episodes_hands_cartpole_goal_to_agent_and_records_frames(tmp_path: 
 def test_grasp_mpc_episode_on_cartpole_keeps_plans_and_plots(tmp_path: Path) -> None:
     model = MLPWorldModel(5, 1, hidden_sizes=(16,))  # untrained: only the bookkeeping is tested
     env = gym.make(CARTPOLE)
-    agent = GraspMPC(model, "grasp", horizon=6, action_space=env.action_space, iterations=3, num_candidates=2, replan_every=3)
+    agent = GraspMPC(
+        model, "grasp", horizon=6, action_space=env.action_space, iterations=3, num_candidates=2, replan_every=3
+    )
     records = run_episodes(env, agent, 1, seed=0, max_steps=7, progress=False)
     plans = records[0].plans
     assert [p.step for p in plans] == [0, 3, 6]
@@ -97,7 +109,9 @@ def test_grasp_mpc_episode_on_cartpole_keeps_plans_and_plots(tmp_path: Path) -> 
         check_model_matches_env(model, gym.make(WALL))
 
 
-def test_run_command_writes_summary_plot_and_gif(wall_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_command_writes_summary_plot_and_gif(
+    wall_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     code = cli.main(
         [
@@ -132,10 +146,18 @@ def test_run_command_writes_summary_plot_and_gif(wall_checkpoint: Path, tmp_path
     assert code == 0, captured.err
     assert "success 0/1" in captured.out or "success 1/1" in captured.out
     assert "95% Wilson" in captured.out and "median plan time" in captured.out
-    assert "horizon 8, 1 episode," in captured.out and "over 1 episode |" in captured.out and "1 episodes" not in captured.out
+    assert (
+        "horizon 8, 1 episode," in captured.out
+        and "over 1 episode |" in captured.out
+        and "1 episodes" not in captured.out
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"] == 1 and summary["plans"] == 2 and summary["planner_config"]["num_candidates"] == 2
-    assert summary["planner_options"] == {"num_candidates": 2, "dense_goal_weight": 0.1, "iterations": 5}  # warm default 4 <= 5: not capped
+    assert summary["planner_options"] == {
+        "num_candidates": 2,
+        "dense_goal_weight": 0.1,
+        "iterations": 5,
+    }  # warm default 4 <= 5: not capped
     assert summary["model_trained_on"]["env_id"] == WALL and summary["env_kwargs"] == {"task": "across"}
     assert summary["episodes_detail"][0]["steps"] == 6
     assert (out / "plans.png").stat().st_size > 10_000
@@ -143,7 +165,9 @@ def test_run_command_writes_summary_plot_and_gif(wall_checkpoint: Path, tmp_path
         assert 1 < image.n_frames <= 7
 
 
-def test_run_command_errors_are_clear(wall_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_command_errors_are_clear(
+    wall_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     def run(*extra: str) -> tuple[int, str]:
         code = cli.main(["run", *extra, "--episodes", "1", "--no-progress", "--out-dir", str(tmp_path / "o")])
         err = capsys.readouterr().err
@@ -173,7 +197,9 @@ def test_run_command_errors_are_clear(wall_checkpoint: Path, tmp_path: Path, cap
     other_env = tmp_path / "open.pt"
     model = MLPWorldModel(2, 2, hidden_sizes=(8,))
     save_world_model(model, other_env, metadata={"env_id": "mpc_grasp/GridWorldOpen-v0"})
-    code, err = run(WALL, "--model", str(other_env), "--max-steps", "1", "--iterations", "1", "--horizon", "2", "--no-gif")
+    code, err = run(
+        WALL, "--model", str(other_env), "--max-steps", "1", "--iterations", "1", "--horizon", "2", "--no-gif"
+    )
     assert code == 0 and "trained on 'mpc_grasp/GridWorldOpen-v0'" in err
 
 
@@ -203,7 +229,9 @@ def test_success_is_none_for_envs_that_do_not_report_it() -> None:
         assert summary[key] is None, key
     assert np.isfinite(summary["mean_return"]) and summary["env_steps"] == 8
 
-    mixed = summarize_episodes([_record(0, True), _record(1, False), _record(2, None)])  # SB3: only episodes that reported
+    mixed = summarize_episodes(
+        [_record(0, True), _record(1, False), _record(2, None)]
+    )  # SB3: only episodes that reported
     assert mixed["success_episodes"] == 2 and mixed["successes"] == 1 and mixed["success_rate"] == 0.5
 
 
@@ -211,7 +239,9 @@ def _grid_episode_with_plans() -> tuple[gym.Env, list[EpisodeRecord]]:
     """GRASP (untrained model: only bookkeeping matters) replanning every 2 steps: plans at steps 0, 2, 4, 6, 8."""
     env = gym.make("mpc_grasp/GridWorldOpen-v0", render_mode="rgb_array")
     model = MLPWorldModel(2, 2, hidden_sizes=(8,))
-    agent = GraspMPC(model, "grasp", horizon=4, action_space=env.action_space, iterations=2, num_candidates=2, replan_every=2)
+    agent = GraspMPC(
+        model, "grasp", horizon=4, action_space=env.action_space, iterations=2, num_candidates=2, replan_every=2
+    )
     return env, run_episodes(env, agent, 1, seed=0, max_steps=9, record_frames=1, progress=False)
 
 
@@ -226,23 +256,41 @@ def test_plans_figure_labels_each_drawn_plan_and_every_marker(tmp_path: Path) ->
     assert [p.step for p in records[0].plans] == [0, 2, 4, 6, 8]
     figure = episodes_figure(env, records, title="t")
     texts = _legend_texts(figure)
-    assert [t for t in texts if t.startswith("plan made")] == [f"plan made at step {s} (model rollout)" for s in (0, 4, 8)]
-    for label in ("GRASP virtual states (plan at step 0)", "executed path (real env)", "start", "goal", "goal region (radius 0.3)"):
+    assert [t for t in texts if t.startswith("plan made")] == [
+        f"plan made at step {s} (model rollout)" for s in (0, 4, 8)
+    ]
+    for label in (
+        "GRASP virtual states (plan at step 0)",
+        "executed path (real env)",
+        "start",
+        "goal",
+        "goal region (radius 0.3)",
+    ):
         assert label in texts, label
     assert "3 of 5 plans drawn (the first and every 2nd)" in figure.axes[0].get_title()
     plt.close(figure)
 
     cartpole = gym.make(CARTPOLE)
     agent = GraspMPC(
-        MLPWorldModel(5, 1, hidden_sizes=(8,)), "grasp", horizon=3, action_space=cartpole.action_space, iterations=1, num_candidates=2
+        MLPWorldModel(5, 1, hidden_sizes=(8,)),
+        "grasp",
+        horizon=3,
+        action_space=cartpole.action_space,
+        iterations=1,
+        num_candidates=2,
     )
     records = run_episodes(cartpole, agent, 1, seed=0, max_steps=6, progress=False)
     figure = episodes_figure(cartpole, records)
     texts = _legend_texts(figure)
-    assert [t for t in texts if t.startswith("plan made")] == [f"plan made at step {s} (model rollout)" for s in (0, 2, 4)]
+    assert [t for t in texts if t.startswith("plan made")] == [
+        f"plan made at step {s} (model rollout)" for s in (0, 2, 4)
+    ]
     assert "other plans (3)" in texts
     assert {"start", "goal", "executed (real env)", "GRASP virtual states (plan at step 0)"} <= set(texts)
-    assert figure.axes[0].get_ylabel() == "x" and "3 of 6 plans drawn (the first and every 2nd)" in figure.axes[0].get_title()
+    assert (
+        figure.axes[0].get_ylabel() == "x"
+        and "3 of 6 plans drawn (the first and every 2nd)" in figure.axes[0].get_title()
+    )
     plt.close(figure)
     assert plot_episodes(cartpole, records, tmp_path / "p.png").stat().st_size > 10_000
 
@@ -266,4 +314,6 @@ def test_trail_and_plan_are_drawn_on_the_frames() -> None:
     cartpole = gym.make(CARTPOLE, render_mode="rgb_array")
     cart_record = run_episodes(cartpole, TowardGoal(), 1, seed=0, max_steps=2, record_frames=1, progress=False)[0]
     plain_frames = annotate_frames(cartpole, cart_record)  # no position mapping: the env's own renders, upscaled
-    np.testing.assert_array_equal(plain_frames[1], np.asarray(cart_record.frames[1]).repeat(4, axis=0).repeat(4, axis=1))
+    np.testing.assert_array_equal(
+        plain_frames[1], np.asarray(cart_record.frames[1]).repeat(4, axis=0).repeat(4, axis=1)
+    )

@@ -44,7 +44,9 @@ def test_importing_the_library_and_its_cli_loads_nothing_from_the_harness() -> N
         "build_parser()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bench', 'experiments')))\n"
     )
-    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT / "tests", capture_output=True, text=True, timeout=300
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-1] == "[]"
 

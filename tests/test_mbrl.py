@@ -87,7 +87,9 @@ def test_reward_heads_survive_checkpoints_and_old_checkpoints_still_load(reward_
     old = MLPWorldModel(2, 2, hidden_sizes=(8,))
     payload = torch.load(save_world_model(old, tmp_path / "new_format.pt"), weights_only=True)
     del payload["config"]["reward_hidden_sizes"]
-    payload["sha256"] = checkpoint_module._digest(payload["model_class"], payload["config"], payload["metadata"], payload["state_dict"])
+    payload["sha256"] = checkpoint_module._digest(
+        payload["model_class"], payload["config"], payload["metadata"], payload["state_dict"]
+    )
     torch.save(payload, tmp_path / "old.pt")
     restored = load_world_model(tmp_path / "old.pt")
     assert not restored.has_reward_head
@@ -273,7 +275,10 @@ def test_the_cli_runs_a_tiny_loop(tmp_path: Path, capsys) -> None:
     assert (out / "round_000" / "model.pt").is_file() and (out / "history.json").is_file()
     assert json.loads((out / "config.json").read_text())["planner_options"] == {"iterations": 5, "num_candidates": 4}
     # a flag error exits with status 1 and a one-line message
-    assert main(["mbrl", "Pendulum-v1", "--out-dir", str(tmp_path / "x"), "--reward", "known", "--hidden-sizes", "a,b"]) == 1
+    assert (
+        main(["mbrl", "Pendulum-v1", "--out-dir", str(tmp_path / "x"), "--reward", "known", "--hidden-sizes", "a,b"])
+        == 1
+    )
     assert "--hidden-sizes" in capsys.readouterr().err
 
 
@@ -355,13 +360,24 @@ def test_the_study_generalises_and_still_reads_the_pendulum_report(tmp_path: Pat
     assert "| 1200 | -162 ± 57 |" in text and "learned reward 1200" in text
     assert plot_mbrl(old, tmp_path / "old.png").stat().st_size > 0
     # a multi-seed report: the seed mean in bold, then each seed
-    rounds = [{"env_steps": 200, "mean_return": value, "std_return": 0.0, "model_rmse_before": None} for value in (10.0, 30.0)]
+    rounds = [
+        {"env_steps": 200, "mean_return": value, "std_return": 0.0, "model_rmse_before": None} for value in (10.0, 30.0)
+    ]
     config = mbrl_recipe("InvertedPendulum-v5").to_json()
     new = {
-        "env_id": "InvertedPendulum-v5", "seeds": [0, 1], "eval_episodes": 3, "eval_seed": 0, "target_return": 1000.0,
-        "loops": [{"label": "L", "role": "main", "seed": seed, "config": config, "rounds": [row]} for seed, row in enumerate(rounds)],
-        "sac_runs": [], "first_reaching_target": {"L": None}, "wall_time_s": {},
-    }  # fmt: skip
+        "env_id": "InvertedPendulum-v5",
+        "seeds": [0, 1],
+        "eval_episodes": 3,
+        "eval_seed": 0,
+        "target_return": 1000.0,
+        "loops": [
+            {"label": "L", "role": "main", "seed": seed, "config": config, "rounds": [row]}
+            for seed, row in enumerate(rounds)
+        ],
+        "sac_runs": [],
+        "first_reaching_target": {"L": None},
+        "wall_time_s": {},
+    }
     assert "| 200 | **20** (10 / 30) |" in mbrl_markdown(new)
 
 
@@ -387,12 +403,21 @@ def test_final_evaluation_reports_the_last_models_return_with_either_reward(tiny
     config = MBRLConfig(rounds=1, **TINY).to_json()
     rows = [
         final_evaluation(
-            {"env_id": "Pendulum-v1", "config": config, "run_dir": str(out), "round": "round_001", "episodes": 1, "reward": reward}
+            {
+                "env_id": "Pendulum-v1",
+                "config": config,
+                "run_dir": str(out),
+                "round": "round_001",
+                "episodes": 1,
+                "reward": reward,
+            }
         )
         for reward in ("learned", "known")
     ]
     assert [row["reward"] for row in rows] == ["learned", "known"] and rows[0]["env_steps"] == records[-1].env_steps
-    assert rows[0]["mean_return"] == pytest.approx(records[-1].mean_return, rel=1e-4)  # the loop's own evaluation, same seed
+    assert rows[0]["mean_return"] == pytest.approx(
+        records[-1].mean_return, rel=1e-4
+    )  # the loop's own evaluation, same seed
     assert rows[0]["success_rate"] is None  # Pendulum reports no success
 
 
@@ -405,7 +430,9 @@ def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
 
     assert config("mpc_grasp/CartPoleSwingup-v0") == mbrl_recipe("mpc_grasp/CartPoleSwingup-v0")  # no flags: the recipe
     assert config("Pendulum-v1") == MBRLConfig()
-    assert config("MountainCarContinuous-v0") == MBRLConfig(env_id="MountainCarContinuous-v0")  # no recipe: the defaults
+    assert config("MountainCarContinuous-v0") == MBRLConfig(
+        env_id="MountainCarContinuous-v0"
+    )  # no recipe: the defaults
     changed = config("mpc_grasp/CartPoleSwingup-v0", "--rounds", "2", "--planner", "cem", "--hidden-sizes", "64,64")
     assert changed.rounds == 2 and changed.hidden_sizes == (64, 64) and changed.horizon == 50
     assert changed.planner == "cem" and changed.planner_options is None
@@ -418,10 +445,14 @@ def test_the_reward_planning_study_runs_the_exact_cartpole_and_resumes(tmp_path)
     the report files, and a resumed run that reuses the logged units instead of planning again."""
     from bench.suites.reward_planning import RewardPlanningConfig, run_reward_planning
 
-    config = RewardPlanningConfig(variants=("grasp_lifted", "cem_warm3"), episodes=1, horizon=4, out_dir=tmp_path, runs_dir=tmp_path)
+    config = RewardPlanningConfig(
+        variants=("grasp_lifted", "cem_warm3"), episodes=1, horizon=4, out_dir=tmp_path, runs_dir=tmp_path
+    )
     report = run_reward_planning(config, "test", progress=False)
     rows = {row["variant"]: row for row in report["rows"]}
-    assert rows["grasp_lifted"]["options"] == {"lifted_updates": True} and rows["cem_warm3"]["options"] == {"warm_iterations": 3}
+    assert rows["grasp_lifted"]["options"] == {"lifted_updates": True} and rows["cem_warm3"]["options"] == {
+        "warm_iterations": 3
+    }
     for row in rows.values():
         assert row["episodes"] == 1 and len(row["episode_returns"]) == 1 and 0.0 <= row["episode_returns"][0] <= 250.0
     assert "| GRASP, lifted steps on" in (tmp_path / "reward_planning.md").read_text()

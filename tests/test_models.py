@@ -31,7 +31,9 @@ from mpc_grasp.planners import make_planner
 def make_model(ensemble_size: int = 1, seed: int = 0) -> MLPWorldModel:
     torch.manual_seed(seed)
     model = MLPWorldModel(3, 2, hidden_sizes=(32, 32), ensemble_size=ensemble_size)
-    model.set_normalizers(torch.ones(3), 2 * torch.ones(3), torch.zeros(2), torch.ones(2), 0.1 * torch.ones(3), 0.5 * torch.ones(3))
+    model.set_normalizers(
+        torch.ones(3), 2 * torch.ones(3), torch.zeros(2), torch.ones(2), 0.1 * torch.ones(3), 0.5 * torch.ones(3)
+    )
     return model
 
 
@@ -115,7 +117,9 @@ def test_ensemble_members_differ_and_std_includes_disagreement() -> None:
 def test_encode_and_gradients() -> None:
     model = make_model()
     torch.testing.assert_close(model.encode(np.array([1.0, 2.0, 3.0])), torch.tensor([1.0, 2.0, 3.0]))
-    torch.testing.assert_close(model.encode({"observation": [1, 2, 3], "desired_goal": [0, 0, 0]}), torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(
+        model.encode({"observation": [1, 2, 3], "desired_goal": [0, 0, 0]}), torch.tensor([1.0, 2.0, 3.0])
+    )
     with pytest.raises(ValueError, match="must end in shape"):
         model.encode(np.zeros(4))
     action = torch.zeros(6, 2, requires_grad=True)
@@ -201,7 +205,9 @@ def test_checkpoint_rejects_bad_files(tmp_path: Path) -> None:
 def test_training_beats_no_change_predictor_on_pendulum() -> None:
     data = collect_transitions("Pendulum-v1", 6000, seed=0, num_envs=4, progress=False)
     train, test = data.split(0.15, seed=1)
-    model = train_world_model(train, hidden_sizes=(128, 128), epochs=30, batch_size=256, seed=0, progress=False, num_threads=1)
+    model = train_world_model(
+        train, hidden_sizes=(128, 128), epochs=30, batch_size=256, seed=0, progress=False, num_threads=1
+    )
     history = model.training_history
     assert history["n_train"] + history["n_val"] == len(train) and history["n_val"] > 0
     assert len(history["train_loss"]) == len(history["val_mse"]) >= history["best_epoch"] >= 1
@@ -217,7 +223,14 @@ def test_training_beats_no_change_predictor_on_pendulum() -> None:
 def test_training_options_and_time_cap() -> None:
     data = collect_transitions("Pendulum-v1", 2000, seed=0, progress=False, env_kwargs={"max_episode_steps": 100})
     model = train_world_model(
-        data, hidden_sizes=(32,), ensemble_size=3, epochs=100_000, patience=None, max_time_s=1.0, loss="nll", progress=False
+        data,
+        hidden_sizes=(32,),
+        ensemble_size=3,
+        epochs=100_000,
+        patience=None,
+        max_time_s=1.0,
+        loss="nll",
+        progress=False,
     )
     assert model.training_history["stopped"] == "max_time_s" and model.ensemble_size == 3
     assert model.training_history["wall_time_s"] < 10.0
@@ -241,7 +254,9 @@ def test_metrics_are_zero_for_the_true_model_and_windows_respect_episodes() -> N
     truth = LinearTruth()
     one = one_step_error(truth, data)
     assert one["rmse"] < 1e-5 and one["n"] == len(data)
-    assert one["no_change_rmse"] == pytest.approx(0.1 * np.sqrt(np.mean(data.actions.astype(np.float64) ** 2)), rel=1e-3)
+    assert one["no_change_rmse"] == pytest.approx(
+        0.1 * np.sqrt(np.mean(data.actions.astype(np.float64) ** 2)), rel=1e-3
+    )
     horizons = (1, 10, 40)
     multi = multi_step_error(truth, data, horizons=horizons, max_windows=None)
     assert max(multi["rmse"]) < 1e-4  # float32 round-off only; a window across episodes would be off by ~50
@@ -273,7 +288,9 @@ def test_grid_world_wall_model_is_accurate_and_respects_the_wall(wall_model_and_
     tolerance = 0.1  # the wall cell itself starts 0.1 beyond the face
     assert bool((max_left < face_left + tolerance).all()), max_left
     assert bool((min_right > face_right - tolerance).all()), min_right
-    assert bool((max_left > face_left - 0.1).all()) and bool((min_right < face_right + 0.1).all())  # it does reach the wall
+    assert bool((max_left > face_left - 0.1).all()) and bool(
+        (min_right < face_right + 0.1).all()
+    )  # it does reach the wall
 
 
 def _slow_push_into_the_wall(model: MLPWorldModel, speed: float, steps: int = 30) -> torch.Tensor:
@@ -302,7 +319,9 @@ def test_fourier_features_sharpen_the_learned_wall(wall_dataset, wall_model_and_
         num_threads=1,
         fourier_features=64,
     )
-    assert sharp.config["fourier_features"] == 64 and sharp.normalize_inputs(torch.zeros(1, 2), torch.zeros(1, 2)).shape == (1, 132)
+    assert sharp.config["fourier_features"] == 64 and sharp.normalize_inputs(
+        torch.zeros(1, 2), torch.zeros(1, 2)
+    ).shape == (1, 132)
     assert one_step_error(sharp, test)["rmse"] < 0.8 * one_step_error(plain, test)["rmse"]
     face = 3.9
     for speed in (0.25, 0.5):
@@ -321,7 +340,9 @@ def test_fourier_model_round_trips_through_a_checkpoint(tmp_path) -> None:
         MLPWorldModel(2, 2, fourier_features=-1)
 
 
-def test_grasp_on_the_learned_model_goes_through_the_door_and_the_plan_works_in_the_real_env(wall_model_and_held_out) -> None:
+def test_grasp_on_the_learned_model_goes_through_the_door_and_the_plan_works_in_the_real_env(
+    wall_model_and_held_out,
+) -> None:
     """Open loop: plan on the LEARNED model, execute the actions in the real grid world. The straight line from
     the left room to the right room is blocked by the wall; the plan must climb to the door (y in [6, 7]).
     A short detour, and only about half the planner seeds manage it (the model blurs the door corners): long
@@ -338,4 +359,6 @@ def test_grasp_on_the_learned_model_goes_through_the_door_and_the_plan_works_in_
             position = env.transition(position, action)
             closest = min(closest, float(np.linalg.norm(position - goal)))
         successes += closest <= 0.3
-    assert successes >= 2, successes  # 4/8 seeds here; seeds 0-3 alone gave 2/4, then 1/4 after a package refresh (knife edge)
+    assert successes >= 2, (
+        successes
+    )  # 4/8 seeds here; seeds 0-3 alone gave 2/4, then 1/4 after a package refresh (knife edge)

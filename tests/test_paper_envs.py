@@ -23,7 +23,9 @@ _LOADED_AT_IMPORT = [name for name in ("mujoco", "gymnasium_robotics", "gym_push
 
 @pytest.fixture(scope="module")
 def robotics():
-    return pytest.importorskip("gymnasium_robotics", reason="needs the robotics extra: pip install 'mpc-grasp[robotics]'")
+    return pytest.importorskip(
+        "gymnasium_robotics", reason="needs the robotics extra: pip install 'mpc-grasp[robotics]'"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +99,8 @@ def test_pusht_task_sampler_keeps_distance_rotation_and_clearance():
 def test_point_maze_maps_match_gymnasium_robotics(robotics):
     from gymnasium_robotics.envs.maze import maps
 
-    assert point_maze.U_MAZE == tuple(map(tuple, maps.U_MAZE))
-    assert point_maze.MEDIUM_MAZE == tuple(map(tuple, maps.MEDIUM_MAZE))
+    assert tuple(map(tuple, maps.U_MAZE)) == point_maze.U_MAZE
+    assert tuple(map(tuple, maps.MEDIUM_MAZE)) == point_maze.MEDIUM_MAZE
 
 
 @pytest.mark.parametrize("env_id, maze, steps", [(UMAZE_ID, "umaze", 300), (MEDIUM_ID, "medium", 600)])
@@ -194,7 +196,12 @@ def test_pusht_success_is_the_envs_own_coverage_flag(gym_pusht):
     env = gym.make(PUSHT_ID)
     task = env.unwrapped
     goal = np.array([300.0, 220.0, 1.0])  # a custom goal pose: the env's coverage test uses it
-    for shift, expected in [(0.0, True), (1.0, True), (3.0, False), (40.0, False)]:  # 3 px: coverage 0.92 (bars are 30 px wide)
+    for shift, expected in [
+        (0.0, True),
+        (1.0, True),
+        (3.0, False),
+        (40.0, False),
+    ]:  # 3 px: coverage 0.92 (bars are 30 px wide)
         start = np.array([100.0, 450.0, goal[0] + shift, goal[1], goal[2]])  # agent far from the block
         obs, info = env.reset(seed=0, options={"state": start, "goal": goal})
         np.testing.assert_allclose(task.goal_pose, goal)
@@ -213,7 +220,9 @@ def test_pusht_reset_to_sampled_task(gym_pusht):
     obs, _ = env.reset(seed=2, options={"block_distance": 80.0, "block_rotation": 0.5})
     state, _ = pusht.state_from_features(obs["observation"])
     goal, _ = pusht.state_from_features(obs["desired_goal"])
-    np.testing.assert_allclose(goal[2:], env.unwrapped.goal_pose[:2].tolist() + [np.mod(env.unwrapped.goal_pose[2], 2 * np.pi)], atol=1e-6)
+    np.testing.assert_allclose(
+        goal[2:], env.unwrapped.goal_pose[:2].tolist() + [np.mod(env.unwrapped.goal_pose[2], 2 * np.pi)], atol=1e-6
+    )
     assert np.linalg.norm(state[2:4] - goal[2:4]) == pytest.approx(80.0, abs=1.0)
     env.close()
 

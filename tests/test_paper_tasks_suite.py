@@ -31,14 +31,25 @@ def tiny_model_dir(tmp_path_factory):
 
 def test_units_cover_the_cells_and_pairs_are_fixed():
     suite = pt.PaperSuite(
-        tasks=("umaze",), planners=("grasp", "cem"), horizons=(5, 8), pairs=3, chunk=2, planner_pairs={"cem": 1},
-        closed_loop_pairs=2, closed_loop_planners=("grasp",),
-    )  # fmt: skip
+        tasks=("umaze",),
+        planners=("grasp", "cem"),
+        horizons=(5, 8),
+        pairs=3,
+        chunk=2,
+        planner_pairs={"cem": 1},
+        closed_loop_pairs=2,
+        closed_loop_planners=("grasp",),
+    )
     units = suite.units()
     open_loop = [u for u in units if u.key["mode"] == "open_loop"]
     assert [(u.key["planner"], u.key["horizon"], u.key["first_pair"]) for u in open_loop] == [
-        ("grasp", 5, 0), ("grasp", 5, 2), ("grasp", 8, 0), ("grasp", 8, 2), ("cem", 5, 0), ("cem", 8, 0),
-    ]  # fmt: skip
+        ("grasp", 5, 0),
+        ("grasp", 5, 2),
+        ("grasp", 8, 0),
+        ("grasp", 8, 2),
+        ("cem", 5, 0),
+        ("cem", 8, 0),
+    ]
     assert [len(u.settings["pairs"]) for u in open_loop] == [2, 1, 2, 1, 1, 1]
     closed = [u for u in units if u.key["mode"] == "closed_loop"]
     assert len(closed) == 1 and len(closed[0].settings["pairs"]) == 2
@@ -51,8 +62,17 @@ def test_units_cover_the_cells_and_pairs_are_fixed():
 
 def test_one_open_loop_unit_end_to_end(tiny_model_dir):
     pairs = pt.make_pairs(UMAZE, 1, 0)
-    task = {"mode": "open_loop", "task": "umaze", "planner": "grasp", "horizon": 6, "first_pair": 0, "seed": 0,
-            "model_dir": str(tiny_model_dir), "pairs": pairs, "time_cap": None}  # fmt: skip
+    task = {
+        "mode": "open_loop",
+        "task": "umaze",
+        "planner": "grasp",
+        "horizon": 6,
+        "first_pair": 0,
+        "seed": 0,
+        "model_dir": str(tiny_model_dir),
+        "pairs": pairs,
+        "time_cap": None,
+    }
     (record,) = pt.run_open_loop_unit(task)
     assert record["pair"] == 0 and isinstance(record["success_env"], bool) and isinstance(record["success_model"], bool)
     assert record["wall_time"] > 0 and record["model_calls"] > 0 and record["min_distance_env"] > 0
@@ -62,11 +82,22 @@ def test_one_open_loop_unit_end_to_end(tiny_model_dir):
 
 def test_report_at_a_tiny_scale(tiny_model_dir, tmp_path):
     suite = pt.PaperSuite(
-        tasks=("umaze",), planners=("grasp", "cem"), horizons=(5,), pairs=1, closed_loop_pairs=1, closed_loop_steps=3,
-        closed_loop_planners=("grasp",), closed_loop_horizon=5, model_dir=tiny_model_dir,
-    )  # fmt: skip
+        tasks=("umaze",),
+        planners=("grasp", "cem"),
+        horizons=(5,),
+        pairs=1,
+        closed_loop_pairs=1,
+        closed_loop_steps=3,
+        closed_loop_planners=("grasp",),
+        closed_loop_horizon=5,
+        model_dir=tiny_model_dir,
+    )
     report = pt.run_paper_tasks(suite, tmp_path, command="test", progress=False)
-    assert {(r["mode"], r["planner"]) for r in report["rows"]} == {("open_loop", "grasp"), ("open_loop", "cem"), ("closed_loop", "grasp")}
+    assert {(r["mode"], r["planner"]) for r in report["rows"]} == {
+        ("open_loop", "grasp"),
+        ("open_loop", "cem"),
+        ("closed_loop", "grasp"),
+    }
     assert all((tmp_path / f"paper_tasks.{ext}").is_file() for ext in ("json", "md", "csv", "png"))
     assert json.loads((tmp_path / "paper_tasks.json").read_text())["scale"]["pairs"] == {"umaze": 1}
     assert "Open loop" in (tmp_path / "paper_tasks.md").read_text()
@@ -75,8 +106,15 @@ def test_report_at_a_tiny_scale(tiny_model_dir, tmp_path):
 
 
 def test_the_open_loop_unit_takes_planner_options(tiny_model_dir):
-    unit = {"task": "umaze", "seed": 0, "model_dir": str(tiny_model_dir), "planner": "grasp", "horizon": 5,
-            "pairs": pt.make_pairs(UMAZE, 1, 0), "options": {"num_candidates": 0}}  # fmt: skip
+    unit = {
+        "task": "umaze",
+        "seed": 0,
+        "model_dir": str(tiny_model_dir),
+        "planner": "grasp",
+        "horizon": 5,
+        "pairs": pt.make_pairs(UMAZE, 1, 0),
+        "options": {"num_candidates": 0},
+    }
     with pytest.raises(ValueError, match="num_candidates must be >= 1"):
         pt.run_open_loop_unit(unit)
 
@@ -110,7 +148,9 @@ def test_maze_success_test_matches_the_env_flag_on_a_scripted_run():
     unwrapped = env.unwrapped
     for offset in (0.0, 0.3, 0.44, 0.46, 0.8):  # teleported states on both sides of the 0.45 radius
         state = unwrapped.set_ball_state(unwrapped.goal + np.array([offset, 0.0]))["observation"]
-        assert bool(pt.model_success_steps(UMAZE, state[None], goal)[0]) == unwrapped.is_success(state) == (offset <= 0.45)
+        assert (
+            bool(pt.model_success_steps(UMAZE, state[None], goal)[0]) == unwrapped.is_success(state) == (offset <= 0.45)
+        )
     env.close()
 
 
@@ -125,7 +165,9 @@ def test_pusht_coverage_matches_the_env():
         obs, info = env.reset(seed=0, options={"state": start, "goal": goal})
         coverage = pt.tee_coverage(start[None, 2:5], goal[2:5])[0]
         assert coverage == pytest.approx(info["coverage"], abs=2e-3)
-        assert bool(pt.model_success_steps(task, obs["observation"][None], obs["desired_goal"])[0]) == info["is_success"]
+        assert (
+            bool(pt.model_success_steps(task, obs["observation"][None], obs["desired_goal"])[0]) == info["is_success"]
+        )
         outcomes.append(bool(info["is_success"]))
     assert outcomes == [True, True, False, False, False]  # the env's criterion is strict: 3 px or 0.05 rad fail
     env.close()

@@ -37,7 +37,9 @@ def fail_on_three(x: int) -> int:
 
 def test_local_run_tasks_keeps_order_reports_progress_and_results(capsys) -> None:
     seen = []
-    results = run_tasks(square, [3, 1, 2, 5], on_result=lambda index, value: seen.append((index, value)), desc="squares")
+    results = run_tasks(
+        square, [3, 1, 2, 5], on_result=lambda index, value: seen.append((index, value)), desc="squares"
+    )
     assert results == [9, 1, 4, 25]
     assert seen == [(0, 9), (1, 1), (2, 4), (3, 25)]
     assert "squares" in capsys.readouterr().err and run_tasks(square, [], progress=False) == []
@@ -99,9 +101,9 @@ def ray_cluster():
 @needs_ray
 def test_ray_run_tasks_keeps_order_and_reraises_task_errors(ray_cluster) -> None:
     seen = []
-    assert run_tasks(square, list(range(7)), backend="ray", num_workers=2, progress=False, on_result=lambda i, v: seen.append(i)) == [
-        i * i for i in range(7)
-    ]
+    assert run_tasks(
+        square, list(range(7)), backend="ray", num_workers=2, progress=False, on_result=lambda i, v: seen.append(i)
+    ) == [i * i for i in range(7)]
     assert sorted(seen) == list(range(7))
     with pytest.raises(ValueError, match="task 3 failed"):
         run_tasks(fail_on_three, [1, 2, 3, 4], backend="ray", num_workers=2, progress=False)
@@ -119,7 +121,9 @@ def test_ray_planner_gym_matches_the_in_process_run(ray_cluster, tmp_path) -> No
     """Was ``test_ray_planner_bench_matches_the_in_process_run`` (the planner bench became the gym suite)."""
     suite = GymSuite(("double_integrator_2d", "mountain_car"), ("grasp", "cem", "mppi"), instances=2, time_cap=None)
     local = run_gym(suite, tmp_path / "local", command="local", progress=False)
-    remote = run_gym(suite, tmp_path / "ray", command="ray", parallel=ParallelOptions("ray", num_workers=2), progress=False)
+    remote = run_gym(
+        suite, tmp_path / "ray", command="ray", parallel=ParallelOptions("ray", num_workers=2), progress=False
+    )
     assert remote["backend"] == "ray" and len(remote["rows"]) == 2 * 3 and remote["units_reused_from_log"] == 0
     on_disk = json.loads((tmp_path / "ray" / "planner_gym.json").read_text())
     assert _without_timings(on_disk["rows"]) == _without_timings(json.loads(json.dumps(local["rows"])))
@@ -129,7 +133,18 @@ def test_ray_planner_gym_matches_the_in_process_run(ray_cluster, tmp_path) -> No
 @needs_ray
 def test_ray_collection_equals_the_in_process_collection(ray_cluster) -> None:
     local = collect_transitions_parallel(WALL, 120, shards=3, seed=2, num_envs=2, progress=False)
-    remote = collect_transitions_parallel(WALL, 120, shards=3, seed=2, num_envs=2, progress=False, backend="ray", num_workers=2)
+    remote = collect_transitions_parallel(
+        WALL, 120, shards=3, seed=2, num_envs=2, progress=False, backend="ray", num_workers=2
+    )
     assert len(remote) == 120 and remote.metadata["collection_backend"] == "ray"
-    for name in ("observations", "actions", "next_observations", "terminated", "truncated", "rewards", "episode_ids", "step_ids"):
+    for name in (
+        "observations",
+        "actions",
+        "next_observations",
+        "terminated",
+        "truncated",
+        "rewards",
+        "episode_ids",
+        "step_ids",
+    ):
         np.testing.assert_array_equal(getattr(local, name), getattr(remote, name), err_msg=name)

@@ -154,7 +154,9 @@ def test_from_transitions_rebuilds_sequences() -> None:
 def trained() -> tuple[PixelWorldModel, PixelDataset]:
     torch.set_num_threads(1)
     data = collect_pixel_dataset(WALL_ID, 1500, seed=0, episode_length=40)
-    model = train_pixel_world_model(data, latent_dim=8, iterations=150, batch_size=16, dynamics_iterations=200, seed=0, progress=False)
+    model = train_pixel_world_model(
+        data, latent_dim=8, iterations=150, batch_size=16, dynamics_iterations=200, seed=0, progress=False
+    )
     held_out = collect_pixel_dataset(WALL_ID, 300, seed=123)  # other seed: unseen frames
     return model, held_out
 
@@ -165,7 +167,9 @@ def test_latent_distance_tracks_true_distance_on_held_out_frames(trained: tuple[
     # an untrained encoder gives ~0.0 here; the trained keypoints are ~linear in the position
     assert result["spearman"] > 0.9 and result["pearson"] > 0.9, result
     assert result["monotonic"], result["binned_latent_distance"]
-    untrained = latent_distance_correlation(PixelWorldModel(action_dim=2, latent_dim=8), held_out.frames, held_out.states)
+    untrained = latent_distance_correlation(
+        PixelWorldModel(action_dim=2, latent_dim=8), held_out.frames, held_out.states
+    )
     assert untrained["spearman"] < result["spearman"]
 
 
@@ -261,7 +265,9 @@ def test_checkpoint_roundtrip_and_corruption(trained: tuple[PixelWorldModel, Pix
 
 def test_training_is_deterministic_given_seed() -> None:
     data = collect_pixel_dataset(WALL_ID, 80, seed=1, episode_length=20)
-    kwargs = dict(latent_dim=4, iterations=3, batch_size=4, dynamics_iterations=3, seed=7, progress=False, hidden_dim=32)
+    kwargs = dict(
+        latent_dim=4, iterations=3, batch_size=4, dynamics_iterations=3, seed=7, progress=False, hidden_dim=32
+    )
     first = train_pixel_world_model(data, **kwargs)
     second = train_pixel_world_model(data, **kwargs)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
@@ -283,7 +289,14 @@ def test_invalid_configs_raise() -> None:
 def test_load_or_train_from_env_id(tmp_path: Path) -> None:
     path = tmp_path / "wall.pt"
     tiny = dict(
-        n_steps=120, episode_length=30, iterations=2, batch_size=4, dynamics_iterations=2, latent_dim=4, hidden_dim=32, progress=False
+        n_steps=120,
+        episode_length=30,
+        iterations=2,
+        batch_size=4,
+        dynamics_iterations=2,
+        latent_dim=4,
+        hidden_dim=32,
+        progress=False,
     )
     model = load_or_train_pixel_world_model(WALL_ID, path, **tiny)
     assert path.is_file() and model.training_info["source"] == WALL_ID and model.training_info["transitions"] == 120
@@ -329,7 +342,7 @@ def test_grasp_mpc_reaches_the_goal_image_in_pixel_wall(trained: tuple[PixelWorl
     for start, goal in (((2.0, 2.0), (2.5, 4.5)), ((6.5, 3.0), (6.0, 5.5))):  # one task per room
         obs, info = env.reset(seed=0, options={"start": start, "goal": goal})
         agent.reset()
-        for step in range(1, 31):
+        for step in range(1, 31):  # noqa: B007 (read after the loop)
             action, _ = agent.predict(obs, deterministic=True)
             obs, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
@@ -348,7 +361,9 @@ def test_diagnostics_gradient_norms_and_filmstrip(trained: tuple[PixelWorldModel
     model, held_out = trained
     with torch.no_grad():
         z = model.encode(held_out.frames[[0, 20, 40, 60]])
-    histories = gradient_reshaping_histories(model, z[:2], z[2:], horizon=6, iterations=7, num_candidates=2, sync_every=0)
+    histories = gradient_reshaping_histories(
+        model, z[:2], z[2:], horizon=6, iterations=7, num_candidates=2, sync_every=0
+    )
     assert set(histories) == {"detached", "full"}
     for hist in histories.values():
         assert all(hist[key].shape == (7,) and np.isfinite(hist[key]).all() for key in HISTORY_KEYS)
@@ -361,6 +376,8 @@ def test_diagnostics_gradient_norms_and_filmstrip(trained: tuple[PixelWorldModel
     plan = make_planner("grasp", model, horizon=6, iterations=3, num_candidates=2).plan(z[0], z[1])
     rows = plan_filmstrip(model, plan, z[1], held_out.frames[:5], every=2)
     assert [label for label, _ in rows] == ["virtual states (decoded)", "model rollout (decoded)", "real env"]
-    assert all(image.dtype == np.uint8 and image.shape == (64, 4 * 64 + 3 * 2, 3) for _, image in rows)  # steps 0, 2, 4, 6
+    assert all(
+        image.dtype == np.uint8 and image.shape == (64, 4 * 64 + 3 * 2, 3) for _, image in rows
+    )  # steps 0, 2, 4, 6
     with pytest.raises(ValueError, match="at most 7"):
         plan_filmstrip(model, plan, z[1], held_out.frames[:9])

@@ -53,7 +53,10 @@ def _wall_tasks(count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Start in the left room, goal in the right one, both near door height: the wall blocks the line."""
     rng = np.random.default_rng(5)
     return [
-        (np.array([rng.uniform(1.5, 3.5), rng.uniform(4.2, 5.8)]), np.array([rng.uniform(5.5, 7.5), rng.uniform(4.2, 5.8)]))
+        (
+            np.array([rng.uniform(1.5, 3.5), rng.uniform(4.2, 5.8)]),
+            np.array([rng.uniform(5.5, 7.5), rng.uniform(4.2, 5.8)]),
+        )
         for _ in range(count)
     ]
 
@@ -150,7 +153,9 @@ def test_state_noise_is_fresh_per_state_and_iteration_and_follows_schedule(sched
     assert not torch.allclose(increments[0], increments[1]), "noise must be fresh every iteration"
     assert bool((first[:, 0] != first[:, 1]).all()), "noise must differ between candidates"
     assert bool((first[:, :, 1:] != first[:, :, :-1]).all()), "noise must differ between states"
-    assert abs(float(torch.corrcoef(torch.stack([first[:, :, :, 0].flatten(), first[:, :, :, 1].flatten()]))[0, 1])) < 0.1
+    assert (
+        abs(float(torch.corrcoef(torch.stack([first[:, :, :, 0].flatten(), first[:, :, :, 1].flatten()]))[0, 1])) < 0.1
+    )
     expected = [GraspConfig(noise_scale=0.1, noise_schedule=schedule, iterations=40).noise_at(k) for k in range(40)]
     assert np.allclose(result.info["noise_scale"], expected)
     for k in (1, 20, 38):
@@ -218,7 +223,9 @@ def test_nan_model_raises_planning_error_instead_of_returning_nan_actions(name: 
 @pytest.mark.parametrize("name", sorted(PLANNERS))
 def test_same_seed_same_plan(name: str) -> None:
     def plan(seed: int):
-        return make_planner(name, wall_model(), horizon=12, seed=seed, **{**FAST[name], "iterations": 10}).plan([2.0, 3.0], [5.5, 3.0])
+        return make_planner(name, wall_model(), horizon=12, seed=seed, **{**FAST[name], "iterations": 10}).plan(
+            [2.0, 3.0], [5.5, 3.0]
+        )
 
     first, again, other = plan(1), plan(1), plan(2)
     assert torch.equal(first.actions, again.actions)
@@ -263,9 +270,13 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     # the shifted plan still reaches the goal from the next state: it is returned untouched
     assert warm.info["iterations"] == 0 and warm.info["early_stopped"]
     assert torch.equal(warm.actions, warm_init.actions) and torch.equal(warm.virtual_states, warm_init.virtual_states)
-    reoptimised = make_planner("grasp", model, horizon=50, iterations=600, seed=5, goal_tolerance=0.3, keep_solved_warm_start=False)
+    reoptimised = make_planner(
+        "grasp", model, horizon=50, iterations=600, seed=5, goal_tolerance=0.3, keep_solved_warm_start=False
+    )
     # re-optimised on the warm budget (a few iterations), not the cold one
-    assert reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] == reoptimised.config.warm_iterations
+    assert (
+        reoptimised.plan(cold.states[1], goal, init=warm_init).info["iterations"] == reoptimised.config.warm_iterations
+    )
 
 
 @pytest.mark.parametrize("name", ["grasp", "cem", "mppi", "gd"])
@@ -287,9 +298,17 @@ def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
     a cold plan by ``sync_sample_std``: a warm plan refines, and wide jolts there lost a balanced cart-pole."""
     model = LinearSystem.point()
     planner = make_planner(
-        "grasp", model, horizon=10, reward_fn=lambda s, a, n: -n.square().sum(-1), seed=0, iterations=3, warm_iterations=3,
-        final_sync_samples=None, action_low=-100.0, action_high=100.0,
-    )  # fmt: skip
+        "grasp",
+        model,
+        horizon=10,
+        reward_fn=lambda s, a, n: -n.square().sum(-1),
+        seed=0,
+        iterations=3,
+        warm_iterations=3,
+        final_sync_samples=None,
+        action_low=-100.0,
+        action_high=100.0,
+    )
     assert planner.warm_sync_sample_std == pytest.approx(planner.config.sync_sample_std / 2)
     samples_per_candidate = planner.config.sync_samples + 1
     spreads: list[float] = []
@@ -332,7 +351,10 @@ def test_solved_warm_starts_are_kept_per_problem_in_a_batch(name: str) -> None:
 
 def test_plan_batch_solves_several_problems_in_one_call() -> None:
     planner = make_planner("grasp", LinearSystem.point(), horizon=15, iterations=300, num_candidates=4)
-    starts, goals = torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.5]]), torch.tensor([[1.0, 1.0], [0.0, 2.0], [1.0, -1.0]])
+    starts, goals = (
+        torch.tensor([[0.0, 0.0], [1.0, 1.0], [-1.0, 0.5]]),
+        torch.tensor([[1.0, 1.0], [0.0, 2.0], [1.0, -1.0]]),
+    )
     result = planner.plan_batch(starts, goals)
     assert result.actions.shape == (3, 15, 2) and result.states.shape == (3, 16, 2) and result.cost.shape == (3,)
     assert (result.info["final_distance"] < 0.15).all(), result.info["final_distance"]
@@ -433,7 +455,14 @@ def test_every_planner_speaks_the_shared_option_vocabulary(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "old"),
-    [("cem", "population"), ("cem", "init_std"), ("mppi", "samples"), ("mppi", "noise_std"), ("gd", "lr"), ("grasp", "goal_weight")],
+    [
+        ("cem", "population"),
+        ("cem", "init_std"),
+        ("mppi", "samples"),
+        ("mppi", "noise_std"),
+        ("gd", "lr"),
+        ("grasp", "goal_weight"),
+    ],
 )
 def test_one_name_per_option_pre_vocabulary_names_are_unknown(name: str, old: str) -> None:
     model = LinearSystem(np.eye(2), np.eye(2))

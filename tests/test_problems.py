@@ -77,9 +77,13 @@ def test_default_grasp_resolves_the_stop_gradient_from_the_model_kind() -> None:
 def test_every_problem_builds_seeded_instances_and_a_rollout_can_be_judged(name: str) -> None:
     first, again = make_problem(name, 3, seed=1), make_problem(name, 3, seed=1)
     assert len(first.instances) == 3
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first.instances, again.instances))
+    assert all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first.instances, again.instances)
+    )
     start, goal = first.instances[0]
-    states = first.model(torch.as_tensor(start)[None].expand(first.horizon, -1), torch.zeros(first.horizon, first.model.action_dim))
+    states = first.model(
+        torch.as_tensor(start)[None].expand(first.horizon, -1), torch.zeros(first.horizon, first.model.action_dim)
+    )
     assert states.shape == (first.horizon, first.model.state_dim)
     assert first.solved(np.concatenate([start[None], states.numpy()]), goal) in (True, False)
     with pytest.raises(ValueError, match="unknown problem"):
@@ -132,9 +136,14 @@ def test_planner_gym_and_speed_scripts_write_their_reports(tmp_path: Path) -> No
     speed = json.loads((speed_out / "speed.json").read_text())
     assert {row["planner"] for row in speed["rows"]} == {"grasp", "cem", "mppi", "gd"}
     assert all(row["warm_ms_median"] > 0 and row["cold_ms"] > 0 for row in speed["rows"])
-    assert {(row["planner"], row["candidates"]) for row in speed["iteration_rows"]} == {(p, 4) for p in ("grasp", "cem", "mppi", "gd")}
+    assert {(row["planner"], row["candidates"]) for row in speed["iteration_rows"]} == {
+        (p, 4) for p in ("grasp", "cem", "mppi", "gd")
+    }
     assert "ms per iteration" in (speed_out / "speed.md").read_text() and (speed_out / "speed.png").exists()
-    assert "Command: `python experiments/speed.py --horizons 5" in (speed_out / "speed.md").read_text() and "commit" in speed
+    assert (
+        "Command: `python experiments/speed.py --horizons 5" in (speed_out / "speed.md").read_text()
+        and "commit" in speed
+    )
     # the speed suite's other entry point: GRASP's iteration vs the floor of one forward+backward
     subprocess.run(
         [
@@ -156,13 +165,25 @@ def test_planner_gym_and_speed_scripts_write_their_reports(tmp_path: Path) -> No
         capture_output=True,
     )
     profile = json.loads((speed_out / "profile_grasp.json").read_text())
-    assert [(row["model"], row["horizon"]) for row in profile["rows"]] == [("eager", 5)] and profile["rows"][0]["floor_ms"] > 0
+    assert [(row["model"], row["horizon"]) for row in profile["rows"]] == [("eager", 5)] and profile["rows"][0][
+        "floor_ms"
+    ] > 0
     assert "GRASP ms/it" in (speed_out / "profile_grasp.md").read_text()
 
 
 # ----------------------------------------------------------------------------- the gym suite (was tests/test_planner_bench.py)
 
-TINY = ["--instances", "2", "--problems", "double_integrator_2d", "walls_across_h50", "--planners", "grasp", "mppi", "--no-progress"]
+TINY = [
+    "--instances",
+    "2",
+    "--problems",
+    "double_integrator_2d",
+    "walls_across_h50",
+    "--planners",
+    "grasp",
+    "mppi",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +225,9 @@ def test_json_schema(tiny_run) -> None:
         assert row["median_model_calls"] >= 1 and row["median_model_transitions"] >= 1
         assert 1 <= row["median_iterations"] <= PLANNERS[row["planner"]].config_class().iterations
         assert row["median_closest_distance"] >= 0.0
-        assert ("reachable" in row) == row["problem"].startswith("walls") and row.get("reachable", 0) <= row["instances"]
+        assert ("reachable" in row) == row["problem"].startswith("walls") and row.get("reachable", 0) <= row[
+            "instances"
+        ]
     walls = make_problem("walls_across_h50", 3)
     assert all(segment_hits_wall("wall", start, goal) for start, goal in walls.instances)  # non-greedy: across the wall
 
@@ -219,7 +242,9 @@ def test_shortest_path_goes_through_the_door() -> None:
     # around the wall column x in [4, 5] through the door y in [6, 7] (agent radius 0.1)
     expected = 2 * math.hypot(1.9, 4.1) + 1.2
     assert shortest_path_length("wall", [2.0, 2.0], [7.0, 2.0]) == pytest.approx(expected, rel=1e-5)
-    assert shortest_path_length("wall", [2.0, 2.0], [7.0, 2.0], metric="chebyshev") == pytest.approx(4.1 + 1.2 + 4.1, rel=1e-5)
+    assert shortest_path_length("wall", [2.0, 2.0], [7.0, 2.0], metric="chebyshev") == pytest.approx(
+        4.1 + 1.2 + 4.1, rel=1e-5
+    )
     assert shortest_path_length("wall", [2.0, 2.0], [3.0, 3.0]) == pytest.approx(math.sqrt(2))
     task = {"path_length": 9.0, "path_length_chebyshev": 9.0}
     assert not feasible(task, 30, 0.3) and feasible(task, 35, 0.3)
@@ -235,8 +260,19 @@ def test_shortest_path_goes_through_the_door() -> None:
 
 def test_resume_reuses_finished_plans(tmp_path, monkeypatch) -> None:
     script = _load_script("planner_gym")
-    argv = ["--instances", "2", "--problems", "double_integrator_2d", "mountain_car", "--planners", "cem", "mppi",
-            "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "--instances",
+        "2",
+        "--problems",
+        "double_integrator_2d",
+        "mountain_car",
+        "--planners",
+        "cem",
+        "mppi",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+    ]
     real_run_cell, calls = gym.run_cell, []
 
     def failing_run_cell(task):
@@ -255,4 +291,6 @@ def test_resume_reuses_finished_plans(tmp_path, monkeypatch) -> None:
     assert len(calls) == 1 and report["units_reused_from_log"] == 3
     assert all(row["instances"] == 2 for row in report["rows"]) and len(report["rows"]) == 4
     calls.clear()
-    assert script.main([*argv, "--resume", "--instances", "1"])["units_reused_from_log"] == 0 and len(calls) == 4  # other settings: rerun
+    assert (
+        script.main([*argv, "--resume", "--instances", "1"])["units_reused_from_log"] == 0 and len(calls) == 4
+    )  # other settings: rerun

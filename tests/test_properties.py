@@ -32,7 +32,9 @@ def arrays(draw: st.DrawFn, valid_shape: tuple[int, ...]) -> np.ndarray:
     """Mostly arrays of ``valid_shape``; sometimes another shape, dtype, or a NaN/inf entry."""
     shape = draw(st.one_of(st.just(valid_shape), st.lists(st.integers(0, 3), min_size=0, max_size=3).map(tuple)))
     dtype = draw(st.sampled_from([np.float32, np.float64, np.int64]))
-    values = np.asarray(draw(st.lists(finite, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))).reshape(shape)
+    values = np.asarray(draw(st.lists(finite, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))).reshape(
+        shape
+    )
     values = values.astype(dtype)
     if values.size and values.dtype.kind == "f" and draw(st.booleans()):
         values.flat[draw(st.integers(0, values.size - 1))] = draw(special)
@@ -45,7 +47,9 @@ def _is_valid(value: np.ndarray, shape: tuple[int, ...]) -> bool:
 
 @SETTINGS
 @given(name=st.sampled_from(PLANNER_NAMES), state=arrays((2,)), goal=arrays((2,)))
-def test_plan_returns_finite_bounded_actions_or_names_the_bad_argument(name: str, state: np.ndarray, goal: np.ndarray) -> None:
+def test_plan_returns_finite_bounded_actions_or_names_the_bad_argument(
+    name: str, state: np.ndarray, goal: np.ndarray
+) -> None:
     planner = make_planner(name, MODEL, horizon=3, **TINY[name])
     if _is_valid(state, (2,)) and _is_valid(goal, (2,)):
         actions = planner.plan(state, goal).actions.numpy()
@@ -93,7 +97,9 @@ def test_bounds_are_respected_or_rejected_by_name(name: str, low, width: float) 
     planner = make_planner(name, MODEL, horizon=3, action_low=low, action_high=high, **TINY[name])
     actions = planner.plan([0.0, 0.0], [1.0, -1.0]).actions.numpy()
     assert np.isfinite(actions).all()
-    assert (actions >= np.broadcast_to(low, (2,)) - 1e-6).all() and (actions <= np.broadcast_to(high, (2,)) + 1e-6).all()
+    assert (actions >= np.broadcast_to(low, (2,)) - 1e-6).all() and (
+        actions <= np.broadcast_to(high, (2,)) + 1e-6
+    ).all()
 
 
 @SETTINGS
@@ -104,7 +110,9 @@ def test_agent_acts_inside_the_action_space_or_names_the_observation(name: str, 
     batched_ok = observation.ndim == 2 and observation.shape[1] == 2 and observation.shape[0] >= 1
     if (_is_valid(observation, (2,)) or batched_ok) and np.isfinite(observation).all():
         action, _ = agent.predict(observation)
-        assert action.shape == observation.shape and np.isfinite(action).all() and space.contains(action.reshape(-1, 2)[0])
+        assert (
+            action.shape == observation.shape and np.isfinite(action).all() and space.contains(action.reshape(-1, 2)[0])
+        )
     else:
         with pytest.raises(ValueError, match="observation"):
             agent.predict(observation)

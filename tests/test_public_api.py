@@ -29,7 +29,7 @@ PUBLIC = {
 
 
 def test_top_level_names_are_exported_and_importable() -> None:
-    assert PUBLIC <= set(mpc_grasp.__all__)
+    assert set(mpc_grasp.__all__) >= PUBLIC
     for name in mpc_grasp.__all__:
         assert getattr(mpc_grasp, name) is not None
 
@@ -38,6 +38,12 @@ def test_the_entry_points_keep_their_signatures() -> None:
     assert list(inspect.signature(make_planner).parameters)[:3] == ["name", "model", "horizon"]
     agent = inspect.signature(GraspMPC)
     assert list(agent.parameters)[:5] == ["model", "planner", "horizon", "action_space", "goal"]
-    assert list(inspect.signature(GraspMPC.predict).parameters) == ["self", "observation", "state", "episode_start", "deterministic"]
+    assert list(inspect.signature(GraspMPC.predict).parameters) == [
+        "self",
+        "observation",
+        "state",
+        "episode_start",
+        "deterministic",
+    ]
     assert list(inspect.signature(Planner.plan).parameters)[:4] == ["self", "state", "goal", "init"]
     assert list(inspect.signature(Planner.plan_batch).parameters)[:5] == ["self", "states", "goals", "init", "seeds"]

@@ -30,7 +30,11 @@ def documentation_pages() -> list[Path]:
 
 def tagged_blocks() -> list[tuple[str, str]]:
     """(page relative to the repository root, code) for every tagged block, in page order."""
-    return [(str(page.relative_to(ROOT)), code) for page in documentation_pages() for code in RUNNABLE.findall(page.read_text())]
+    return [
+        (str(page.relative_to(ROOT)), code)
+        for page in documentation_pages()
+        for code in RUNNABLE.findall(page.read_text())
+    ]
 
 
 def runnable_blocks() -> list[str]:
@@ -65,7 +69,9 @@ def test_a_bring_your_own_model_block_plans_with_every_planner_and_drives_an_env
     ), "the bring-your-own-model block must plan with every planner and drive GraspMPC in a Gymnasium loop"
 
 
-@pytest.mark.parametrize("index", range(len(tagged_blocks())), ids=[f"{page}-{i}" for i, (page, _) in enumerate(tagged_blocks())])
+@pytest.mark.parametrize(
+    "index", range(len(tagged_blocks())), ids=[f"{page}-{i}" for i, (page, _) in enumerate(tagged_blocks())]
+)
 def test_readme_code_runs_as_written(index: int, tmp_path: Path) -> None:
     """Each tagged block, verbatim, in a fresh interpreter (no state shared with the tests)."""
     code = runnable_blocks()[index]
@@ -96,7 +102,13 @@ def test_the_option_table_matches_the_planner_configs() -> None:
     assert tables, f"no page in README.md or docs/ has the options table ({OPTION_TABLE})"
     for page, table in tables:
         rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", table, re.MULTILINE)
-        assert {name for name, *_ in rows} >= {"iterations", "warm_iterations", "num_candidates", "action_noise", "lr_actions"}, page
+        assert {name for name, *_ in rows} >= {
+            "iterations",
+            "warm_iterations",
+            "num_candidates",
+            "action_noise",
+            "lr_actions",
+        }, page
         for name, *cells in rows:
             for planner, cell in zip(("grasp", "cem", "mppi", "gd"), cells):
                 defaults = {item.name: item.default for item in dataclasses.fields(PLANNERS[planner].config_class)}
@@ -111,7 +123,8 @@ def anchors(page: Path) -> set[str]:
     """GitHub's heading ids of a Markdown page (lower case, punctuation dropped, spaces to hyphens)."""
     text = re.sub(r"```.*?```", "", page.read_text(), flags=re.DOTALL)
     return {
-        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in re.findall(r"^#{1,6} (.+)$", text, re.MULTILINE)
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in re.findall(r"^#{1,6} (.+)$", text, re.MULTILINE)
     }
 
 

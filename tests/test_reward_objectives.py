@@ -30,7 +30,9 @@ def reward_to_target(state: torch.Tensor, action: torch.Tensor, next_state: torc
 
 @pytest.mark.parametrize("name", sorted(PLANNERS))
 def test_every_planner_moves_toward_the_reward_maximum_without_a_goal(name: str) -> None:
-    planner = make_planner(name, LinearSystem.point(step_size=0.25), horizon=15, reward_fn=reward_to_target, seed=0, **FAST[name])
+    planner = make_planner(
+        name, LinearSystem.point(step_size=0.25), horizon=15, reward_fn=reward_to_target, seed=0, **FAST[name]
+    )
     result = planner.plan([0.0, 0.0])  # no goal
     distance = float((result.states[-1] - TARGET).norm())
     assert distance < 0.15, (name, result.states[-1])
@@ -40,7 +42,9 @@ def test_every_planner_moves_toward_the_reward_maximum_without_a_goal(name: str)
 
 def test_the_objective_is_the_discounted_return_plus_terminal_value() -> None:
     terminal = lambda state: -state.square().sum(-1)  # noqa: E731
-    planner = make_planner("cem", LinearSystem.point(), horizon=3, reward_fn=reward_to_target, terminal_value=terminal, discount=0.9)
+    planner = make_planner(
+        "cem", LinearSystem.point(), horizon=3, reward_fn=reward_to_target, terminal_value=terminal, discount=0.9
+    )
     states = torch.randn(2, 4, 4, 2)
     actions = torch.randn(2, 4, 3, 2)
     rewards = -(states[:, :, 1:] - TARGET).square().sum(-1)  # [2, 4, 3]
@@ -100,9 +104,15 @@ def test_default_grasp_swings_the_exact_cartpole_up_on_the_env_reward() -> None:
     returns = {}
     for lifted in (None, True):
         planner = make_planner(
-            "grasp", CartPoleSwingupModel(), 50, reward_fn=cartpole_swingup_reward, seed=0, iterations=30, num_candidates=8,
+            "grasp",
+            CartPoleSwingupModel(),
+            50,
+            reward_fn=cartpole_swingup_reward,
+            seed=0,
+            iterations=30,
+            num_candidates=8,
             lifted_updates=lifted,
-        )  # fmt: skip
+        )
         result = planner.plan(hanging)
         returns[lifted] = float(result.info["predicted_return"])
         if lifted is None:
@@ -112,7 +122,11 @@ def test_default_grasp_swings_the_exact_cartpole_up_on_the_env_reward() -> None:
 
 def test_a_terminal_value_alone_is_an_objective() -> None:
     planner = make_planner(
-        "mppi", LinearSystem.point(), horizon=10, terminal_value=lambda state: -(state - TARGET).square().sum(-1), iterations=15
+        "mppi",
+        LinearSystem.point(),
+        horizon=10,
+        terminal_value=lambda state: -(state - TARGET).square().sum(-1),
+        iterations=15,
     )
     result = planner.plan([0.0, 0.0])
     assert float((result.states[-1] - TARGET).norm()) < 0.2
@@ -141,7 +155,9 @@ def test_a_wrongly_shaped_terminal_value_raises_a_value_error_naming_it() -> Non
 
 def test_non_finite_rewards_raise_a_value_error_and_never_reach_the_env() -> None:
     with pytest.raises(ValueError, match="reward_fn returned NaN or inf on zero inputs"):
-        make_planner("cem", LinearSystem.point(), horizon=5, reward_fn=lambda s, a, n: torch.full(a.shape[:-1], float("nan")))
+        make_planner(
+            "cem", LinearSystem.point(), horizon=5, reward_fn=lambda s, a, n: torch.full(a.shape[:-1], float("nan"))
+        )
 
     def nan_far_right(state: torch.Tensor, action: torch.Tensor, next_state: torch.Tensor) -> torch.Tensor:
         reward = reward_to_target(state, action, next_state)
@@ -153,7 +169,12 @@ def test_non_finite_rewards_raise_a_value_error_and_never_reach_the_env() -> Non
     # the agent, with a sampling and a gradient planner: an error naming reward_fn, never a NaN action
     for name in ("grasp", "cem"):
         agent = GraspMPC(
-            LinearSystem.point(), name, horizon=5, action_space=gym.spaces.Box(-1, 1, (2,)), reward_fn=nan_far_right, iterations=5
+            LinearSystem.point(),
+            name,
+            horizon=5,
+            action_space=gym.spaces.Box(-1, 1, (2,)),
+            reward_fn=nan_far_right,
+            iterations=5,
         )
         with pytest.raises(ValueError, match="reward_fn returned NaN"):
             agent.predict(np.zeros(2, dtype=np.float32))

@@ -42,7 +42,9 @@ def no_planning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Planner, "plan_batch", refuse)
 
 
-def test_run_on_env_without_success_reports_return(pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_on_env_without_success_reports_return(
+    pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     code, stdout, err = _run(
         capsys,
@@ -79,7 +81,9 @@ def test_run_on_env_without_success_reports_return(pendulum_checkpoint: Path, tm
     assert summary["episodes_detail"][0]["steps"] == 20 and summary["plans"] == 20
     assert isinstance(summary["mean_return"], float) and summary["goal"] == [1.0, 0.0, 0.0]
     config = summary["planner_config"]
-    assert config["num_candidates"] == 4 and config["goal_tolerance"] is None and config["keep_solved_warm_start"] is False
+    assert (
+        config["num_candidates"] == 4 and config["goal_tolerance"] is None and config["keep_solved_warm_start"] is False
+    )
     assert summary["planner_options"] == {
         "num_candidates": 4,
         "goal_tolerance": None,
@@ -112,9 +116,16 @@ def test_missing_goal_names_the_goal_flag_before_planning(
     ],
 )
 def test_bad_goal_is_a_cli_error(
-    pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_planning: None, goal: str, message: str
+    pendulum_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_planning: None,
+    goal: str,
+    message: str,
 ) -> None:
-    code, _, err = _run(capsys, PENDULUM, "--model", str(pendulum_checkpoint), "--goal", goal, "--out-dir", str(tmp_path))
+    code, _, err = _run(
+        capsys, PENDULUM, "--model", str(pendulum_checkpoint), "--goal", goal, "--out-dir", str(tmp_path)
+    )
     assert code == 1 and message in err
 
 
@@ -142,10 +153,24 @@ def test_discrete_action_space_is_refused(
     ],
 )
 def test_set_values_are_typed_before_planning(
-    pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_planning: None, option: str, message: str
+    pendulum_checkpoint: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_planning: None,
+    option: str,
+    message: str,
 ) -> None:
     code, _, err = _run(
-        capsys, PENDULUM, "--model", str(pendulum_checkpoint), "--goal", "[1, 0, 0]", "--set", option, "--out-dir", str(tmp_path)
+        capsys,
+        PENDULUM,
+        "--model",
+        str(pendulum_checkpoint),
+        "--goal",
+        "[1, 0, 0]",
+        "--set",
+        option,
+        "--out-dir",
+        str(tmp_path),
     )
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
@@ -153,11 +178,25 @@ def test_set_values_are_typed_before_planning(
 def test_set_rejections_from_the_planner_are_one_line_and_name_set(
     pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = [PENDULUM, "--model", str(pendulum_checkpoint), "--goal", "[1, 0, 0]", "--out-dir", str(tmp_path), "--no-gif"]
+    base = [
+        PENDULUM,
+        "--model",
+        str(pendulum_checkpoint),
+        "--goal",
+        "[1, 0, 0]",
+        "--out-dir",
+        str(tmp_path),
+        "--no-gif",
+    ]
     code, _, err = _run(capsys, *base, "--set", "num_candidate=4")
-    assert code == 1 and err.startswith("mpc-grasp run: error: --set: unknown option(s) ['num_candidate'] for GraspConfig")
+    assert code == 1 and err.startswith(
+        "mpc-grasp run: error: --set: unknown option(s) ['num_candidate'] for GraspConfig"
+    )
     assert "also accepted: [" in err and "'dense_goal_weight'" in err and len(err.strip().splitlines()) == 1
     code, _, err = _run(capsys, *base, "--set", "num_candidates=0")
-    assert code == 1 and "planner options rejected: num_candidates must be >= 1, got 0 (given: --set num_candidates=0)" in err
+    assert (
+        code == 1
+        and "planner options rejected: num_candidates must be >= 1, got 0 (given: --set num_candidates=0)" in err
+    )
     code, _, err = _run(capsys, *base, "--iterations", "3", "--set", "iterations=5")
     assert code == 1 and "--iterations 3 and --set iterations=5 both given" in err

@@ -59,11 +59,16 @@ def test_the_plan_is_env_algo_budget_with_her_for_sac_on_goal_envs() -> None:
         RLSuiteConfig(algos=("dqn",))
 
 
-def test_a_second_run_reuses_the_logged_units_without_training(tmp_path: Path, training_calls: list[tuple], monkeypatch) -> None:
+def test_a_second_run_reuses_the_logged_units_without_training(
+    tmp_path: Path, training_calls: list[tuple], monkeypatch
+) -> None:
     sources = code_fingerprint()  # fixed: others editing the package meanwhile must not invalidate the log
     first = run_rl_suite(TINY, out_dir=tmp_path, command="first", progress=False, sources=sources)
     assert len(training_calls) == 2 and first["reused_runs"] == 0
-    assert [(row["algo"], row["her"], row["env_steps"]) for row in first["runs"]] == [("ppo", False, 128), ("sac", True, 128)]
+    assert [(row["algo"], row["her"], row["env_steps"]) for row in first["runs"]] == [
+        ("ppo", False, 128),
+        ("sac", True, 128),
+    ]
 
     def no_training(*args, **kwargs):
         raise AssertionError("a logged unit was trained again")
@@ -86,7 +91,15 @@ def test_a_second_run_reuses_the_logged_units_without_training(tmp_path: Path, t
 
 def test_changed_settings_train_again(tmp_path: Path, training_calls: list[tuple]) -> None:
     sources = code_fingerprint()
-    run = RLRun("wall", "ppo", "same", 64, n_eval=1, eval_env_kwargs={"task": "across"}, hyperparams={"n_steps": 64, "batch_size": 32})
+    run = RLRun(
+        "wall",
+        "ppo",
+        "same",
+        64,
+        n_eval=1,
+        eval_env_kwargs={"task": "across"},
+        hyperparams={"n_steps": 64, "batch_size": 32},
+    )
     log_path = tmp_path / "log.jsonl"
     run_rl_runs([run], log=ResumeLog(log_path, resume=True), progress=False, sources=sources)
     run_rl_runs([run], log=ResumeLog(log_path, resume=True), progress=False, sources=sources)
@@ -97,7 +110,16 @@ def test_changed_settings_train_again(tmp_path: Path, training_calls: list[tuple
 
 
 def test_a_learning_curve_pauses_training_and_evaluates_returns_on_pendulum() -> None:
-    run = RLRun("pendulum", "sac", "curve", 64, eval_at=(32,), n_eval=1, eval_seed=3, hyperparams={"learning_starts": 16, "batch_size": 16})
+    run = RLRun(
+        "pendulum",
+        "sac",
+        "curve",
+        64,
+        eval_at=(32,),
+        n_eval=1,
+        eval_seed=3,
+        hyperparams={"learning_starts": 16, "batch_size": 16},
+    )
     (row,) = run_rl_runs([run], progress=False)
     assert [point["env_steps"] for point in row["curve"]] == [32, 64]
     assert row["hyperparams"]["buffer_size"] == 64  # one buffer for the whole curve
@@ -110,7 +132,9 @@ def test_a_learning_curve_pauses_training_and_evaluates_returns_on_pendulum() ->
 def test_model_eval_units_write_a_loadable_report_and_are_reused(tmp_path: Path, monkeypatch) -> None:
     from bench.suites import model_eval
 
-    config = model_eval.ModelEvalConfig(envs=("grid_wall",), steps=600, num_envs=2, epochs=2, hidden=(16,), batch_size=64, horizons=(1, 5))
+    config = model_eval.ModelEvalConfig(
+        envs=("grid_wall",), steps=600, num_envs=2, epochs=2, hidden=(16,), batch_size=64, horizons=(1, 5)
+    )
     sources = code_fingerprint()
     first = model_eval.run_model_eval(config, out_dir=tmp_path, command="first", progress=False, sources=sources)
     result = first["results"]["grid_wall"]
@@ -118,8 +142,12 @@ def test_model_eval_units_write_a_loadable_report_and_are_reused(tmp_path: Path,
     assert 0.0 <= result["grid"]["wall_violation_rate_h25"] <= 1.0 and len(result["grid"]["push_tests"]) == 8
     saved = json.loads((tmp_path / "model_eval.json").read_text())
     assert saved["horizons"] == [1, 5] and saved["results"]["grid_wall"]["nrmse"] == result["nrmse"]
-    assert (tmp_path / "model_eval.png").stat().st_size > 0 and "| grid_wall |" in (tmp_path / "model_eval.md").read_text()
+    assert (tmp_path / "model_eval.png").stat().st_size > 0 and "| grid_wall |" in (
+        tmp_path / "model_eval.md"
+    ).read_text()
 
     monkeypatch.setattr(model_eval, "evaluate_env", lambda task: pytest.fail("a logged env was evaluated again"))
-    second = model_eval.run_model_eval(config, out_dir=tmp_path, command="second", resume=True, progress=False, sources=sources)
+    second = model_eval.run_model_eval(
+        config, out_dir=tmp_path, command="second", resume=True, progress=False, sources=sources
+    )
     assert second["reused_envs"] == 1 and second["results"] == json.loads(json.dumps(first["results"]))

@@ -10,7 +10,11 @@ import torch
 import mpc_grasp  # noqa: F401  (registers the envs)
 from mpc_grasp.models.analytic import CartPoleSwingupModel, PointMassWalls
 
-LAYOUT_ENVS = {"wall": "mpc_grasp/GridWorldWall-v0", "umaze": "mpc_grasp/GridWorldUMaze-v0", "maze": "mpc_grasp/GridWorldMaze-v0"}
+LAYOUT_ENVS = {
+    "wall": "mpc_grasp/GridWorldWall-v0",
+    "umaze": "mpc_grasp/GridWorldUMaze-v0",
+    "maze": "mpc_grasp/GridWorldMaze-v0",
+}
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUT_ENVS))
@@ -46,7 +50,9 @@ def test_a_corner_blocks_the_agent_instead_of_popping_it_into_the_door() -> None
     np.testing.assert_allclose(after.numpy(), [3.9, 6.22], atol=1e-5)
 
 
-@pytest.mark.parametrize(("env_id", "frame_skip"), [("mpc_grasp/CartPoleSwingup-v0", 2), ("mpc_grasp/CartPoleBalance-v0", 1)])
+@pytest.mark.parametrize(
+    ("env_id", "frame_skip"), [("mpc_grasp/CartPoleSwingup-v0", 2), ("mpc_grasp/CartPoleBalance-v0", 1)]
+)
 def test_cart_pole_model_predicts_every_env_step(env_id: str, frame_skip: int) -> None:
     env = gym.make(env_id)
     model = CartPoleSwingupModel(frame_skip)

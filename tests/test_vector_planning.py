@@ -38,7 +38,10 @@ def test_plan_batch_equals_separate_plans_with_per_problem_seeds(name: str, mode
         single = make_planner(name, model, 12, seed=7 + index, **options).plan(start, goal)
         torch.testing.assert_close(batch.actions[index], single.actions, atol=1e-5, rtol=0)
         torch.testing.assert_close(batch.states[index], single.states, atol=1e-5, rtol=0)
-        assert int(batch.info["problem_iterations"][index]) == single.info["iterations"], (index, batch.info["problem_iterations"])
+        assert int(batch.info["problem_iterations"][index]) == single.info["iterations"], (
+            index,
+            batch.info["problem_iterations"],
+        )
     assert int(batch.info["problem_iterations"][-1]) < batch.info["iterations"], "the easy problem stopped on its own"
 
 
@@ -47,7 +50,12 @@ def test_explicit_seed_list_and_bad_seeds() -> None:
     a = planner.plan_batch(STARTS[:2], GOALS[:2], seeds=[5, 9])
     b = make_planner("mppi", LinearSystem.point(), 8, seed=9, **SMALL["mppi"]).plan(STARTS[1], GOALS[1])
     torch.testing.assert_close(a.actions[1], b.actions, atol=1e-6, rtol=0)
-    for bad, match in (([1], "2 problems"), ([1, -1], "non-negative"), ("ab", "sequence"), ([1.5, 2], "non-negative integers")):
+    for bad, match in (
+        ([1], "2 problems"),
+        ([1, -1], "non-negative"),
+        ("ab", "sequence"),
+        ([1.5, 2], "non-negative integers"),
+    ):
         with pytest.raises(ValueError, match=match):
             planner.plan_batch(STARTS[:2], GOALS[:2], seeds=bad)
 
@@ -64,10 +72,14 @@ def test_vector_env_grasp_mpc_gives_the_same_actions_as_per_env_grasp_mpc(seed_s
     model = PointMassWalls.from_layout("wall")
     vec = _vector_env(count)
     obs, _ = vec.reset(seed=[100 + i for i in range(count)])
-    vector_agent = GraspMPC(model, "grasp", action_space=vec.single_action_space, seed=3 if seed_style == "int" else seeds, **options)
+    vector_agent = GraspMPC(
+        model, "grasp", action_space=vec.single_action_space, seed=3 if seed_style == "int" else seeds, **options
+    )
     envs = [gym.make(WALL) for _ in range(count)]
     single_obs = [env.reset(seed=100 + i)[0] for i, env in enumerate(envs)]
-    agents = [GraspMPC(model, "grasp", action_space=envs[i].action_space, seed=seeds[i], **options) for i in range(count)]
+    agents = [
+        GraspMPC(model, "grasp", action_space=envs[i].action_space, seed=seeds[i], **options) for i in range(count)
+    ]
     for i in range(count):
         np.testing.assert_array_equal(single_obs[i]["observation"], obs["observation"][i])
     for step in range(steps):

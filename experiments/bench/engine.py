@@ -155,5 +155,7 @@ def run_units(
 
     options = parallel or ParallelOptions()
     if pending:
-        options.run(function, [units[index].worker_input() for index in pending], progress=progress, desc=desc, on_result=record)
+        options.run(
+            function, [units[index].worker_input() for index in pending], progress=progress, desc=desc, on_result=record
+        )
     return results

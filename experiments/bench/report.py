@@ -40,7 +40,11 @@ def git_commit(repo: str | Path = REPO_ROOT, mark_dirty: bool = False) -> str | 
         head = completed.stdout.strip()
         if mark_dirty:
             status = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, timeout=10
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                timeout=10,
             )
             head += "+dirty" if status.stdout.strip() else ""
         return head

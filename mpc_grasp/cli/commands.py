@@ -187,7 +187,9 @@ def _convert(raw: str, value: Any, annotation: Any) -> Any:
             raise _Mismatch(_describe(annotation))
         try:
             items = [
-                v if not item_types else _convert(json.dumps(v), v, item_types[i] if len(item_types) > 1 else item_types[0])
+                v
+                if not item_types
+                else _convert(json.dumps(v), v, item_types[i] if len(item_types) > 1 else item_types[0])
                 for i, v in enumerate(value)
             ]
         except _Mismatch:
@@ -245,7 +247,9 @@ def register_collect(subparsers: Any) -> None:
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable)")
     p.add_argument("--obs-key", default="observation", help="key of the state in dict observations")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--shards", type=int, default=None, help="collect as this many independent shards (seeds derived from --seed)")
+    p.add_argument(
+        "--shards", type=int, default=None, help="collect as this many independent shards (seeds derived from --seed)"
+    )
     add_parallel_arguments(p)
     p.set_defaults(handler=_run_collect)
 
@@ -264,9 +268,16 @@ def _run_collect(args: argparse.Namespace) -> int:
         dataset = collect_transitions(args.env_id, args.steps, seed=args.seed, progress=not args.no_progress, **options)
     else:  # sharded: in-process or as Ray tasks (--backend ray)
         dataset = collect_transitions_parallel(
-            args.env_id, args.steps, args.shards or (args.workers or 2), seed=args.seed, backend=args.backend,
-            address=args.address, num_workers=args.workers, progress=not args.no_progress, **options,
-        )  # fmt: skip
+            args.env_id,
+            args.steps,
+            args.shards or (args.workers or 2),
+            seed=args.seed,
+            backend=args.backend,
+            address=args.address,
+            num_workers=args.workers,
+            progress=not args.no_progress,
+            **options,
+        )
     path = dataset.save(args.out)
     print(
         f"collected {plural(len(dataset), 'transition')} in {plural(dataset.num_episodes, 'episode')} from {args.env_id} "
@@ -287,13 +298,17 @@ def register_train(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256], metavar="SIZE")
     p.add_argument("--ensemble", type=int, default=1, help="ensemble size")
-    p.add_argument("--fourier-features", type=int, default=0, help="Fourier features of the state input (64 sharpens walls)")
+    p.add_argument(
+        "--fourier-features", type=int, default=0, help="Fourier features of the state input (64 sharpens walls)"
+    )
     p.add_argument("--activation", default="silu")
     p.add_argument("--loss", choices=("mse", "nll"), default="mse")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-5)
-    p.add_argument("--patience", type=int, default=25, help="early-stopping patience in epochs (0: run all epochs, keep the best)")
+    p.add_argument(
+        "--patience", type=int, default=25, help="early-stopping patience in epochs (0: run all epochs, keep the best)"
+    )
     p.add_argument("--max-time", type=float, default=None, help="wall-time cap in seconds")
     p.add_argument("--val-fraction", type=float, default=0.1, help="episodes for early stopping")
     p.add_argument("--test-fraction", type=float, default=0.1, help="held-out episodes for the reported errors")

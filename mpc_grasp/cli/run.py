@@ -42,7 +42,10 @@ def register_run(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the first reset (later episodes continue the env RNG)")
     p.add_argument("--replan-every", type=int, default=1, help="execute this many planned actions between plans")
     p.add_argument(
-        "--replan-threshold", type=float, default=None, help="replan early when the state leaves the planned one by more than this distance"
+        "--replan-threshold",
+        type=float,
+        default=None,
+        help="replan early when the state leaves the planned one by more than this distance",
     )
     p.add_argument(
         "--iterations",
@@ -58,7 +61,12 @@ def register_run(subparsers: Any) -> None:
         help="planner option, parsed to the option's type: e.g. num_candidates=8, dense_goal_weight=0.1, "
         "goal_tolerance=0.3, warm_iterations=null, keep_solved_warm_start=false (repeatable)",
     )
-    p.add_argument("--warm-start", action=argparse.BooleanOptionalAction, default=True, help="warm-start each plan from the previous one")
+    p.add_argument(
+        "--warm-start",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="warm-start each plan from the previous one",
+    )
     p.add_argument(
         "--goal",
         default=None,
@@ -66,10 +74,16 @@ def register_run(subparsers: Any) -> None:
         help="goal state as a JSON list, one number per model state dim, e.g. '[1, 0, 0]' for Pendulum-v1 "
         "(default: the env's goal from dict observations or info['goal']; required for envs without one)",
     )
-    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable), e.g. task=across")
-    p.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode (default: the env's time limit)")
+    p.add_argument(
+        "--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable), e.g. task=across"
+    )
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="cap on steps per episode (default: the env's time limit)"
+    )
     p.add_argument("--out-dir", default=None, help="output folder (default: runs/<env name>)")
-    p.add_argument("--gif", action=argparse.BooleanOptionalAction, default=True, help="write a GIF of the first episode")
+    p.add_argument(
+        "--gif", action=argparse.BooleanOptionalAction, default=True, help="write a GIF of the first episode"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -97,7 +111,9 @@ def _run(args: argparse.Namespace) -> int:
     options = typed_planner_options(args.planner_options, args.planner)
     if args.iterations is not None:
         if "iterations" in options:
-            raise CLIError(f"--iterations {args.iterations} and --set iterations={options['iterations']} both given; use one")
+            raise CLIError(
+                f"--iterations {args.iterations} and --set iterations={options['iterations']} both given; use one"
+            )
         options["iterations"] = args.iterations
         warm_default = _config_default(args.planner, "warm_iterations")
         if "warm_iterations" not in options and warm_default is not None and warm_default > args.iterations:
@@ -140,7 +156,11 @@ def _run(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from None
     summary = summarize_episodes(records)
 
-    out_dir = Path(args.out_dir) if args.out_dir else Path("runs") / re.sub(r"[^A-Za-z0-9_.-]+", "_", args.env_id.split("/")[-1])
+    out_dir = (
+        Path(args.out_dir)
+        if args.out_dir
+        else Path("runs") / re.sub(r"[^A-Za-z0-9_.-]+", "_", args.env_id.split("/")[-1])
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_path = plot_episodes(env, records, out_dir / "plans.png", title=_plot_title(summary, args), goal=goal)
     gif_path = None
@@ -214,7 +234,10 @@ def planner_option_types(planner: str) -> dict[str, tuple[Any, str]]:
     hints = typing.get_type_hints(config_class)
     types_: dict[str, tuple[Any, str]] = {}
     # GraspMPC's arguments, then the planner's (base class first: subclasses may forward **kwargs)
-    owners: list[type[Any]] = [GraspMPC, *(cls for cls in reversed(planner_class.__mro__) if "__init__" in vars(cls) and cls is not object)]
+    owners: list[type[Any]] = [
+        GraspMPC,
+        *(cls for cls in reversed(planner_class.__mro__) if "__init__" in vars(cls) and cls is not object),
+    ]
     for owner in owners:
         for name, annotation in _keyword_hints(owner.__init__).items():
             types_[name] = (annotation, f"{owner.__name__}.{name}")
@@ -262,7 +285,9 @@ def _non_config_options(planner: str) -> list[str]:
     return sorted(set(planner_option_types(planner)) - config_names - set(_NOT_FOR_SET))
 
 
-def _make_agent(model: Any, env: Any, goal: np.ndarray | None, obs_key: str, options: dict[str, Any], args: argparse.Namespace) -> Any:
+def _make_agent(
+    model: Any, env: Any, goal: np.ndarray | None, obs_key: str, options: dict[str, Any], args: argparse.Namespace
+) -> Any:
     """GraspMPC for the run; option errors become one-line CLIErrors that point at --set."""
     from mpc_grasp.control.agent import GraspMPC
 
@@ -286,7 +311,9 @@ def _make_agent(model: Any, env: Any, goal: np.ndarray | None, obs_key: str, opt
         given = " ".join(f"--set {item}" for item in args.planner_options or ())
         if not given and args.iterations is None:
             raise
-        raise CLIError(f"planner options rejected: {error} (given: {given or f'--iterations {args.iterations}'})") from None
+        raise CLIError(
+            f"planner options rejected: {error} (given: {given or f'--iterations {args.iterations}'})"
+        ) from None
 
 
 # --------------------------------------------------------------------------- checks before planning
@@ -301,7 +328,11 @@ def _parse_goal(text: str | None) -> np.ndarray | None:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise CLIError(f"--goal must be a JSON list of numbers, got {text!r} ({error})") from None
-    if not isinstance(value, list) or not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         raise CLIError(f"--goal must be a non-empty JSON list of numbers, e.g. '[1, 0, 0]', got {text!r}")
     goal = np.asarray(value, dtype=np.float64)
     if not np.isfinite(goal).all():
@@ -357,7 +388,9 @@ def _summary_line(summary: dict[str, Any], env_id: str) -> str:
     else:
         lo, hi = summary["success_ci95"]
         reported = "" if m == n else f" ({m} of {plural(n, 'episode')} reported success)"
-        parts.append(f"success {summary['successes']}/{m} = {summary['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] (95% Wilson){reported}")
+        parts.append(
+            f"success {summary['successes']}/{m} = {summary['success_rate']:.2f} [{lo:.2f}, {hi:.2f}] (95% Wilson){reported}"
+        )
         parts.append(f"success at any step {summary['success_any_rate']:.2f}")
     spread = f" (std {summary['std_return']:.2f})" if n > 1 else ""
     parts.append(f"mean return {summary['mean_return']:.2f}{spread} over {plural(n, 'episode')}")
@@ -365,7 +398,9 @@ def _summary_line(summary: dict[str, Any], env_id: str) -> str:
         to_goal = summary["mean_steps_to_goal"]
         parts.append(f"steps to goal {'-' if to_goal is None else f'{to_goal:.1f}'}")
     plan_time = summary["median_plan_time_s"]
-    parts.append(f"median plan time {'-' if plan_time is None else f'{plan_time:.3f} s'} over {plural(summary['plans'], 'plan')}")
+    parts.append(
+        f"median plan time {'-' if plan_time is None else f'{plan_time:.3f} s'} over {plural(summary['plans'], 'plan')}"
+    )
     return " | ".join(parts)
 
 
@@ -394,4 +429,6 @@ def _config_default(planner: str, name: str) -> Any:
 
     from mpc_grasp.planners import PLANNERS
 
-    return next((item.default for item in dataclasses.fields(PLANNERS[planner].config_class) if item.name == name), None)
+    return next(
+        (item.default for item in dataclasses.fields(PLANNERS[planner].config_class) if item.name == name), None
+    )

@@ -8,8 +8,9 @@ planned in ONE batched planner call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,7 +106,9 @@ class GraspMPC:
             planner_options.setdefault("dense_goal_weight", DEFAULT_DENSE_GOAL_WEIGHT)
             if planner == "grasp" and replan_every > 1 and "config" not in planner_options:
                 _amortised_warm_budget(planner_options)
-            self.planner = make_planner(planner, model, horizon, action_space=action_space, device=self.device, **planner_options)
+            self.planner = make_planner(
+                planner, model, horizon, action_space=action_space, device=self.device, **planner_options
+            )
         self.horizon = self.planner.horizon
         self.action_space = action_space
         self._low = np.asarray(action_space.low, dtype=np.float32)
@@ -130,7 +133,9 @@ class GraspMPC:
         if goal is not None and goal_observation is not None:
             raise ValueError("give goal or goal_observation, not both")
         if goal is not None:
-            self._goal = as_float_tensor(goal, "goal", device=self.device, trailing_shape=(self.planner.state_dim,), allowed_ndims=(1, 2))
+            self._goal = as_float_tensor(
+                goal, "goal", device=self.device, trailing_shape=(self.planner.state_dim,), allowed_ndims=(1, 2)
+            )
         elif goal_observation is not None:
             self._goal = self._encode(goal_observation, "goal_observation")
         else:
@@ -190,7 +195,9 @@ class GraspMPC:
         # replanning every step, the episode's first plan gives one action and warm plans refine the rest
         opening = init is None and self.warm_start and self.replan_every == 1
         iterations = self._first_plan_iterations() if opening else None
-        result = self.planner.plan_batch(latent, goal, init=init, seeds=self._env_seeds(latent.shape[0]), iterations=iterations)
+        result = self.planner.plan_batch(
+            latent, goal, init=init, seeds=self._env_seeds(latent.shape[0]), iterations=iterations
+        )
         self._plan = result
         self._steps_since_plan = 0
         self.last_plan = result
@@ -226,14 +233,16 @@ class GraspMPC:
         """(current observation, env goal or None) from a plain or GoalEnv-style dict observation."""
         if isinstance(observation, dict):
             if self.obs_key not in observation:
-                raise ValueError(f"dict observation has no key {self.obs_key!r} (keys: {sorted(observation)}); set obs_key")
+                raise ValueError(
+                    f"dict observation has no key {self.obs_key!r} (keys: {sorted(observation)}); set obs_key"
+                )
             return observation[self.obs_key], observation.get(self.goal_key)
         return observation, None
 
     def _encode(self, observation: Any, name: str) -> Tensor:
-        if isinstance(observation, np.ndarray) and observation.dtype != np.uint8:
-            if not np.isfinite(observation).all():
-                raise ValueError(f"{name} contains NaN or inf values")
+        is_float = isinstance(observation, np.ndarray) and observation.dtype != np.uint8
+        if is_float and not np.isfinite(observation).all():
+            raise ValueError(f"{name} contains NaN or inf values")
         with torch.no_grad():
             latent = encode_observation(self.model, observation, device=self.device)
         if latent.ndim not in (1, 2) or latent.shape[-1] != self.planner.state_dim:

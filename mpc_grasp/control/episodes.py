@@ -196,7 +196,12 @@ def _run_one(
     if callable(getattr(agent, "reset", None)):
         agent.reset()
     goal = env_goal_state(obs, info, goal_key)
-    if goal_from_info and not isinstance(obs, Mapping) and goal is not None and callable(getattr(agent, "set_goal", None)):
+    if (
+        goal_from_info
+        and not isinstance(obs, Mapping)
+        and goal is not None
+        and callable(getattr(agent, "set_goal", None))
+    ):
         agent.set_goal(goal)
     states = [_state_of(obs, obs_key)]
     frames: list[Any] = [env.render()] if record else []  # rgb_array frames
@@ -205,7 +210,9 @@ def _run_one(
     episode_return, first_success = 0.0, None
     terminated = truncated = False
     success = _reported_success(info, None)
-    steps_bar = tqdm(total=limit, desc=f"episode {index}", unit="step", leave=False, disable=not progress, dynamic_ncols=True)
+    steps_bar = tqdm(
+        total=limit, desc=f"episode {index}", unit="step", leave=False, disable=not progress, dynamic_ncols=True
+    )
     for step in range(limit):
         action, _ = agent.predict(obs, deterministic=True)
         plan = getattr(agent, "last_plan", None)
@@ -329,11 +336,15 @@ def check_model_matches_env(model: Any, env: gym.Env, obs_key: str = "observatio
         raise ValueError(f"planning needs a continuous Box action space; {_env_name(env)} has {action_space}")
     action_dim = int(np.prod(action_space.shape))
     if int(model.action_dim) != action_dim:
-        raise ValueError(f"the model's action_dim is {model.action_dim} but {_env_name(env)} has {action_dim}-dim actions")
+        raise ValueError(
+            f"the model's action_dim is {model.action_dim} but {_env_name(env)} has {action_dim}-dim actions"
+        )
     space = env.observation_space
     if isinstance(space, gym.spaces.Dict):
         if obs_key not in space.spaces:
-            raise ValueError(f"{_env_name(env)} has dict observations without key {obs_key!r} (keys: {sorted(space.spaces)})")
+            raise ValueError(
+                f"{_env_name(env)} has dict observations without key {obs_key!r} (keys: {sorted(space.spaces)})"
+            )
         space = space.spaces[obs_key]
     if getattr(model, "encode", None) is None:
         assert space.shape is not None, f"{_env_name(env)} observations have no shape"

@@ -39,7 +39,9 @@ def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: int = 10, min_
     if not frames:
         raise ValueError("no frames to write")
     images = [
-        Image.fromarray(_upscale(frame, min_size)).quantize(255, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        Image.fromarray(_upscale(frame, min_size)).quantize(
+            255, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE
+        )
         for frame in frames
     ]
     path = Path(path)
@@ -118,7 +120,9 @@ def draw_trail_and_plan(
         box = draw.textbbox((3, 2), caption, font=font)
         draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill=(255, 255, 255))
         draw.text((3, 2), caption, fill=(0, 0, 0), font=font)
-    key = [("path so far", TRAIL_COLOR), ("plan", PLAN_COLOR)] + ([("virtual states", VIRTUAL_COLOR)] if virtual is not None else [])
+    key = [("path so far", TRAIL_COLOR), ("plan", PLAN_COLOR)] + (
+        [("virtual states", VIRTUAL_COLOR)] if virtual is not None else []
+    )
     x: float = 3  # PIL's textbbox is annotated to return floats
     y = image.height - 14
     for text, color in key:
@@ -250,7 +254,9 @@ def _plan_colors(count: int) -> list[Any]:
     return [plt.cm.Blues(0.95 - 0.5 * k / max(1, count - 1)) for k in range(count)]
 
 
-def _map_figure(grid_env: Any, records: Sequence[EpisodeRecord], fallback_goal: np.ndarray | None, title: str | None) -> Any:
+def _map_figure(
+    grid_env: Any, records: Sequence[EpisodeRecord], fallback_goal: np.ndarray | None, title: str | None
+) -> Any:
     """One grid-world map panel per record, each with its own legend below it."""
     import matplotlib.pyplot as plt
 
@@ -261,7 +267,14 @@ def _map_figure(grid_env: Any, records: Sequence[EpisodeRecord], fallback_goal: 
         draw_layout(ax, grid_env.layout)
         shown = _plans_to_show(record.plans)
         for plan, color in zip(shown, _plan_colors(len(shown))):
-            ax.plot(plan.states[:, 0], plan.states[:, 1], "-", color=color, lw=1.5, label=f"plan made at step {plan.step} (model rollout)")
+            ax.plot(
+                plan.states[:, 0],
+                plan.states[:, 1],
+                "-",
+                color=color,
+                lw=1.5,
+                label=f"plan made at step {plan.step} (model rollout)",
+            )
         if shown and shown[0].virtual_states is not None:
             virtual = shown[0].virtual_states
             ax.plot(
@@ -278,7 +291,9 @@ def _map_figure(grid_env: Any, records: Sequence[EpisodeRecord], fallback_goal: 
         goal = record.goal if record.goal is not None else fallback_goal
         if goal is not None:
             radius = float(getattr(grid_env, "goal_radius", 0.3))
-            ax.add_patch(plt.Circle(tuple(goal), radius, color="tab:green", alpha=0.3, label=f"goal region (radius {radius:g})"))
+            ax.add_patch(
+                plt.Circle(tuple(goal), radius, color="tab:green", alpha=0.3, label=f"goal region (radius {radius:g})")
+            )
             ax.plot(*goal, "*", color="tab:green", ms=12, label="goal")
         ax.set_title(f"episode {record.index}: {_outcome(record)}\n{_shown_note(record.plans)}", fontsize=9)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=7, frameon=False)
@@ -287,7 +302,9 @@ def _map_figure(grid_env: Any, records: Sequence[EpisodeRecord], fallback_goal: 
     return fig
 
 
-def _state_figure(record: EpisodeRecord, goal: np.ndarray | None, names: Sequence[str] | None, title: str | None) -> Any:
+def _state_figure(
+    record: EpisodeRecord, goal: np.ndarray | None, names: Sequence[str] | None, title: str | None
+) -> Any:
     """State dimensions vs control step of one record: executed, labelled plans, faint other plans, virtual states."""
     import matplotlib.pyplot as plt
 

@@ -16,7 +16,14 @@ from tqdm.auto import tqdm
 
 from mpc_grasp.data.dataset import TransitionDataset, concatenate_datasets
 
-__all__ = ["EXPLORATIONS", "collect_transitions", "collect_transitions_parallel", "make_env", "shard_seeds", "space_description"]
+__all__ = [
+    "EXPLORATIONS",
+    "collect_transitions",
+    "collect_transitions_parallel",
+    "make_env",
+    "shard_seeds",
+    "space_description",
+]
 
 EXPLORATIONS = ("random", "correlated")
 
@@ -115,11 +122,16 @@ class _Explorer:
         else:
             policy: Any = self.exploration  # a callable or a stable-baselines3 model
             act = getattr(policy, "predict", None)  # stable-baselines3 models
-            raw = [np.asarray(act(o, deterministic=True)[0] if act is not None else policy(o), dtype=np.float64) for o in per_env_obs]
+            raw = [
+                np.asarray(act(o, deterministic=True)[0] if act is not None else policy(o), dtype=np.float64)
+                for o in per_env_obs
+            ]
             try:
                 stacked = np.stack([r.reshape(self.low.shape) for r in raw])
             except ValueError as error:
-                raise ValueError(f"policy returned actions of shape {raw[0].shape}, expected {self.low.shape}") from error
+                raise ValueError(
+                    f"policy returned actions of shape {raw[0].shape}, expected {self.low.shape}"
+                ) from error
             normalised = (stacked - self.mid) / np.where(self.half > 0, self.half, 1.0)
             if self.policy_noise > 0:
                 normalised = normalised + self.rng.normal(0.0, self.policy_noise, size=shape)
@@ -185,7 +197,10 @@ def collect_transitions(
     env_kwargs = dict(env_kwargs or {})
     factories, env_id, owned = _env_factories(env, env_kwargs, num_envs)
     if reset_options is not None:
-        factories = [_with_reset_options(make, reset_options, np.random.default_rng([seed, i])) for i, make in enumerate(factories)]
+        factories = [
+            _with_reset_options(make, reset_options, np.random.default_rng([seed, i]))
+            for i, make in enumerate(factories)
+        ]
 
     vec = gym.vector.SyncVectorEnv(factories, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     try:
@@ -209,7 +224,13 @@ def collect_transitions(
 
         rng = np.random.default_rng(seed)
         explorer = _Explorer(
-            action_space, num_envs, rng, policy if policy is not None else exploration, policy_noise, correlation, noise_scale
+            action_space,
+            num_envs,
+            rng,
+            policy if policy is not None else exploration,
+            policy_noise,
+            correlation,
+            noise_scale,
         )
         obs_buf = np.empty((n_steps, *state_shape), dtype=state_space.dtype)
         next_buf = np.empty_like(obs_buf)
@@ -290,14 +311,18 @@ def collect_transitions(
         "seed": int(seed),
         "n_steps": n_steps,
         "num_envs": num_envs,
-        "exploration": exploration if policy is None else f"policy:{getattr(policy, '__name__', type(policy).__name__)}",
+        "exploration": exploration
+        if policy is None
+        else f"policy:{getattr(policy, '__name__', type(policy).__name__)}",
         "exploration_params": (
             {"correlation": correlation, "noise_scale": noise_scale}
             if policy is None and exploration == "correlated"
             else ({"policy_noise": policy_noise} if policy is not None else {})
         ),
         "info_keys": list(info_keys),
-        "reset_options": None if reset_options is None else getattr(reset_options, "__name__", type(reset_options).__name__),
+        "reset_options": None
+        if reset_options is None
+        else getattr(reset_options, "__name__", type(reset_options).__name__),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "package_version": package_version,
         "gymnasium_version": gym.__version__,
@@ -320,7 +345,10 @@ class _ResetOptionsWrapper(gym.Wrapper):
     """Calls ``reset`` with ``options_fn(rng)`` whenever no options are given (incl. vector autoresets)."""
 
     def __init__(
-        self, env: gym.Env, options_fn: Callable[[np.random.Generator], Mapping[str, Any] | None], rng: np.random.Generator
+        self,
+        env: gym.Env,
+        options_fn: Callable[[np.random.Generator], Mapping[str, Any] | None],
+        rng: np.random.Generator,
     ) -> None:
         super().__init__(env)
         self._options_fn, self._rng = options_fn, rng
@@ -333,7 +361,9 @@ class _ResetOptionsWrapper(gym.Wrapper):
 
 
 def _with_reset_options(
-    make: Callable[[], gym.Env], options_fn: Callable[[np.random.Generator], Mapping[str, Any] | None], rng: np.random.Generator
+    make: Callable[[], gym.Env],
+    options_fn: Callable[[np.random.Generator], Mapping[str, Any] | None],
+    rng: np.random.Generator,
 ) -> Callable[[], gym.Env]:
     return lambda: _ResetOptionsWrapper(make(), options_fn, rng)
 
@@ -359,7 +389,10 @@ def _collect_shard(shard: _Shard) -> TransitionDataset:
 def shard_seeds(seed: int, shards: int) -> list[int]:
     """Independent per-shard seeds derived from ``seed`` (``numpy.random.SeedSequence.spawn``):
     shard k's stream depends only on ``(seed, k)``, never on which worker runs it or when."""
-    return [int(child.generate_state(1, dtype=np.uint32)[0]) for child in np.random.SeedSequence(int(seed)).spawn(int(shards))]
+    return [
+        int(child.generate_state(1, dtype=np.uint32)[0])
+        for child in np.random.SeedSequence(int(seed)).spawn(int(shards))
+    ]
 
 
 def collect_transitions_parallel(
@@ -398,10 +431,21 @@ def collect_transitions_parallel(
     sizes = [n_steps // shards + (1 if index < n_steps % shards else 0) for index in range(shards)]
     seeds = shard_seeds(seed, shards)
     if isinstance(env, str):
-        _env_factories(env, dict(collect_options.get("env_kwargs") or {}), 1)  # fail fast on a bad id, here not in a worker
-    tasks = [_Shard(env=env, n_steps=size, seed=shard_seed, options=dict(collect_options)) for size, shard_seed in zip(sizes, seeds)]
+        _env_factories(
+            env, dict(collect_options.get("env_kwargs") or {}), 1
+        )  # fail fast on a bad id, here not in a worker
+    tasks = [
+        _Shard(env=env, n_steps=size, seed=shard_seed, options=dict(collect_options))
+        for size, shard_seed in zip(sizes, seeds)
+    ]
     parts = run_tasks(
-        _collect_shard, tasks, backend=backend, address=address, num_workers=num_workers, progress=progress, desc="collect shards"
+        _collect_shard,
+        tasks,
+        backend=backend,
+        address=address,
+        num_workers=num_workers,
+        progress=progress,
+        desc="collect shards",
     )
     metadata = {
         **parts[0].metadata,

@@ -302,14 +302,18 @@ def load_dataset(path: str | os.PathLike[str], expected_env_id: str | None = Non
             f"mpc_grasp reads version {DATASET_VERSION}"
         )
     if expected_env_id is not None and meta.get("env_id") != expected_env_id:
-        raise DatasetError(f"dataset {str(path)!r} was collected on env {meta.get('env_id')!r}, expected {expected_env_id!r}")
+        raise DatasetError(
+            f"dataset {str(path)!r} was collected on env {meta.get('env_id')!r}, expected {expected_env_id!r}"
+        )
     try:
         return TransitionDataset(metadata=meta, extras=extras, **arrays)
     except DatasetError as error:
         raise DatasetError(f"dataset {str(path)!r} is invalid: {error}") from None
 
 
-def concatenate_datasets(datasets: Sequence[TransitionDataset], metadata: dict[str, Any] | None = None) -> TransitionDataset:
+def concatenate_datasets(
+    datasets: Sequence[TransitionDataset], metadata: dict[str, Any] | None = None
+) -> TransitionDataset:
     """Rows of ``datasets`` in order; episode ids offset so episodes of different parts never merge.
 
     ``metadata`` defaults to the first part's. Parts must share observation and action shapes.

@@ -32,14 +32,16 @@ class LinearSystem(nn.Module):
         state_matrix = as_float_tensor(state_matrix, "state_matrix", allowed_ndims=(2,))
         action_matrix = as_float_tensor(action_matrix, "action_matrix", allowed_ndims=(2,))
         if state_matrix.shape[0] != state_matrix.shape[1] or action_matrix.shape[0] != state_matrix.shape[0]:
-            raise ValueError(f"need A [S, S] and B [S, A], got {tuple(state_matrix.shape)} and {tuple(action_matrix.shape)}")
+            raise ValueError(
+                f"need A [S, S] and B [S, A], got {tuple(state_matrix.shape)} and {tuple(action_matrix.shape)}"
+            )
         self.register_buffer("state_matrix", state_matrix)
         self.register_buffer("action_matrix", action_matrix)
         self.state_dim = int(state_matrix.shape[0])
         self.action_dim = int(action_matrix.shape[1])
 
     @classmethod
-    def double_integrator(cls, dt: float = 0.1, dims: int = 2) -> "LinearSystem":
+    def double_integrator(cls, dt: float = 0.1, dims: int = 2) -> LinearSystem:
         """Position/velocity per axis, force input: state [p_1..p_d, v_1..v_d], action [f_1..f_d]."""
         eye = np.eye(dims)
         state_matrix = np.block([[eye, dt * eye], [np.zeros((dims, dims)), eye]])
@@ -47,7 +49,7 @@ class LinearSystem(nn.Module):
         return cls(state_matrix, action_matrix)
 
     @classmethod
-    def point(cls, step_size: float = 0.25, dims: int = 2) -> "LinearSystem":
+    def point(cls, step_size: float = 0.25, dims: int = 2) -> LinearSystem:
         """Velocity-controlled point: s' = s + step_size · a."""
         return cls(np.eye(dims), step_size * np.eye(dims))
 
@@ -78,7 +80,9 @@ class PointMassWalls(nn.Module):
     CONTACT_TOLERANCE = 1e-4
     """Penetrations below this are float round-off of an earlier push (a point resting on a face)."""
 
-    def __init__(self, boxes: Any, open_faces: Any = None, step_size: float = 0.25, smoothing: float = 0.02, passes: int = 2) -> None:
+    def __init__(
+        self, boxes: Any, open_faces: Any = None, step_size: float = 0.25, smoothing: float = 0.02, passes: int = 2
+    ) -> None:
         super().__init__()
         boxes_t = as_float_tensor(boxes, "boxes", allowed_ndims=(2,), trailing_shape=(4,))
         if bool((boxes_t[:, 2] <= boxes_t[:, 0]).any() or (boxes_t[:, 3] <= boxes_t[:, 1]).any()):
@@ -111,7 +115,7 @@ class PointMassWalls(nn.Module):
         self.action_dim = 2
 
     @classmethod
-    def from_grid(cls, rows: Any, agent_radius: float = 0.1, **kwargs: Any) -> "PointMassWalls":
+    def from_grid(cls, rows: Any, agent_radius: float = 0.1, **kwargs: Any) -> PointMassWalls:
         """Walls from a char grid (``'#'`` wall), in the grid world's coordinates: unit cells, y up,
         first row on top; each wall cell inflated by ``agent_radius`` (the agent's half-width)."""
         grid = np.array([list(row) for row in rows]) == "#"
@@ -129,7 +133,11 @@ class PointMassWalls(nn.Module):
                     continue
                 vertical = (free(row + 1, col), free(row - 1, col))  # (bottom open, top open)
                 end = col
-                while end + 1 < width and grid[row, end + 1] and (free(row + 1, end + 1), free(row - 1, end + 1)) == vertical:
+                while (
+                    end + 1 < width
+                    and grid[row, end + 1]
+                    and (free(row + 1, end + 1), free(row - 1, end + 1)) == vertical
+                ):
                     end += 1
                 y0 = height - 1 - row
                 boxes.append([col - agent_radius, y0 - agent_radius, end + 1 + agent_radius, y0 + 1 + agent_radius])
@@ -138,7 +146,7 @@ class PointMassWalls(nn.Module):
         return cls(np.array(boxes, dtype=np.float32), np.array(open_faces), **kwargs)
 
     @classmethod
-    def from_layout(cls, layout: str, agent_radius: float = 0.1, **kwargs: Any) -> "PointMassWalls":
+    def from_layout(cls, layout: str, agent_radius: float = 0.1, **kwargs: Any) -> PointMassWalls:
         """The walls of grid-world layout ``layout`` (same geometry as ``mpc_grasp/GridWorld-v0``)."""
         from mpc_grasp.envs.grid_world import get_layout
 
@@ -169,7 +177,11 @@ class PointMassWalls(nn.Module):
         face = face.gather(-1, deepest)[..., 0]
         tau = self.smoothing
         if tau > 0:  # smooth: a softplus cushion of width tau at the face, soft inside-gate
-            magnitude = tau * nn.functional.softplus(exit_depth.clamp_max(self.max_depth) / tau) * torch.sigmoid(4 * inside / tau)
+            magnitude = (
+                tau
+                * nn.functional.softplus(exit_depth.clamp_max(self.max_depth) / tau)
+                * torch.sigmoid(4 * inside / tau)
+            )
         else:  # exact projection onto the face
             magnitude = torch.where(inside > 0, exit_depth.clamp(0.0, self.max_depth), torch.zeros_like(exit_depth))
         return magnitude[..., None] * self.directions[face]

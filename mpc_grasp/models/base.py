@@ -91,7 +91,9 @@ class CompiledWorldModel(torch.nn.Module):
     Everything else (``state_dim``, ``encode``, ``plans_in_latent_space``, ...) is the wrapped model's.
     """
 
-    def __init__(self, model: torch.nn.Module, backend: str = "inductor", dynamic: bool = True, mode: str | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, backend: str = "inductor", dynamic: bool = True, mode: str | None = None
+    ) -> None:
         super().__init__()
         check_world_model(model)
         self.model = model
@@ -107,7 +109,9 @@ class CompiledWorldModel(torch.nn.Module):
             return getattr(self.__dict__["_modules"]["model"], name)
 
 
-def compile_world_model(model: Any, backend: str = "inductor", dynamic: bool = True, mode: str | None = None) -> CompiledWorldModel:
+def compile_world_model(
+    model: Any, backend: str = "inductor", dynamic: bool = True, mode: str | None = None
+) -> CompiledWorldModel:
     """``model`` with ``forward`` compiled by ``torch.compile``; plug it into ``make_planner``/``GraspMPC``
     as usual. ``mode="reduce-overhead"`` adds CUDA graphs on a GPU."""
     return CompiledWorldModel(model, backend=backend, dynamic=dynamic, mode=mode)

@@ -55,7 +55,9 @@ def _plain(value: Any) -> Any:
     return json.loads(_canonical_json(value))
 
 
-def _digest(model_class: str, config: Mapping[str, Any], metadata: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> str:
+def _digest(
+    model_class: str, config: Mapping[str, Any], metadata: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
+) -> str:
     h = hashlib.sha256()
     h.update(_canonical_json({"model_class": model_class, "config": config, "metadata": metadata}).encode())
     for key in sorted(state_dict):
@@ -76,7 +78,9 @@ def save_world_model(model: nn.Module, path: str | os.PathLike[str], metadata: M
     """
     name = type(model).__name__
     if MODEL_CLASSES.get(name) is not type(model):
-        raise TypeError(f"cannot checkpoint {name}: register it with register_model_class (known: {sorted(MODEL_CLASSES)})")
+        raise TypeError(
+            f"cannot checkpoint {name}: register it with register_model_class (known: {sorted(MODEL_CLASSES)})"
+        )
     config = getattr(model, "config", None)
     if not isinstance(config, Mapping):
         raise TypeError(f"{name} must expose a dict `config` to be checkpointed")
@@ -122,10 +126,14 @@ def load_world_model(path: str | os.PathLike[str], device: str | torch.device = 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError / EOFError / UnpicklingError / ... here
-        raise CheckpointError(f"{where} is corrupt or truncated (cannot be read by torch.load): {type(error).__name__}: {error}") from None
+        raise CheckpointError(
+            f"{where} is corrupt or truncated (cannot be read by torch.load): {type(error).__name__}: {error}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{where} is not an mpc_grasp world-model checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
+        raise CheckpointError(
+            f"{where} is not an mpc_grasp world-model checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})"
+        )
     if payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(
             f"{where} has checkpoint version {payload.get('version')!r}; this mpc_grasp reads version {CHECKPOINT_VERSION}"
@@ -137,7 +145,9 @@ def load_world_model(path: str | os.PathLike[str], device: str | torch.device = 
     if not isinstance(config, dict) or not isinstance(meta, dict) or not isinstance(state, Mapping):
         raise CheckpointError(f"{where} has malformed config / metadata / state_dict")
     if _digest(name, config, meta, state) != payload["sha256"]:
-        raise CheckpointError(f"{where} failed its integrity check (sha256 mismatch): the file was modified or corrupted")
+        raise CheckpointError(
+            f"{where} failed its integrity check (sha256 mismatch): the file was modified or corrupted"
+        )
     cls = MODEL_CLASSES.get(name)
     if cls is None:
         raise CheckpointError(f"{where} holds an unknown model class {name!r} (known: {sorted(MODEL_CLASSES)})")

@@ -83,7 +83,11 @@ def _windows(dataset: TransitionDataset, max_horizon: int) -> tuple[np.ndarray, 
         rows.append(idx)
         valid.append(ok)
     if not starts:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, max_horizon), dtype=np.int64), np.zeros((0, max_horizon), dtype=bool)
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, max_horizon), dtype=np.int64),
+            np.zeros((0, max_horizon), dtype=bool),
+        )
     return np.concatenate(starts), np.concatenate(rows), np.concatenate(valid)
 
 
@@ -119,7 +123,9 @@ def open_loop_rollouts(
     for k in range(horizon):
         state = model(state, actions[:, k])
         predicted.append(state)
-    target = _states(model, dataset.next_observations[rows.reshape(-1)], device).reshape(len(starts), horizon, *start.shape[1:])
+    target = _states(model, dataset.next_observations[rows.reshape(-1)], device).reshape(
+        len(starts), horizon, *start.shape[1:]
+    )
     stacked = torch.stack(predicted, dim=1)
     return {
         "start": start.cpu().numpy(),
@@ -149,7 +155,13 @@ def multi_step_error(
     if not horizons or min(horizons) < 1:
         raise ValueError(f"horizons must be positive integers, got {horizons}")
     roll = open_loop_rollouts(model, dataset, max(horizons), max_windows=max_windows, seed=seed)
-    result: dict[str, Any] = {"horizons": horizons, "rmse": [], "rmse_per_dim": [], "no_change_rmse": [], "n_windows": []}
+    result: dict[str, Any] = {
+        "horizons": horizons,
+        "rmse": [],
+        "rmse_per_dim": [],
+        "no_change_rmse": [],
+        "n_windows": [],
+    }
     for h in horizons:
         mask = roll["valid"][:, h - 1]
         count = int(mask.sum())

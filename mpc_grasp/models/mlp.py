@@ -19,7 +19,13 @@ from mpc_grasp.validation import as_float_tensor
 
 __all__ = ["ACTIVATIONS", "MLPWorldModel", "ValueFunction"]
 
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"silu": F.silu, "relu": F.relu, "tanh": torch.tanh, "elu": F.elu, "gelu": F.gelu}
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": F.silu,
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "elu": F.elu,
+    "gelu": F.gelu,
+}
 
 
 class MLPWorldModel(nn.Module):
@@ -79,7 +85,9 @@ class MLPWorldModel(nn.Module):
         if not min_log_std < max_log_std:
             raise ValueError(f"need min_log_std < max_log_std, got {min_log_std}, {max_log_std}")
         if int(fourier_features) < 0 or not float(fourier_scale) > 0:
-            raise ValueError(f"need fourier_features >= 0 and fourier_scale > 0, got {fourier_features}, {fourier_scale}")
+            raise ValueError(
+                f"need fourier_features >= 0 and fourier_scale > 0, got {fourier_features}, {fourier_scale}"
+            )
         self.state_dim, self.action_dim = int(state_dim), int(action_dim)
         self.hidden_sizes = tuple(hidden)
         self.ensemble_size = int(ensemble_size)
@@ -87,7 +95,11 @@ class MLPWorldModel(nn.Module):
         self.min_log_std, self.max_log_std = float(min_log_std), float(max_log_std)
         self.obs_key = obs_key
         self._act = ACTIVATIONS[activation]
-        self.fourier_features, self.fourier_scale, self.fourier_seed = int(fourier_features), float(fourier_scale), int(fourier_seed)
+        self.fourier_features, self.fourier_scale, self.fourier_seed = (
+            int(fourier_features),
+            float(fourier_scale),
+            int(fourier_seed),
+        )
         if self.fourier_features:  # no buffer otherwise: checkpoints without features load unchanged
             generator = torch.Generator().manual_seed(self.fourier_seed)
             frequencies = torch.randn(self.state_dim, self.fourier_features, generator=generator) * self.fourier_scale
@@ -108,7 +120,9 @@ class MLPWorldModel(nn.Module):
         self.reward_net: nn.Sequential | None = None
         if self.reward_hidden_sizes is not None:  # no module or buffers otherwise: old checkpoints load unchanged
             if not self.reward_hidden_sizes or any(h < 1 for h in self.reward_hidden_sizes):
-                raise ValueError(f"reward_hidden_sizes must be non-empty positive integers or None, got {reward_hidden_sizes!r}")
+                raise ValueError(
+                    f"reward_hidden_sizes must be non-empty positive integers or None, got {reward_hidden_sizes!r}"
+                )
             self.reward_net = _plain_mlp(2 * self.state_dim + self.action_dim, self.reward_hidden_sizes, 1, activation)
             self.register_buffer("reward_mean", torch.zeros(()))
             self.register_buffer("reward_std", torch.ones(()))
@@ -196,7 +210,9 @@ class MLPWorldModel(nn.Module):
     def reward_inputs(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
         """``[N, S]``, ``[N, A]``, ``[N, S]`` -> the reward head's normalised input ``[N, 2S + A]``."""
         delta = (next_state - state - self.delta_mean) / self.delta_std
-        return torch.cat([(state - self.state_mean) / self.state_std, (action - self.action_mean) / self.action_std, delta], dim=-1)
+        return torch.cat(
+            [(state - self.state_mean) / self.state_std, (action - self.action_mean) / self.action_std, delta], dim=-1
+        )
 
     def normalized_reward(self, inputs: Tensor) -> Tensor:
         """The reward head's output ``[N]`` (normalised reward) for inputs from :meth:`reward_inputs`."""
@@ -257,9 +273,13 @@ class MLPWorldModel(nn.Module):
         if not isinstance(action, Tensor):
             action = torch.as_tensor(np.asarray(action), device=self.state_mean.device)
         if state.ndim == 0 or state.shape[-1] != self.state_dim:
-            raise ValueError(f"state must have last dimension state_dim={self.state_dim}, got shape {tuple(state.shape)}")
+            raise ValueError(
+                f"state must have last dimension state_dim={self.state_dim}, got shape {tuple(state.shape)}"
+            )
         if action.ndim == 0 or action.shape[-1] != self.action_dim:
-            raise ValueError(f"action must have last dimension action_dim={self.action_dim}, got shape {tuple(action.shape)}")
+            raise ValueError(
+                f"action must have last dimension action_dim={self.action_dim}, got shape {tuple(action.shape)}"
+            )
         lead = state.shape[:-1]
         if action.shape[:-1] != lead:
             raise ValueError(
@@ -276,10 +296,7 @@ class MLPWorldModel(nn.Module):
         """Mean next state ``[..., S]`` for ``state [..., S]`` and ``action [..., A]`` (same leading shape)."""
         s, a, lead = self._flatten(state, action)
         mean = self._mlp(self.normalize_inputs(s, a), slice(0, self.state_dim))  # [E, N, S]
-        if self.ensemble_size > 1:
-            mean = mean.mean(0)
-        else:
-            mean = mean[0]
+        mean = mean.mean(0) if self.ensemble_size > 1 else mean[0]
         return (s + mean * self.delta_std + self.delta_mean).reshape(*lead, self.state_dim)
 
     def member_predictions(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
@@ -307,7 +324,9 @@ class MLPWorldModel(nn.Module):
         s, a, lead = self._flatten(state, action)
         n, _, next_lead = self._flatten(next_state, action)
         if next_lead != lead:
-            raise ValueError(f"next_state must have the shape of state, got {tuple(next_state.shape)} and {tuple(state.shape)}")
+            raise ValueError(
+                f"next_state must have the shape of state, got {tuple(next_state.shape)} and {tuple(state.shape)}"
+            )
         value = self.normalized_reward(self.reward_inputs(s, a, n)) * self.reward_std + self.reward_mean
         return value.reshape(lead)
 
@@ -379,8 +398,14 @@ class ValueFunction(nn.Module):
     @torch.no_grad()
     def set_normalizers(self, state_mean: Any, state_std: Any, value_mean: float, value_scale: float) -> None:
         """Input normalisation and output scale (std and scale floored so they stay finite)."""
-        self.state_mean.copy_(as_float_tensor(state_mean, "state_mean", trailing_shape=(self.state_dim,), allowed_ndims=(1,)))
-        self.state_std.copy_(as_float_tensor(state_std, "state_std", trailing_shape=(self.state_dim,), allowed_ndims=(1,)).clamp_min(1e-4))
+        self.state_mean.copy_(
+            as_float_tensor(state_mean, "state_mean", trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+        )
+        self.state_std.copy_(
+            as_float_tensor(state_std, "state_std", trailing_shape=(self.state_dim,), allowed_ndims=(1,)).clamp_min(
+                1e-4
+            )
+        )
         self.value_mean.fill_(float(value_mean))
         self.value_scale.fill_(max(float(value_scale), 1e-4))
 
@@ -393,7 +418,9 @@ class ValueFunction(nn.Module):
         if not isinstance(state, Tensor):
             state = torch.as_tensor(np.asarray(state), dtype=self.state_mean.dtype, device=self.state_mean.device)
         if state.ndim == 0 or state.shape[-1] != self.state_dim:
-            raise ValueError(f"state must have last dimension state_dim={self.state_dim}, got shape {tuple(state.shape)}")
+            raise ValueError(
+                f"state must have last dimension state_dim={self.state_dim}, got shape {tuple(state.shape)}"
+            )
         lead = state.shape[:-1]
         rows = state.reshape(-1, self.state_dim).to(self.state_mean.dtype)
         return (self.normalized(rows) * self.value_scale + self.value_mean).reshape(lead)

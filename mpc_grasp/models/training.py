@@ -178,7 +178,9 @@ def train_world_model(
         train_set, val_set = dataset, None
     if len(train_set) < 2:
         raise ValueError(f"need at least 2 training transitions, got {len(train_set)}")
-    if len(dataset) < MIN_TRANSITIONS or (val_set is not None and val_dataset is None and len(val_set) < MIN_VALIDATION_TRANSITIONS):
+    if len(dataset) < MIN_TRANSITIONS or (
+        val_set is not None and val_dataset is None and len(val_set) < MIN_VALIDATION_TRANSITIONS
+    ):
         warnings.warn(
             f"training on {len(train_set)} transitions with {0 if val_set is None else len(val_set)} for validation: too few "
             f"to split into train and validation reliably (the model is selected on a noisy validation loss); "
@@ -393,9 +395,14 @@ def train_value_function(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             value = ValueFunction(
-                states.shape[1], hidden_sizes=hidden_sizes, discount=discount, obs_key=dataset.metadata.get("obs_key") or "observation"
+                states.shape[1],
+                hidden_sizes=hidden_sizes,
+                discount=discount,
+                obs_key=dataset.metadata.get("obs_key") or "observation",
             )
-        state_mean, state_std = (model.state_mean, model.state_std) if model is not None else (states.mean(0), states.std(0))
+        state_mean, state_std = (
+            (model.state_mean, model.state_std) if model is not None else (states.mean(0), states.std(0))
+        )
         value.set_normalizers(
             state_mean.detach().cpu(),
             state_std.detach().cpu(),

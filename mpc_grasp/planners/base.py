@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -70,7 +71,9 @@ class _EarlyStop:
 
     def freeze(self, newly: Tensor, iteration: int, actions: Tensor, virtual_states: Tensor | None) -> None:
         """Keep the current candidates of the problems in ``newly`` [N] bool."""
-        self.stop_iteration = torch.where(newly, torch.full_like(self.stop_iteration, iteration + 1), self.stop_iteration)
+        self.stop_iteration = torch.where(
+            newly, torch.full_like(self.stop_iteration, iteration + 1), self.stop_iteration
+        )
         if self.actions is None:
             self.actions = actions.detach().clone()
             self.virtual_states = None if virtual_states is None else virtual_states.detach().clone()
@@ -139,14 +142,20 @@ class Planner(ABC):
         self.state_weights = (
             torch.ones(self.state_dim, device=self.device)
             if state_weights is None
-            else as_float_tensor(state_weights, "state_weights", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+            else as_float_tensor(
+                state_weights, "state_weights", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,)
+            )
         )
         if bool((self.state_weights < 0).any()):
             raise ValueError("state_weights must be non-negative")
         check_positive(dense_goal_weight, "dense_goal_weight", allow_zero=True)
         self.dense_goal_weight = float(dense_goal_weight)
         self.running_cost = running_cost
-        for value, name in ((running_cost, "running_cost"), (reward_fn, "reward_fn"), (terminal_value, "terminal_value")):
+        for value, name in (
+            (running_cost, "running_cost"),
+            (reward_fn, "reward_fn"),
+            (terminal_value, "terminal_value"),
+        ):
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable, got {type(value).__name__}")
         if (
@@ -175,7 +184,9 @@ class Planner(ABC):
         """One model call on a zero (state, action) row: a model whose output is not [rows, state_dim]
         is rejected when the planner is built, not deep inside the first plan."""
         with torch.no_grad():
-            self.predict(torch.zeros(1, self.state_dim, device=self.device), torch.zeros(1, self.action_dim, device=self.device))
+            self.predict(
+                torch.zeros(1, self.state_dim, device=self.device), torch.zeros(1, self.action_dim, device=self.device)
+            )
 
     def _probe_objective(self) -> None:
         """Call ``reward_fn`` / ``terminal_value`` once on zero inputs with leading shape [2, 3]: one
@@ -189,7 +200,9 @@ class Planner(ABC):
             rewards, values = self.reward_terms(states, actions, states, states[:, 0])
         for output, name in ((rewards, "reward_fn"), (values, "terminal_value")):
             if output is not None and not bool(torch.isfinite(output).all()):
-                raise ValueError(f"{name} returned NaN or inf on zero inputs (shape {tuple(output.shape)}); it must return finite values")
+                raise ValueError(
+                    f"{name} returned NaN or inf on zero inputs (shape {tuple(output.shape)}); it must return finite values"
+                )
 
     @property
     def goal_optional(self) -> bool:
@@ -199,11 +212,18 @@ class Planner(ABC):
 
     # ------------------------------------------------------------------ public API
     def plan(
-        self, state: Any, goal: Any = None, init: PlanInit | PlanResult | Tensor | None = None, *, iterations: int | None = None
+        self,
+        state: Any,
+        goal: Any = None,
+        init: PlanInit | PlanResult | Tensor | None = None,
+        *,
+        iterations: int | None = None,
     ) -> PlanResult:
         """Plan from one ``state`` [S] toward ``goal`` [S]; returns a single (unbatched) result.
         ``iterations`` overrides this call's budget (default: the config's, cold or warm)."""
-        state_t = as_float_tensor(state, "state", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
+        state_t = as_float_tensor(
+            state, "state", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,)
+        )
         goal_t = (
             None
             if goal is None
@@ -211,16 +231,22 @@ class Planner(ABC):
         )
         batched_init = None if init is None else self._validate_init(init, batched=False)
         problem = Problem(
-            start=state_t[None], goal=None if goal_t is None else goal_t[None], init=batched_init, seeds=(self.config.seed,),
+            start=state_t[None],
+            goal=None if goal_t is None else goal_t[None],
+            init=batched_init,
+            seeds=(self.config.seed,),
             iterations=_check_iterations(iterations),
-        )  # fmt: skip
+        )
         result = self._run(problem)
         return PlanResult(
             actions=result.actions[0],
             states=result.states[0],
             cost=result.cost[0],
             virtual_states=None if result.virtual_states is None else result.virtual_states[0],
-            info={key: (value[0] if key in _PER_PROBLEM_INFO and value is not None else value) for key, value in result.info.items()},
+            info={
+                key: (value[0] if key in _PER_PROBLEM_INFO and value is not None else value)
+                for key, value in result.info.items()
+            },
         )
 
     def plan_batch(
@@ -240,14 +266,22 @@ class Planner(ABC):
         ``plan(states[i], goals[i])`` of a planner with ``seed=seeds[i]`` (up to float round-off of
         batched kernels): batching is a speed-up, never a change of result.
         """
-        start = as_float_tensor(states, "states", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,))
+        start = as_float_tensor(
+            states, "states", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,)
+        )
         goal = None
         if goals is not None:
-            goal = as_float_tensor(goals, "goals", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,))
+            goal = as_float_tensor(
+                goals, "goals", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(2,)
+            )
             if goal.shape[0] != start.shape[0]:
                 raise ValueError(f"goals has {goal.shape[0]} rows but states has {start.shape[0]}")
         problem = Problem(
-            start=start, goal=goal, init=None, seeds=self._problem_seeds(seeds, start.shape[0]), iterations=_check_iterations(iterations)
+            start=start,
+            goal=goal,
+            init=None,
+            seeds=self._problem_seeds(seeds, start.shape[0]),
+            iterations=_check_iterations(iterations),
         )
         if init is not None:
             problem.init = self._expand_init(self._validate_init(init, batched=True), problem.size)
@@ -256,7 +290,9 @@ class Planner(ABC):
     def _run(self, problem: Problem) -> PlanResult:
         """Seed, optimise, select; time the whole plan."""
         if problem.goal is None and not self.goal_optional:
-            raise ValueError("goal is required unless the planner was given a running_cost, reward_fn or terminal_value")
+            raise ValueError(
+                "goal is required unless the planner was given a running_cost, reward_fn or terminal_value"
+            )
         seeds = problem.seeds or tuple(self.config.seed + index for index in range(problem.size))
         self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
         self.generator = self.generators[0]
@@ -287,7 +323,7 @@ class Planner(ABC):
         result.info["wall_time"] = time.perf_counter() - started
         return result
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (a hook: planners with state override it)
         """Drop any internal state (the base planner keeps none between calls)."""
 
     # ------------------------------------------------------------------ shared machinery
@@ -356,7 +392,10 @@ class Planner(ABC):
         if self.terminal_value is not None:
             values = self.terminal_value(final_states)
             _check_objective_output(
-                values, tuple(final_states.shape[:-1]), "terminal_value", f"terminal_value(state {tuple(final_states.shape)})"
+                values,
+                tuple(final_states.shape[:-1]),
+                "terminal_value",
+                f"terminal_value(state {tuple(final_states.shape)})",
             )
             self._flag_non_finite("terminal_value", values, _finite_rows(final_states))
         return rewards, values
@@ -395,7 +434,11 @@ class Planner(ABC):
         return (distance <= self.config.goal_tolerance).any(dim=1)
 
     def should_stop(
-        self, iteration: int, problem: Problem, actions: Tensor, candidates: Callable[[], tuple[Tensor, Tensor | None]] | None = None
+        self,
+        iteration: int,
+        problem: Problem,
+        actions: Tensor,
+        candidates: Callable[[], tuple[Tensor, Tensor | None]] | None = None,
     ) -> bool:
         """Early-stop check every ``check_every`` iterations (one rollout, one host sync).
 
@@ -474,7 +517,9 @@ class Planner(ABC):
             candidates.early_stopped = True
         candidates.actions = torch.where(done[:, None, None, None], tracker.actions, candidates.actions.detach())
         if candidates.virtual_states is not None and tracker.virtual_states is not None:
-            candidates.virtual_states = torch.where(done[:, None, None, None], tracker.virtual_states, candidates.virtual_states.detach())
+            candidates.virtual_states = torch.where(
+                done[:, None, None, None], tracker.virtual_states, candidates.virtual_states.detach()
+            )
         return candidates
 
     def _freeze_solved_warm_starts(self, problem: Problem) -> bool:
@@ -512,12 +557,18 @@ class Planner(ABC):
             states = candidates.states if candidates.states is not None else self.rollout(problem.start, actions)
             costs = self.trajectory_cost(states, actions, problem.goal)
             self._raise_on_non_finite_objective()
-            finite = torch.isfinite(costs) & torch.isfinite(states).flatten(2).all(-1) & torch.isfinite(actions).flatten(2).all(-1)
+            finite = (
+                torch.isfinite(costs)
+                & torch.isfinite(states).flatten(2).all(-1)
+                & torch.isfinite(actions).flatten(2).all(-1)
+            )
             if not bool(finite.any(dim=1).all()):
                 culprit = (
                     "the world model"
                     if self.reward_fn is None and self.terminal_value is None
-                    else ("the world model, or reward_fn / terminal_value (whose NaN/inf gradients make the actions non-finite),")
+                    else (
+                        "the world model, or reward_fn / terminal_value (whose NaN/inf gradients make the actions non-finite),"
+                    )
                 )
                 raise PlanningError(
                     f"{self.name} planner: every candidate of some problem has a non-finite rollout cost or "
@@ -530,7 +581,9 @@ class Planner(ABC):
             if candidates.virtual_states is not None:
                 virtual = candidates.virtual_states.detach()[rows, best].cpu()
             reached = self.goal_reached(states[rows, best][:, None], problem.goal) if problem.goal is not None else None
-            final_distance = (states[rows, best, -1] - problem.goal).norm(dim=-1).cpu() if problem.goal is not None else None
+            final_distance = (
+                (states[rows, best, -1] - problem.goal).norm(dim=-1).cpu() if problem.goal is not None else None
+            )
         info: dict[str, Any] = {
             "planner": self.name,
             "iterations": candidates.iterations,
@@ -574,7 +627,9 @@ class Planner(ABC):
         tracker = self._early_stop
         if tracker is None:
             return torch.full((size,), iterations, dtype=torch.long)
-        return torch.where(tracker.done, tracker.stop_iteration, torch.full_like(tracker.stop_iteration, iterations)).cpu()
+        return torch.where(
+            tracker.done, tracker.stop_iteration, torch.full_like(tracker.stop_iteration, iterations)
+        ).cpu()
 
     def _bounds(self, low: Any, high: Any) -> tuple[Tensor, Tensor]:
         """Action bounds as [A] tensors: a scalar broadcasts, a vector must have A = model.action_dim entries."""
@@ -589,7 +644,9 @@ class Planner(ABC):
             bounds.append(tensor.expand(self.action_dim).clone())
         low_t, high_t = bounds
         if bool((low_t >= high_t).any()):
-            raise ValueError(f"action_low must be < action_high elementwise, got {low_t.tolist()} and {high_t.tolist()}")
+            raise ValueError(
+                f"action_low must be < action_high elementwise, got {low_t.tolist()} and {high_t.tolist()}"
+            )
         return low_t, high_t
 
     def _validate_init(self, init: PlanInit | PlanResult | Tensor, batched: bool) -> PlanInit:
@@ -600,7 +657,11 @@ class Planner(ABC):
             init = PlanInit(actions=init)
         lead = (None,) if batched else ()
         actions = as_float_tensor(
-            init.actions, "init.actions", device=self.device, allowed_ndims=(len(lead) + 2,), trailing_shape=(self.horizon, self.action_dim)
+            init.actions,
+            "init.actions",
+            device=self.device,
+            allowed_ndims=(len(lead) + 2,),
+            trailing_shape=(self.horizon, self.action_dim),
         )
         virtual = None
         if init.virtual_states is not None:
@@ -632,7 +693,14 @@ class Planner(ABC):
         return f"{type(self).__name__}(horizon={self.horizon}, config={self.config})"
 
 
-_PER_PROBLEM_INFO = {"candidate_costs", "best_candidate", "final_distance", "reached_under_model", "problem_iterations", "predicted_return"}
+_PER_PROBLEM_INFO = {
+    "candidate_costs",
+    "best_candidate",
+    "final_distance",
+    "reached_under_model",
+    "problem_iterations",
+    "predicted_return",
+}
 
 
 def _finite_rows(values: Tensor) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -28,7 +29,9 @@ class CEMConfig(PlannerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 1 <= self.elites <= self.num_candidates:
-            raise ValueError(f"need 1 <= elites <= num_candidates, got elites={self.elites}, num_candidates={self.num_candidates}")
+            raise ValueError(
+                f"need 1 <= elites <= num_candidates, got elites={self.elites}, num_candidates={self.num_candidates}"
+            )
         check_positive(self.action_noise, "action_noise")
         check_positive(self.min_std, "min_std", allow_zero=True)
         if not 0.0 <= self.momentum < 1.0:
@@ -72,7 +75,7 @@ class CEMPlanner(Planner):
                 history["mean_std"][iteration] = std.mean()
                 if self.callback is not None:
                     self.callback(iteration, None, mean)
-                if self.should_stop(iteration, problem, best_actions, lambda: (self._candidates(best_actions, mean), None)):
+                if self.should_stop(iteration, problem, best_actions, partial(self._frozen, best_actions, mean)):
                     early_stopped = True
                     break
         iterations = iteration + 1
@@ -82,6 +85,10 @@ class CEMPlanner(Planner):
             iterations=iterations,
             early_stopped=early_stopped,
         )
+
+    def _frozen(self, best_actions: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The candidates of a problem frozen by the early stop (no virtual states)."""
+        return self._candidates(best_actions, mean), None
 
     def _candidates(self, best_actions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """[N, 2, T, A]: the best sample seen and the final mean (selection picks the cheaper)."""

@@ -54,7 +54,9 @@ def gradient_reshaping_histories(
     if start.ndim == 1:
         start, goal = start[None], goal[None]
     if start.shape != goal.shape or start.ndim != 2:
-        raise ValueError(f"starts and goals must both be [S] or [N, S] of one shape, got {tuple(start.shape)} and {tuple(goal.shape)}")
+        raise ValueError(
+            f"starts and goals must both be [S] or [N, S] of one shape, got {tuple(start.shape)} and {tuple(goal.shape)}"
+        )
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, detach in (("detached", True), ("full", False)):
         planner = make_planner(
@@ -98,7 +100,9 @@ def plan_filmstrip(
     if not hasattr(model, "decode"):
         raise TypeError(f"{type(model).__name__} has no decode(latent) method; a filmstrip needs a decoder")
     if plan.states.ndim != 2:
-        raise ValueError(f"plan_filmstrip needs an unbatched plan (states [T+1, S]), got states of shape {tuple(plan.states.shape)}")
+        raise ValueError(
+            f"plan_filmstrip needs an unbatched plan (states [T+1, S]), got states of shape {tuple(plan.states.shape)}"
+        )
     if int(every) != every or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
     horizon = plan.horizon
@@ -111,7 +115,9 @@ def plan_filmstrip(
 
     rows: list[tuple[str, np.ndarray]] = []
     if plan.virtual_states is not None:
-        lifted = torch.cat([plan.states[:1], plan.virtual_states.reshape(-1, plan.states.shape[-1]), goal_t.to(plan.states)])
+        lifted = torch.cat(
+            [plan.states[:1], plan.virtual_states.reshape(-1, plan.states.shape[-1]), goal_t.to(plan.states)]
+        )
         rows.append(("virtual states (decoded)", image_strip(decoded(lifted), gap)))
     rows.append(("model rollout (decoded)", image_strip(decoded(plan.states), gap)))
     if real_frames is not None:

@@ -56,7 +56,9 @@ class GDPlanner(Planner):
             with torch.no_grad():
                 grad_norm = actions.grad.flatten(2).norm(dim=-1)
                 if config.max_grad_norm is not None:
-                    actions.grad.mul_((config.max_grad_norm / grad_norm.clamp_min(config.max_grad_norm))[..., None, None])
+                    actions.grad.mul_(
+                        (config.max_grad_norm / grad_norm.clamp_min(config.max_grad_norm))[..., None, None]
+                    )
                 history["loss"][iteration] = cost.mean()
                 history["action_grad_norm"][iteration] = grad_norm.mean()
             optimizer.step()

@@ -168,7 +168,7 @@ class GraspConfig(PlannerConfig):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 
     @classmethod
-    def paper(cls, **overrides: Any) -> "GraspConfig":
+    def paper(cls, **overrides: Any) -> GraspConfig:
         """The published GRASP's mechanisms: stop-gradient on the state input, dense goal term γ = 1,
         state noise decaying linearly over the whole run, plain GD shooting syncs (10 steps every 50
         iterations), no sampling, 300 iterations. ``overrides`` replace any field (e.g. the authors' ``lr_actions=0.005``,
@@ -214,14 +214,20 @@ class GraspPlanner(Planner):
         config = self.config
         self.detach_states = plans_in_latent_space(self.model) if config.detach_states is None else config.detach_states
         """The resolved stop-gradient switch (see ``GraspConfig.detach_states``)."""
-        self.lifted_goal_weight = (1.0 if self.detach_states else 0.0) if config.lifted_goal_weight is None else config.lifted_goal_weight
+        self.lifted_goal_weight = (
+            (1.0 if self.detach_states else 0.0) if config.lifted_goal_weight is None else config.lifted_goal_weight
+        )
         """The resolved dense goal weight γ of the lifted loss (see ``GraspConfig.lifted_goal_weight``)."""
         maximises_return = self.reward_fn is not None or self.terminal_value is not None
         self.lifted_updates = not maximises_return if config.lifted_updates is None else config.lifted_updates
         """The resolved lifted-step switch (see ``GraspConfig.lifted_updates``)."""
-        self.warm_num_candidates = config.num_candidates if config.warm_num_candidates is None else config.warm_num_candidates
+        self.warm_num_candidates = (
+            config.num_candidates if config.warm_num_candidates is None else config.warm_num_candidates
+        )
         """The resolved candidates of a warm-started plan (see ``GraspConfig.warm_num_candidates``)."""
-        self.warm_sync_sample_std = config.sync_sample_std / 2 if config.warm_sync_sample_std is None else config.warm_sync_sample_std
+        self.warm_sync_sample_std = (
+            config.sync_sample_std / 2 if config.warm_sync_sample_std is None else config.warm_sync_sample_std
+        )
         """The resolved perturbation std of warm plans' sampling syncs (see ``GraspConfig.warm_sync_sample_std``)."""
         latent_default = 10 if plans_in_latent_space(self.model) else 4
         default_sync = latent_default if self.lifted_updates else 1
@@ -232,7 +238,9 @@ class GraspPlanner(Planner):
                 "lifted_updates=False leaves GRASP nothing to optimise without syncs: keep sync_every > 0 and sync_samples or sync_steps > 0"
             )
         if self.config.dynamics_loss == "nll" and not hasattr(self.model, "predict_distribution"):
-            raise ValueError("dynamics_loss='nll' needs a model with predict_distribution(state, action) -> (mean, std)")
+            raise ValueError(
+                "dynamics_loss='nll' needs a model with predict_distribution(state, action) -> (mean, std)"
+            )
 
     # -------------------------------------------------------------- the lifted loss
     def lifted_loss(self, problem: Problem, virtual_states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -261,7 +269,9 @@ class GraspPlanner(Planner):
             targets = virtual_states  # s_1..s_T, s_T free
 
         if self.config.dynamics_loss == "nll":
-            flat_mean, flat_std = self.model.predict_distribution(inputs.reshape(-1, self.state_dim), actions.reshape(-1, self.action_dim))
+            flat_mean, flat_std = self.model.predict_distribution(
+                inputs.reshape(-1, self.state_dim), actions.reshape(-1, self.action_dim)
+            )
             self._model_calls += 1
             self._model_transitions += inputs[..., 0].numel()
             predicted = flat_mean.reshape(inputs.shape)
@@ -296,15 +306,23 @@ class GraspPlanner(Planner):
             if optimizer is not None:
                 self._lifted_step(problem, virtual_states, actions, optimizer, iteration, budget, history)
             synced_states = None
-            if self.sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % self.sync_every == 0:
+            if (
+                self.sync_every
+                and (config.sync_steps or config.sync_samples)
+                and (iteration + 1) % self.sync_every == 0
+            ):
                 last = iteration + 1 == budget and problem.init is None
                 synced_states = self._sync(problem, actions, virtual_states, last=last)
-                if optimizer is None and synced_states is not None:  # the syncs are the whole optimisation: log their cost
+                if (
+                    optimizer is None and synced_states is not None
+                ):  # the syncs are the whole optimisation: log their cost
                     with torch.no_grad():
                         history["loss"][iteration] = self.trajectory_cost(synced_states, actions, problem.goal).mean()
             if self.callback is not None:
                 self.callback(iteration, virtual_states.detach(), actions.detach())
-            if self.should_stop(iteration, problem, actions.detach(), lambda: (actions, virtual_states[:, :, : self.num_virtual_states])):
+            if self.should_stop(
+                iteration, problem, actions.detach(), lambda: (actions, virtual_states[:, :, : self.num_virtual_states])
+            ):
                 early_stopped = True
                 break
 
@@ -324,12 +342,22 @@ class GraspPlanner(Planner):
         virtual_states.requires_grad_(True)
         actions.requires_grad_(True)
         groups = [{"params": [virtual_states], "lr": config.lr_states}, {"params": [actions], "lr": config.lr_actions}]
-        return torch.optim.Adam(groups, fused=True) if config.optimizer == "adam" else torch.optim.SGD(groups, foreach=True)
+        return (
+            torch.optim.Adam(groups, fused=True)
+            if config.optimizer == "adam"
+            else torch.optim.SGD(groups, foreach=True)
+        )
 
     def _lifted_step(
-        self, problem: Problem, virtual_states: Tensor, actions: Tensor, optimizer: torch.optim.Optimizer, iteration: int, budget: int,
+        self,
+        problem: Problem,
+        virtual_states: Tensor,
+        actions: Tensor,
+        optimizer: torch.optim.Optimizer,
+        iteration: int,
+        budget: int,
         history: dict[str, Tensor],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Steps 1-3 of an iteration: the lifted loss, one optimizer step, clipping, fresh state noise."""
         config = self.config
         # γ plus the objective's own dense term (dense_goal_weight · mean over the T predicted states)
@@ -372,7 +400,11 @@ class GraspPlanner(Planner):
         if problem.goal is not None:
             fraction = torch.arange(1, count + 1, device=self.device, dtype=torch.float32) / self.horizon
             fraction = fraction[None, None, :, None]
-            states = (fraction * problem.goal[:, None, None] + (1 - fraction) * problem.start[:, None, None]).expand(shape).clone()
+            states = (
+                (fraction * problem.goal[:, None, None] + (1 - fraction) * problem.start[:, None, None])
+                .expand(shape)
+                .clone()
+            )
         else:
             states = problem.start[:, None, None].expand(shape).clone()
         if problem.init is not None:
@@ -428,8 +460,12 @@ class GraspPlanner(Planner):
             noise[:, :, 0] = 0.0
             samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
             flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
-            sample_states = self.rollout(problem.start, flat).reshape(size, candidates, count, self.horizon + 1, self.state_dim)
-            costs = self.trajectory_cost(sample_states.flatten(1, 2), flat, problem.goal).reshape(size, candidates, count)
+            sample_states = self.rollout(problem.start, flat).reshape(
+                size, candidates, count, self.horizon + 1, self.state_dim
+            )
+            costs = self.trajectory_cost(sample_states.flatten(1, 2), flat, problem.goal).reshape(
+                size, candidates, count
+            )
             costs = torch.nan_to_num(costs, nan=float("inf"), posinf=float("inf"))
             weights = path_integral_weights(costs, config.sync_temperature)
             mean = self.clamp_actions((weights[..., None, None] * samples).sum(2))
@@ -437,6 +473,10 @@ class GraspPlanner(Planner):
             mean_cost = self.trajectory_cost(mean_states, mean, problem.goal)
             best_cost, best = costs.min(dim=-1)
             pick = (best_cost < mean_cost)[..., None, None]
-            best_sample = samples.gather(2, best[..., None, None, None].expand(-1, -1, 1, self.horizon, self.action_dim))[:, :, 0]
-            best_states = sample_states.gather(2, best[..., None, None, None].expand(-1, -1, 1, self.horizon + 1, self.state_dim))[:, :, 0]
+            best_sample = samples.gather(
+                2, best[..., None, None, None].expand(-1, -1, 1, self.horizon, self.action_dim)
+            )[:, :, 0]
+            best_states = sample_states.gather(
+                2, best[..., None, None, None].expand(-1, -1, 1, self.horizon + 1, self.state_dim)
+            )[:, :, 0]
             return torch.where(pick, best_sample, mean), torch.where(pick, best_states, mean_states)

@@ -4,8 +4,9 @@ and the objective callables' signatures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor

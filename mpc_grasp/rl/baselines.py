@@ -139,7 +139,9 @@ class _TqdmCallback(BaseCallback):
         self._bar: tqdm | None = None
 
     def _on_training_start(self) -> None:
-        self._bar = tqdm(total=self._total, desc=self._desc, unit="step", dynamic_ncols=True, leave=False, mininterval=2.0)
+        self._bar = tqdm(
+            total=self._total, desc=self._desc, unit="step", dynamic_ncols=True, leave=False, mininterval=2.0
+        )
 
     def _on_step(self) -> bool:
         assert self._bar is not None
@@ -180,7 +182,9 @@ def train_rl_baseline(
     env_kwargs = dict(env_kwargs or {})
     obs_space = _probe_spaces(env_id, env_kwargs)
     if her and not _is_goal_space(obs_space):
-        raise ValueError(f"her=True needs a goal-conditioned Dict observation with keys {list(_GOAL_KEYS)}; {env_id!r} has {obs_space}")
+        raise ValueError(
+            f"her=True needs a goal-conditioned Dict observation with keys {list(_GOAL_KEYS)}; {env_id!r} has {obs_space}"
+        )
 
     policy = "MultiInputPolicy" if isinstance(obs_space, spaces.Dict) else "MlpPolicy"
     vec_env = make_vec_env(env_id, n_envs=1, seed=seed, env_kwargs=env_kwargs)
@@ -211,7 +215,9 @@ def evaluate_agent(
     if int(n_episodes) != n_episodes or n_episodes <= 0:
         raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     if not callable(getattr(agent, "predict", None)):
-        raise TypeError(f"agent must have a predict(obs, state, episode_start, deterministic) method, got {type(agent).__name__}")
+        raise TypeError(
+            f"agent must have a predict(obs, state, episode_start, deterministic) method, got {type(agent).__name__}"
+        )
     n_episodes = int(n_episodes)
     env_kwargs = dict(env_kwargs or {})
     _probe_spaces(env_id, env_kwargs)  # clear error for an unknown id / bad kwargs
@@ -252,7 +258,9 @@ def evaluate_agent(
     returns, lengths = cast(tuple[list[float], list[int]], episodes)  # return_episode_rewards=True: per-episode lists
     eval_time = time.perf_counter() - start
     if len(success) != n_episodes or len(returns) != n_episodes:
-        raise RuntimeError(f"expected {n_episodes} finished episodes, recorded {len(success)} successes and {len(returns)} returns")
+        raise RuntimeError(
+            f"expected {n_episodes} finished episodes, recorded {len(success)} successes and {len(returns)} returns"
+        )
 
     returns_arr = np.asarray(returns, dtype=np.float64)
     lengths_arr = np.asarray(lengths, dtype=np.int64)

@@ -254,7 +254,9 @@ def mbrl_recipe(env_id: str, **overrides: Any) -> MBRLConfig:
     own planner) unless ``planner_options`` is overridden too. Raises ``ValueError`` for an env without a
     recipe (``MBRLConfig(env_id=...)`` is the generic start)."""
     if env_id not in MBRL_RECIPES:
-        raise ValueError(f"no MBRL recipe for {env_id!r}; recipes: {sorted(MBRL_RECIPES)} (or build MBRLConfig(env_id=...) yourself)")
+        raise ValueError(
+            f"no MBRL recipe for {env_id!r}; recipes: {sorted(MBRL_RECIPES)} (or build MBRLConfig(env_id=...) yourself)"
+        )
     recipe = dict(MBRL_RECIPES[env_id])
     if overrides.get("planner", recipe.get("planner", "grasp")) != recipe.get("planner", "grasp"):
         recipe.pop("planner_options", None)
@@ -294,7 +296,10 @@ class RoundRecord:
 
 
 def fit_models(
-    dataset: TransitionDataset, config: MBRLConfig, round_index: int, previous: tuple[MLPWorldModel, ValueFunction | None] | None = None
+    dataset: TransitionDataset,
+    config: MBRLConfig,
+    round_index: int,
+    previous: tuple[MLPWorldModel, ValueFunction | None] | None = None,
 ) -> tuple[MLPWorldModel, ValueFunction | None]:
     """Train the world model with its reward head (warm-started from ``previous``) and, with
     ``config.terminal_value``, the value function on ``dataset``."""
@@ -324,7 +329,9 @@ def fit_models(
     return model, value
 
 
-def make_agent(model: MLPWorldModel, config: MBRLConfig, action_space: gym.spaces.Box, value: ValueFunction | None = None) -> GraspMPC:
+def make_agent(
+    model: MLPWorldModel, config: MBRLConfig, action_space: gym.spaces.Box, value: ValueFunction | None = None
+) -> GraspMPC:
     """``GraspMPC`` maximising the predicted return (learned or known reward, optional terminal value), no goal."""
     reward_fn = model.reward if config.reward == "learned" else KNOWN_REWARDS[config.env_id]
     options = config.resolved_planner_options
@@ -393,7 +400,9 @@ def reward_error(model: MLPWorldModel, dataset: TransitionDataset) -> float:
 # --------------------------------------------------------------------------- the loop
 
 
-def run_mbrl(config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> list[RoundRecord]:
+def run_mbrl(
+    config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+) -> list[RoundRecord]:
     """Run (or continue) the loop; returns one record per round (round 0 = random seed data).
 
     ``out_dir`` gets ``config.json``, ``round_XXX/{model.pt, value.pt, dataset.npz, record.json}``,
@@ -417,7 +426,12 @@ def run_mbrl(config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, p
     probe.close()
 
     bar = tqdm(
-        total=config.rounds + 1, initial=len(records), desc=f"mbrl {config.env_id}", unit="round", disable=not progress, dynamic_ncols=True
+        total=config.rounds + 1,
+        initial=len(records),
+        desc=f"mbrl {config.env_id}",
+        unit="round",
+        disable=not progress,
+        dynamic_ncols=True,
     )
     for round_index in range(len(records), config.rounds + 1):
         started = time.perf_counter()
@@ -432,7 +446,9 @@ def run_mbrl(config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, p
                 env_kwargs=dict(config.env_kwargs),
             )
         else:
-            agent_data = collect_agent_transitions(make_agent(models[0], config, action_space, models[1]), config, round_index)
+            agent_data = collect_agent_transitions(
+                make_agent(models[0], config, action_space, models[1]), config, round_index
+            )
             agent_return = _mean_episode_return(agent_data)
             before = (one_step_error(models[0], agent_data)["rmse"], reward_error(models[0], agent_data))
             assert dataset is not None  # collected in round 0 (or loaded on resume)
@@ -463,15 +479,21 @@ def run_mbrl(config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, p
         bar.set_postfix(steps=record.env_steps, mean_return=f"{record.mean_return:.0f}", refresh=False)
         bar.update(1)
     bar.close()
-    (out / "history.json").write_text(json.dumps({"config": config.to_json(), "rounds": [r.to_json() for r in records]}, indent=2))
+    (out / "history.json").write_text(
+        json.dumps({"config": config.to_json(), "rounds": [r.to_json() for r in records]}, indent=2)
+    )
     plot_learning_curves(
-        {f"GraspMPC ({config.planner}, {config.reward} reward)": _curve(records)}, out / "learning_curve.png", title=config.env_id
+        {f"GraspMPC ({config.planner}, {config.reward} reward)": _curve(records)},
+        out / "learning_curve.png",
+        title=config.env_id,
     )
     return records
 
 
 def plot_learning_curves(
-    curves: Mapping[str, tuple[Sequence[int], Sequence[float]] | tuple[Sequence[int], Sequence[float], Sequence[float]]],
+    curves: Mapping[
+        str, tuple[Sequence[int], Sequence[float]] | tuple[Sequence[int], Sequence[float], Sequence[float]]
+    ],
     path: str | Path,
     *,
     title: str = "",
@@ -525,9 +547,13 @@ def _prepare_out_dir(out: Path, config: MBRLConfig, resume: bool) -> None:
         defaults = MBRLConfig(env_id=config.env_id).to_json()  # a field added since the run: its default
         saved = {**defaults, **json.loads(saved_path.read_text())}
         current = config.to_json()
-        differing = sorted(key for key in set(saved) | set(current) if key != "rounds" and saved.get(key) != current.get(key))
+        differing = sorted(
+            key for key in set(saved) | set(current) if key != "rounds" and saved.get(key) != current.get(key)
+        )
         if differing:
-            raise ValueError(f"cannot resume {out}: its config differs in {differing} (saved {[saved.get(k) for k in differing]})")
+            raise ValueError(
+                f"cannot resume {out}: its config differs in {differing} (saved {[saved.get(k) for k in differing]})"
+            )
     saved_path.write_text(json.dumps(config.to_json(), indent=2))
 
 
@@ -542,7 +568,9 @@ def _finished_records(out: Path) -> list[RoundRecord]:
     return records
 
 
-def _save_round(folder: Path, models: tuple[MLPWorldModel, ValueFunction | None], dataset: TransitionDataset, record: RoundRecord) -> None:
+def _save_round(
+    folder: Path, models: tuple[MLPWorldModel, ValueFunction | None], dataset: TransitionDataset, record: RoundRecord
+) -> None:
     """Checkpoint one round; ``record.json`` last, so a round counts as finished only once all files exist."""
     folder.mkdir(parents=True, exist_ok=True)
     save_world_model(models[0], folder / "model.pt")
@@ -561,17 +589,30 @@ def register_mbrl(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "mbrl", help="model-based RL loop: collect, train a world model with a reward head, act with GraspMPC, repeat"
     )
-    p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id with a bounded Box action space, e.g. Pendulum-v1")
+    p.add_argument(
+        "env_id", metavar="ENV_ID", help="Gymnasium env id with a bounded Box action space, e.g. Pendulum-v1"
+    )
     p.add_argument("--rounds", type=int, help="rounds of agent data after the random seed round")
-    p.add_argument("--out-dir", required=True, help="output folder (checkpoints per round, history.json, learning_curve.png)")
+    p.add_argument(
+        "--out-dir", required=True, help="output folder (checkpoints per round, history.json, learning_curve.png)"
+    )
     p.add_argument("--seed-steps", type=int, help="random-exploration steps of round 0")
     p.add_argument("--steps-per-round", type=int, help="agent env steps per round")
     p.add_argument(
-        "--planner", choices=("grasp", "cem", "mppi", "gd"), help="planner inside GraspMPC (a new one drops the recipe's options)"
+        "--planner",
+        choices=("grasp", "cem", "mppi", "gd"),
+        help="planner inside GraspMPC (a new one drops the recipe's options)",
     )
     p.add_argument("--horizon", type=int)
-    p.add_argument("--reward", choices=("learned", "known"), help="plan with the model's reward head, or the env's known formula")
-    p.add_argument("--terminal-value", action="store_true", default=None, help="learn V(s) by TD(0) and plan with it as terminal value")
+    p.add_argument(
+        "--reward", choices=("learned", "known"), help="plan with the model's reward head, or the env's known formula"
+    )
+    p.add_argument(
+        "--terminal-value",
+        action="store_true",
+        default=None,
+        help="learn V(s) by TD(0) and plan with it as terminal value",
+    )
     p.add_argument("--hidden-sizes", help="world-model hidden layers, e.g. 200,200")
     p.add_argument("--epochs", type=int, help="epochs of the first fit")
     p.add_argument("--retrain-epochs", type=int, help="epochs of each warm refit")
@@ -610,7 +651,7 @@ def config_from_args(args: argparse.Namespace) -> MBRLConfig:
             "retrain_epochs",
             "eval_episodes",
             "seed",
-        )  # fmt: skip
+        )
         if getattr(args, name) is not None
     }
     if args.hidden_sizes is not None:

@@ -91,17 +91,28 @@ ENVS: dict[str, EnvSpec] = {
         AgentSettings(replan_threshold=0.2, goal_tolerance=0.3),
     ),
     "cartpole": EnvSpec(
-        "mpc_grasp/CartPoleSwingup-v0", (), "cartpole_steps", "cartpole", "cartpole", AgentSettings(iterations=100, replan_every=5)
+        "mpc_grasp/CartPoleSwingup-v0",
+        (),
+        "cartpole_steps",
+        "cartpole",
+        "cartpole",
+        AgentSettings(iterations=100, replan_every=5),
     ),
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see the module docstring); unset agent flags keep each env's default."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--envs", nargs="+", choices=sorted(ENVS), default=list(ENVS))
-    p.add_argument("--grid-steps", type=int, default=20_000, help="world-model data on the grid world (RL 'same' budget)")
-    p.add_argument("--cartpole-steps", type=int, default=30_000, help="world-model data on cart-pole (RL 'same' budget)")
+    p.add_argument(
+        "--grid-steps", type=int, default=20_000, help="world-model data on the grid world (RL 'same' budget)"
+    )
+    p.add_argument(
+        "--cartpole-steps", type=int, default=30_000, help="world-model data on cart-pole (RL 'same' budget)"
+    )
     p.add_argument("--train-seconds", type=float, default=120.0, help="wall-time cap of world-model training")
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256, 256])
     p.add_argument("--planner", choices=("grasp", "cem", "mppi", "gd"), default=None)
@@ -119,14 +130,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="planner option for every env, or for ENV only (repeatable)",
     )
     p.add_argument("--seed", type=int, default=0, help="data collection / training seed")
-    p.add_argument("--eval-seed", type=int, default=1000, help="seed of the first evaluation episode (as the RL baselines)")
+    p.add_argument(
+        "--eval-seed", type=int, default=1000, help="seed of the first evaluation episode (as the RL baselines)"
+    )
     p.add_argument("--n-eval", type=int, default=50, help="evaluation episodes")
-    p.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode (default: the env's time limit)")
+    p.add_argument(
+        "--max-steps", type=int, default=None, help="cap on steps per episode (default: the env's time limit)"
+    )
     p.add_argument("--rl-results", type=Path, default=REPO_ROOT / "results" / "rl_baselines.json")
     p.add_argument("--model-dir", type=Path, default=REPO_ROOT / "checkpoints" / "closed_loop")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "results")
-    p.add_argument("--quick", action="store_true", help="smoke run: 2k steps, 5 s training, 2 episodes of <= 30 steps, H=20")
-    p.add_argument("--resume", action="store_true", help="reuse finished envs of an earlier run with identical settings and code")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 2k steps, 5 s training, 2 episodes of <= 30 steps, H=20"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="reuse finished envs of an earlier run with identical settings and code"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.grid_steps, args.cartpole_steps, args.train_seconds, args.n_eval = 2_000, 2_000, 5.0, 2
@@ -162,7 +181,15 @@ def agent_settings(name: str, args: argparse.Namespace) -> AgentSettings:
     settings = ENVS[name].agent
     overrides = {
         key: getattr(args, key)
-        for key in ("planner", "horizon", "iterations", "replan_every", "replan_threshold", "goal_tolerance", "warm_start")
+        for key in (
+            "planner",
+            "horizon",
+            "iterations",
+            "replan_every",
+            "replan_threshold",
+            "goal_tolerance",
+            "warm_start",
+        )
         if getattr(args, key) is not None
     }
     options = {**dict(settings.options), **args.env_options.get(None, {}), **args.env_options.get(name, {})}
@@ -173,8 +200,13 @@ def world_model(spec: EnvSpec, steps: int, args: argparse.Namespace) -> tuple[An
     """Load the cached model for (env, steps, seed, layers), or collect + train + save it; returns (model, info)."""
     path = args.model_dir / f"{spec.model_key}_{steps}_seed{args.seed}{'_quick' if args.quick else ''}.pt"
     print(f"    world model {path} ({steps} transitions of {spec.env_id}; trained here if not cached)", flush=True)
-    model, info = load_or_train_mlp(spec.env_id, steps, path, seed=args.seed, hidden=args.hidden, train_seconds=args.train_seconds)
-    print(f"    one-step RMSE {info['one_step_rmse']:.4f} on held-out episodes" + (" (cached)" if info["reused"] else ""), flush=True)
+    model, info = load_or_train_mlp(
+        spec.env_id, steps, path, seed=args.seed, hidden=args.hidden, train_seconds=args.train_seconds
+    )
+    print(
+        f"    one-step RMSE {info['one_step_rmse']:.4f} on held-out episodes" + (" (cached)" if info["reused"] else ""),
+        flush=True,
+    )
     return model, info
 
 
@@ -190,19 +222,33 @@ def run_env(models: dict[str, tuple[Any, dict[str, Any]]], unit: dict[str, Any])
     env = make_env(spec.env_id, **dict(spec.eval_kwargs))
     check_model_matches_env(model, env)
     agent = GraspMPC(
-        model, settings.planner, horizon=settings.horizon, action_space=env.action_space,
-        replan_every=settings.replan_every, replan_threshold=settings.replan_threshold, warm_start=settings.warm_start,
-        iterations=settings.iterations, goal_tolerance=settings.goal_tolerance, **dict(settings.options),
-    )  # fmt: skip
+        model,
+        settings.planner,
+        horizon=settings.horizon,
+        action_space=env.action_space,
+        replan_every=settings.replan_every,
+        replan_threshold=settings.replan_threshold,
+        warm_start=settings.warm_start,
+        iterations=settings.iterations,
+        goal_tolerance=settings.goal_tolerance,
+        **dict(settings.options),
+    )
     records = run_episodes(env, agent, unit["n_eval"], seed=unit["eval_seed"], max_steps=unit["max_steps"])
     env.close()
     summary = summarize_episodes(records)
     return {
-        "env": name, "env_id": spec.env_id, "eval_env_kwargs": dict(spec.eval_kwargs), "rl_key": spec.rl_key,
-        "agent": unit["agent"], "planner_config": {k: v for k, v in vars(agent.planner.config).items()},
-        "model": model_info, "data_env_steps": unit["data_steps"], "eval_env_steps": summary["env_steps"],
-        "eval": summary, "episodes_detail": [r.to_json() for r in records],
-    }  # fmt: skip
+        "env": name,
+        "env_id": spec.env_id,
+        "eval_env_kwargs": dict(spec.eval_kwargs),
+        "rl_key": spec.rl_key,
+        "agent": unit["agent"],
+        "planner_config": {k: v for k, v in vars(agent.planner.config).items()},
+        "model": model_info,
+        "data_env_steps": unit["data_steps"],
+        "eval_env_steps": summary["env_steps"],
+        "eval": summary,
+        "episodes_detail": [r.to_json() for r in records],
+    }
 
 
 def _ci(ev: dict[str, Any]) -> str:
@@ -244,8 +290,10 @@ def markdown(report: dict[str, Any]) -> str:
     header, rl_header = report, report["rl_baselines"]["source"]
     mismatch = ""
     if rl_header and (rl_header.get("eval_seed") != header["eval_seed"] or rl_header.get("n_eval") != header["n_eval"]):
-        mismatch = (f"\n\n**Not the same episodes**: RL evaluated with seed {rl_header.get('eval_seed')} on {rl_header.get('n_eval')} "
-                    f"episodes, GraspMPC with seed {header['eval_seed']} on {header['n_eval']}.")  # fmt: skip
+        mismatch = (
+            f"\n\n**Not the same episodes**: RL evaluated with seed {rl_header.get('eval_seed')} on {rl_header.get('n_eval')} "
+            f"episodes, GraspMPC with seed {header['eval_seed']} on {header['n_eval']}."
+        )
     return (
         "# GraspMPC (learned MLP world model) vs RL baselines, closed loop\n\n"
         f"Finished: {header.get('finished_utc', 'in progress')}  \nRL rows: `{rl_header.get('command')}` (from `{header['rl_results']}`)\n\n"
@@ -284,16 +332,40 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     log = ResumeLog(args.out_dir / f"{stem}.partial.jsonl", resume=args.resume)
     runs = run_units(functools.partial(run_env, models), units, log=log, desc="closed-loop envs")
     report = {
-        "command": command, "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
-        "seed": args.seed, "eval_seed": args.eval_seed, "n_eval": args.n_eval, "max_steps": args.max_steps,
-        "budgets": {"grid_steps": args.grid_steps, "cartpole_steps": args.cartpole_steps}, "train_seconds": args.train_seconds,
-        "hidden": args.hidden, "rl_results": str(args.rl_results), "quick": args.quick, "runs": runs,
-        "rl_baselines": {"source": rl_header, "runs": [{**r, "eval": {**{k: v for k, v in r["eval"].items() if not k.startswith("episode_")}, "env_steps": sum(r["eval"]["episode_lengths"])}} for r in rl]},
+        "command": command,
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "seed": args.seed,
+        "eval_seed": args.eval_seed,
+        "n_eval": args.n_eval,
+        "max_steps": args.max_steps,
+        "budgets": {"grid_steps": args.grid_steps, "cartpole_steps": args.cartpole_steps},
+        "train_seconds": args.train_seconds,
+        "hidden": args.hidden,
+        "rl_results": str(args.rl_results),
+        "quick": args.quick,
+        "runs": runs,
+        "rl_baselines": {
+            "source": rl_header,
+            "runs": [
+                {
+                    **r,
+                    "eval": {
+                        **{k: v for k, v in r["eval"].items() if not k.startswith("episode_")},
+                        "env_steps": sum(r["eval"]["episode_lengths"]),
+                    },
+                }
+                for r in rl
+            ],
+        },
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+    }
     paths = write_report(args.out_dir, stem, report, markdown)
     report["git_commit"] = report["commit"]
-    print(markdown_table(runs, report["rl_baselines"]["runs"]) + f"\n\nwrote {paths['json']} and {paths['md']}", flush=True)
+    print(
+        markdown_table(runs, report["rl_baselines"]["runs"]) + f"\n\nwrote {paths['json']} and {paths['md']}",
+        flush=True,
+    )
     return report
 
 

@@ -207,7 +207,9 @@ def load_configs(path: str | Path) -> dict[str, dict[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("chosen"), dict):
         data = {name: item.get("config", {}) for name, item in data["chosen"].items()}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f'--configs: {path} must map planner names to option objects, e.g. {{"grasp": {{"iterations": 300}}}}')
+        raise ValueError(
+            f'--configs: {path} must map planner names to option objects, e.g. {{"grasp": {{"iterations": 300}}}}'
+        )
     from mpc_grasp.models.analytic import LinearSystem
 
     probe = LinearSystem.point()
@@ -250,7 +252,9 @@ def build_model(env: BenchEnv, kind: str, config: BenchmarkConfig) -> tuple[Any,
 
         path = config.model_dir / f"{env.name}_{steps}_seed{config.seed}.pt"
         started = time.perf_counter()
-        pixel_model = load_or_train_pixel_world_model(env.env_id, path, n_steps=steps, seed=config.seed, progress=config.progress)
+        pixel_model = load_or_train_pixel_world_model(
+            env.env_id, path, n_steps=steps, seed=config.seed, progress=config.progress
+        )
         return pixel_model, {
             "kind": "learned",
             "class": "PixelWorldModel",
@@ -260,9 +264,21 @@ def build_model(env: BenchEnv, kind: str, config: BenchmarkConfig) -> tuple[Any,
         }
     path = config.model_dir / f"{env.name}_{steps}_seed{config.seed}_{'x'.join(map(str, config.hidden))}.pt"
     model, info = load_or_train_mlp(
-        env.env_id, steps, path, seed=config.seed, hidden=config.hidden, train_seconds=config.train_seconds, progress=config.progress
+        env.env_id,
+        steps,
+        path,
+        seed=config.seed,
+        hidden=config.hidden,
+        train_seconds=config.train_seconds,
+        progress=config.progress,
     )
-    return model, {"kind": "learned", "class": "MLPWorldModel", "hidden": list(config.hidden), **info, "path": _display(path)}
+    return model, {
+        "kind": "learned",
+        "class": "MLPWorldModel",
+        "hidden": list(config.hidden),
+        **info,
+        "path": _display(path),
+    }
 
 
 # ----------------------------------------------------------------------------- the run
@@ -277,17 +293,28 @@ def rl_rows(path: Path, envs: Sequence[str]) -> tuple[list[dict[str, Any]], dict
         if run.get("env") not in wanted:
             continue
         ev = run["eval"]
-        rows.append({
-            "env": wanted[run["env"]], "planner": run["algo"] + ("+her" if run.get("her") else "") + f" ({run['budget']} budget)",
-            "algo": run["algo"], "budget": run["budget"], "env_steps_trained": run.get("env_steps"), "n": ev["n_episodes"],
-            "success_rate": ev["success_any_rate"], "success_ci95": ev["success_any_ci95"],
-            "success_last_step_rate": ev["success_rate"], "mean_return": ev["mean_return"],
-            "median_steps_to_success": median(ev.get("episode_first_success_step", [])), "eval_seed": ev.get("seed"),
-        })  # fmt: skip
+        rows.append(
+            {
+                "env": wanted[run["env"]],
+                "planner": run["algo"] + ("+her" if run.get("her") else "") + f" ({run['budget']} budget)",
+                "algo": run["algo"],
+                "budget": run["budget"],
+                "env_steps_trained": run.get("env_steps"),
+                "n": ev["n_episodes"],
+                "success_rate": ev["success_any_rate"],
+                "success_ci95": ev["success_any_ci95"],
+                "success_last_step_rate": ev["success_rate"],
+                "mean_return": ev["mean_return"],
+                "median_steps_to_success": median(ev.get("episode_first_success_step", [])),
+                "eval_seed": ev.get("seed"),
+            }
+        )
     return rows, {k: header.get(k) for k in ("command", "git_commit", "eval_seed", "n_eval")}
 
 
-def cell_units(env: BenchEnv, kind: str, model_id: Mapping[str, Any], tasks: Sequence[Task], config: BenchmarkConfig) -> list[WorkUnit]:
+def cell_units(
+    env: BenchEnv, kind: str, model_id: Mapping[str, Any], tasks: Sequence[Task], config: BenchmarkConfig
+) -> list[WorkUnit]:
     """The work units of one (env, model): a unit per open-loop chunk of pairs and per closed-loop cell."""
     units = []
     for mode in config.modes:
@@ -300,13 +327,20 @@ def cell_units(env: BenchEnv, kind: str, model_id: Mapping[str, Any], tasks: Seq
                         chunk = [task.to_json() for task in tasks[first : first + config.batch_size]]
                         settings = {"budget": budget, "tasks": chunk, "model": dict(model_id), "seed": config.seed}
                         units.append(
-                            WorkUnit({**cell, "first": first}, settings, {**cell, "budget": budget, "tasks": chunk, "seed": first})
+                            WorkUnit(
+                                {**cell, "first": first},
+                                settings,
+                                {**cell, "budget": budget, "tasks": chunk, "seed": first},
+                            )
                         )
                 else:
                     settings = {
-                        "budget": budget, "model": dict(model_id), "eval_seed": config.eval_seed,
-                        "episodes": config.closed_loop_pairs, "quick": config.quick,
-                    }  # fmt: skip
+                        "budget": budget,
+                        "model": dict(model_id),
+                        "eval_seed": config.eval_seed,
+                        "episodes": config.closed_loop_pairs,
+                        "quick": config.quick,
+                    }
                     units.append(WorkUnit(cell, settings, {**cell, **settings}))
     return units
 
@@ -319,7 +353,9 @@ def run_unit(model: Any, unit: Mapping[str, Any]) -> Any:
         tasks = [Task(t["index"], tuple(t["start"]), tuple(t["goal"]), tuple(t["env_start"])) for t in unit["tasks"]]
         gym_env = make_env(env.env_id)
         try:
-            return plan_chunk(env, model, gym_env, unit["planner"], unit["budget"], unit["horizon"], tasks, seed=unit["seed"])
+            return plan_chunk(
+                env, model, gym_env, unit["planner"], unit["budget"], unit["horizon"], tasks, seed=unit["seed"]
+            )
         finally:
             gym_env.close()
     return run_closed_loop(
@@ -379,27 +415,40 @@ def run_benchmark(config: BenchmarkConfig, command: str) -> dict[str, Any]:
                 continue
             model, model_info = build_model(env, kind, config)
             models_info[f"{env_name}/{kind}"] = model_info
-            model_id = {k: v for k, v in model_info.items() if k not in ("reused", "build_time_s", "collect_train_time_s")}
+            model_id = {
+                k: v for k, v in model_info.items() if k not in ("reused", "build_time_s", "collect_train_time_s")
+            }
             units = cell_units(env, kind, model_id, tasks, config)
             results = run_units(
-                functools.partial(run_unit, model), units, log=log, sources=sources, parallel=config.parallel,
-                progress=config.progress, desc=f"{env_name}/{kind}",
-            )  # fmt: skip
+                functools.partial(run_unit, model),
+                units,
+                log=log,
+                sources=sources,
+                parallel=config.parallel,
+                progress=config.progress,
+                desc=f"{env_name}/{kind}",
+            )
             for cell in _cells(units, results):
                 cells.append(cell)
                 if config.progress:
                     s = cell["summary"]
                     print(
                         f"{env_name}/{kind} {cell['mode']} H={cell['horizon']} {cell['planner']}: env {pct(s['success_rate'])} "
-                        f"model {pct(s['success_model_rate'])} {s['median_wall_time_per_plan'] or float('nan'):.2f} s/plan", flush=True,
-                    )  # fmt: skip
+                        f"model {pct(s['success_model_rate'])} {s['median_wall_time_per_plan'] or float('nan'):.2f} s/plan",
+                        flush=True,
+                    )
     rl, rl_source = rl_rows(config.rl_results, config.envs) if "closed_loop" in config.modes else ([], {})
     changed = sorted(name for name, digest in code_fingerprint().items() if sources.get(name) != digest)
     report = {
         "command": command,
         "git_commit": git_commit(mark_dirty=True),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "environment": {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(), "threads": 1},
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "threads": 1,
+        },
         "config": _config_json(config),
         "envs": {name: dataclasses.asdict(ENVS[name]) for name in config.envs},
         "variants": {label: dataclasses.asdict(VARIANTS[label]) for label in config.planners},
@@ -437,8 +486,16 @@ def _config_json(config: BenchmarkConfig) -> dict[str, Any]:
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add the benchmark's flags to ``parser`` (a new one by default)."""
     parser = parser or argparse.ArgumentParser(prog="benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--envs", nargs="+", default=None, metavar="ENV", help=f"from {sorted(ENVS)} (default: {' '.join(DEFAULT_ENVS)})")
-    parser.add_argument("--planners", nargs="+", default=None, metavar="PLANNER", help=f"from {list(VARIANTS)} (default: all)")
+    parser.add_argument(
+        "--envs",
+        nargs="+",
+        default=None,
+        metavar="ENV",
+        help=f"from {sorted(ENVS)} (default: {' '.join(DEFAULT_ENVS)})",
+    )
+    parser.add_argument(
+        "--planners", nargs="+", default=None, metavar="PLANNER", help=f"from {list(VARIANTS)} (default: all)"
+    )
     parser.add_argument(
         "--model",
         dest="models",
@@ -455,21 +512,44 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="horizons for every env and/or per env, e.g. 50 80 cartpole=25,40 (default: grid 25 50 80, cart-pole 25 40 50; --quick one)",
     )
     parser.add_argument(
-        "--ablation-envs", nargs="+", default=None, metavar="ENV", help="envs that get the GRASP ablation rows (default: all)"
+        "--ablation-envs",
+        nargs="+",
+        default=None,
+        metavar="ENV",
+        help="envs that get the GRASP ablation rows (default: all)",
     )
-    parser.add_argument("--closed-loop-envs", nargs="+", default=None, metavar="ENV", help="envs run in closed loop (default: all)")
     parser.add_argument(
-        "--closed-loop-horizons", type=int, nargs="+", default=None, help="closed-loop horizons (default: the open-loop ones)"
+        "--closed-loop-envs", nargs="+", default=None, metavar="ENV", help="envs run in closed loop (default: all)"
     )
-    parser.add_argument("--modes", nargs="+", default=None, metavar="MODE", help="open_loop and/or closed_loop (default both)")
-    parser.add_argument("--pairs", type=int, default=None, help="open-loop start/goal pairs per cell (default 50, --quick 4)")
-    parser.add_argument("--closed-loop-pairs", type=int, default=None, help="closed-loop episodes per cell (default 10, --quick 1)")
     parser.add_argument(
-        "--closed-loop-planners", nargs="+", default=None, metavar="PLANNER", help="rows run in closed loop (default grasp cem mppi gd)"
+        "--closed-loop-horizons",
+        type=int,
+        nargs="+",
+        default=None,
+        help="closed-loop horizons (default: the open-loop ones)",
+    )
+    parser.add_argument(
+        "--modes", nargs="+", default=None, metavar="MODE", help="open_loop and/or closed_loop (default both)"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=None, help="open-loop start/goal pairs per cell (default 50, --quick 4)"
+    )
+    parser.add_argument(
+        "--closed-loop-pairs", type=int, default=None, help="closed-loop episodes per cell (default 10, --quick 1)"
+    )
+    parser.add_argument(
+        "--closed-loop-planners",
+        nargs="+",
+        default=None,
+        metavar="PLANNER",
+        help="rows run in closed loop (default grasp cem mppi gd)",
     )
     parser.add_argument("--batch-size", type=int, default=10, help="start/goal pairs per plan_batch call")
     parser.add_argument(
-        "--configs", type=Path, default=None, help='per-planner options JSON: {"grasp": {...}, "cem": {...}} or a tune_planners report'
+        "--configs",
+        type=Path,
+        default=None,
+        help='per-planner options JSON: {"grasp": {...}, "cem": {...}} or a tune_planners report',
     )
     parser.add_argument(
         "--data-steps",
@@ -480,16 +560,24 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument("--train-seconds", type=float, default=120.0, help="wall-time cap of world-model training")
     parser.add_argument("--seed", type=int, default=0, help="task sampler + model seed")
-    parser.add_argument("--eval-seed", type=int, default=1000, help="first closed-loop reset seed (the RL baselines' evaluation seed)")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 4 pairs, one horizon per env, 1/4 of the iterations, 1 closed-loop episode"
+        "--eval-seed", type=int, default=1000, help="first closed-loop reset seed (the RL baselines' evaluation seed)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 4 pairs, one horizon per env, 1/4 of the iterations, 1 closed-loop episode",
     )
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "results")
-    parser.add_argument("--prefix", default=None, help="output file prefix (default benchmark, --quick benchmark_quick)")
+    parser.add_argument(
+        "--prefix", default=None, help="output file prefix (default benchmark, --quick benchmark_quick)"
+    )
     parser.add_argument("--model-dir", type=Path, default=REPO_ROOT / "checkpoints" / "benchmark")
     parser.add_argument("--rl-results", type=Path, default=REPO_ROOT / "results" / "rl_baselines.json")
     parser.add_argument(
-        "--resume", action="store_true", help="reuse finished work units of an earlier run with identical settings and code"
+        "--resume",
+        action="store_true",
+        help="reuse finished work units of an earlier run with identical settings and code",
     )
     parser.add_argument("--no-progress", action="store_true")
     add_parallel_arguments(parser)

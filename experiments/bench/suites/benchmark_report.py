@@ -11,13 +11,36 @@ import numpy as np
 
 from bench.report import ci_cell, pct, write_report
 
-__all__ = ["CSV_COLUMNS", "csv_rows", "markdown_report", "plot_success_vs_horizon", "plot_success_vs_time", "write_outputs"]
+__all__ = [
+    "CSV_COLUMNS",
+    "csv_rows",
+    "markdown_report",
+    "plot_success_vs_horizon",
+    "plot_success_vs_time",
+    "write_outputs",
+]
 
 CSV_COLUMNS = (
-    "env", "model", "mode", "planner", "horizon", "n", "successes", "success_rate", "success_ci95_low", "success_ci95_high",
-    "success_model_rate", "success_model_ci95_low", "success_model_ci95_high", "median_wall_time_per_plan",
-    "median_time_to_success", "median_steps_to_success", "median_model_calls", "median_model_transitions", "median_iterations",
-)  # fmt: skip
+    "env",
+    "model",
+    "mode",
+    "planner",
+    "horizon",
+    "n",
+    "successes",
+    "success_rate",
+    "success_ci95_low",
+    "success_ci95_high",
+    "success_model_rate",
+    "success_model_ci95_low",
+    "success_model_ci95_high",
+    "median_wall_time_per_plan",
+    "median_time_to_success",
+    "median_steps_to_success",
+    "median_model_calls",
+    "median_model_transitions",
+    "median_iterations",
+)
 COLORS = {"grasp": "tab:orange", "cem": "tab:blue", "mppi": "tab:purple", "gd": "tab:red"}
 ABLATION_STYLES = {"grasp_no_detach": ":", "grasp_no_noise": "--", "grasp_no_goal": "-.", "grasp_no_sync": (0, (1, 3))}
 
@@ -34,20 +57,38 @@ def csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         ci = s.get("success_ci95") or [None, None]
         model_ci = s.get("success_model_ci95") or [None, None]
         row = {key: cell[key] for key in ("env", "model", "mode", "planner", "horizon")}
-        row.update({
-            "n": s["n"], "successes": s["successes"], "success_rate": s["success_rate"], "success_ci95_low": ci[0], "success_ci95_high": ci[1],
-            "success_model_rate": s.get("success_model_rate"), "success_model_ci95_low": model_ci[0], "success_model_ci95_high": model_ci[1],
-        })  # fmt: skip
+        row.update(
+            {
+                "n": s["n"],
+                "successes": s["successes"],
+                "success_rate": s["success_rate"],
+                "success_ci95_low": ci[0],
+                "success_ci95_high": ci[1],
+                "success_model_rate": s.get("success_model_rate"),
+                "success_model_ci95_low": model_ci[0],
+                "success_model_ci95_high": model_ci[1],
+            }
+        )
         for key in CSV_COLUMNS[13:]:
             row[key] = s.get(key)
         rows.append(row)
     for rl in report["rl_baselines"]["rows"]:
         ci = rl["success_ci95"]
-        rows.append({
-            "env": rl["env"], "model": "none (model-free)", "mode": "closed_loop_rl", "planner": rl["planner"], "horizon": None, "n": rl["n"],
-            "successes": round(rl["success_rate"] * rl["n"]), "success_rate": rl["success_rate"], "success_ci95_low": ci[0], "success_ci95_high": ci[1],
-            "median_steps_to_success": rl["median_steps_to_success"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "env": rl["env"],
+                "model": "none (model-free)",
+                "mode": "closed_loop_rl",
+                "planner": rl["planner"],
+                "horizon": None,
+                "n": rl["n"],
+                "successes": round(rl["success_rate"] * rl["n"]),
+                "success_rate": rl["success_rate"],
+                "success_ci95_low": ci[0],
+                "success_ci95_high": ci[1],
+                "median_steps_to_success": rl["median_steps_to_success"],
+            }
+        )
     return rows
 
 
@@ -75,7 +116,10 @@ def headline_table(report: dict[str, Any], mode: str = "open_loop") -> list[str]
     columns = list(dict.fromkeys((c["env"], c["horizon"]) for c in cells))
     rows = list(dict.fromkeys((c["planner"], c["model"]) for c in cells))
     by = {(c["planner"], c["model"], c["env"], c["horizon"]): c["summary"] for c in cells}
-    lines = ["| planner | model | " + " | ".join(f"{env} H={h}" for env, h in columns) + " |", "|---|---|" + "---|" * len(columns)]
+    lines = [
+        "| planner | model | " + " | ".join(f"{env} H={h}" for env, h in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
     for planner, model in rows:
         texts = []
         for env, h in columns:
@@ -113,7 +157,11 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
     ]
     for key, info in report["models"].items():
-        desc = ", ".join(f"{k}={v}" for k, v in info.items() if k in ("class", "hidden", "data_steps", "one_step_rmse", "path", "layout"))
+        desc = ", ".join(
+            f"{k}={v}"
+            for k, v in info.items()
+            if k in ("class", "hidden", "data_steps", "one_step_rmse", "path", "layout")
+        )
         lines.append(f"- model `{key}`: {desc}")
     for name, env in report.get("envs", {}).items():
         horizons = report["config"]["horizons"].get(name)
@@ -130,7 +178,10 @@ def markdown_report(report: dict[str, Any]) -> str:
         planners = list(dict.fromkeys(c["planner"] for c in cells))
         by = {(c["planner"], c["horizon"]): c["summary"] for c in cells}
         n = cells[0]["summary"]["n"]
-        lines += [f"## {env}, {model} model, {mode.replace('_', ' ')} ({n} {'pairs' if mode == 'open_loop' else 'episodes'} per cell)", ""]
+        lines += [
+            f"## {env}, {model} model, {mode.replace('_', ' ')} ({n} {'pairs' if mode == 'open_loop' else 'episodes'} per cell)",
+            "",
+        ]
         lines += ["Success in the real env [95% CI] / under the model / median s per plan:", ""]
         lines += ["| planner | " + " | ".join(f"H={h}" for h in horizons) + " |", "|---|" + "---|" * len(horizons)]
         for name in planners:
@@ -138,7 +189,9 @@ def markdown_report(report: dict[str, Any]) -> str:
             for h in horizons:
                 s = by.get((name, h))
                 cells_text.append(
-                    "–" if s is None else f"{_ci(s)} / {pct(s.get('success_model_rate'))} / {_seconds(s['median_wall_time_per_plan'])} s"
+                    "–"
+                    if s is None
+                    else f"{_ci(s)} / {pct(s.get('success_model_rate'))} / {_seconds(s['median_wall_time_per_plan'])} s"
                 )
             lines.append(f"| {name} | " + " | ".join(cells_text) + " |")
         if mode == "closed_loop":
@@ -162,8 +215,13 @@ def markdown_report(report: dict[str, Any]) -> str:
                 if s is None:
                     cells_text.append("–")
                     continue
-                parts = [_seconds(s.get("median_time_to_success")), _fmt_num(s.get("median_steps_to_success")), _fmt_num(s.get("median_model_calls")),
-                         _fmt_num(s.get("median_model_transitions")), _fmt_num(s.get("median_iterations"))]  # fmt: skip
+                parts = [
+                    _seconds(s.get("median_time_to_success")),
+                    _fmt_num(s.get("median_steps_to_success")),
+                    _fmt_num(s.get("median_model_calls")),
+                    _fmt_num(s.get("median_model_transitions")),
+                    _fmt_num(s.get("median_iterations")),
+                ]
                 cells_text.append(" / ".join(parts))
             lines.append(f"| {name} | " + " | ".join(cells_text) + " |")
         lines.append("")
@@ -187,13 +245,23 @@ def _fmt_num(value: float | None) -> str:
 
 def _footer(fig: Any, report: dict[str, Any]) -> None:
     fig.text(
-        0.01, 0.002, f"{report['command']}  (commit {str(report['git_commit'])[:12]})", fontsize=7, color="0.4", ha="left", va="bottom"
+        0.01,
+        0.002,
+        f"{report['command']}  (commit {str(report['git_commit'])[:12]})",
+        fontsize=7,
+        color="0.4",
+        ha="left",
+        va="bottom",
     )
 
 
 def _style(name: str) -> dict[str, Any]:
     base = name if name in COLORS else "grasp"
-    return {"color": COLORS[base], "linestyle": ABLATION_STYLES.get(name, "-"), "lw": 1.2 if name in ABLATION_STYLES else 2.0}
+    return {
+        "color": COLORS[base],
+        "linestyle": ABLATION_STYLES.get(name, "-"),
+        "lw": 1.2 if name in ABLATION_STYLES else 2.0,
+    }
 
 
 def plot_success_vs_horizon(report: dict[str, Any], path: Path) -> Path:
@@ -227,7 +295,16 @@ def plot_success_vs_horizon(report: dict[str, Any], path: Path) -> Path:
                         **style,
                     )
                 else:
-                    ax.plot(h, 100 * rate, marker=marker, ls="none", color=style["color"], mfc="none", ms=7, label=f"{name} (closed loop)")
+                    ax.plot(
+                        h,
+                        100 * rate,
+                        marker=marker,
+                        ls="none",
+                        color=style["color"],
+                        mfc="none",
+                        ms=7,
+                        label=f"{name} (closed loop)",
+                    )
         ax.set_title(f"{env}, {model} model")
         ax.set_xlabel("horizon H")
         ax.set_ylabel("success in the real env (%)")
@@ -261,8 +338,15 @@ def plot_success_vs_time(report: dict[str, Any], path: Path) -> Path:
                 continue
             style = _style(cell["planner"])
             filled = cell["planner"] in COLORS
-            ax.plot(s["median_wall_time_per_plan"], 100 * s["success_rate"], marker=markers[horizons.index(cell["horizon"]) % len(markers)],
-                    color=style["color"], mfc=style["color"] if filled else "none", ls="none", ms=7)  # fmt: skip
+            ax.plot(
+                s["median_wall_time_per_plan"],
+                100 * s["success_rate"],
+                marker=markers[horizons.index(cell["horizon"]) % len(markers)],
+                color=style["color"],
+                mfc=style["color"] if filled else "none",
+                ls="none",
+                ms=7,
+            )
         for name, color in COLORS.items():
             ax.plot([], [], "o", color=color, label=name)
         ax.plot([], [], "o", color="tab:orange", mfc="none", label="GRASP ablations")

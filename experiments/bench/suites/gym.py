@@ -25,7 +25,17 @@ from bench.suites.problems import PROBLEMS, PlanningProblem, make_problem
 from mpc_grasp.parallel import ParallelOptions
 from mpc_grasp.planners import GraspConfig, make_planner
 
-__all__ = ["GYM_PLANNERS", "GymSuite", "markdown", "plan_instances", "plot", "problem_view", "run_cell", "run_gym", "summarize"]
+__all__ = [
+    "GYM_PLANNERS",
+    "GymSuite",
+    "markdown",
+    "plan_instances",
+    "plot",
+    "problem_view",
+    "run_cell",
+    "run_gym",
+    "summarize",
+]
 
 GYM_PLANNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "grasp": ("grasp", {}),
@@ -69,13 +79,19 @@ class GymSuite:
     def units(self) -> list[WorkUnit]:
         """One unit per (problem, planner) cell; the instance count, seed and time cap are its settings."""
         settings = {"instances": int(self.instances), "seed": int(self.seed), "time_cap": self.time_cap}
-        return [WorkUnit({"problem": problem, "planner": label}, settings) for problem in self.problems for label in self.planners]
+        return [
+            WorkUnit({"problem": problem, "planner": label}, settings)
+            for problem in self.problems
+            for label in self.planners
+        ]
 
 
 # ----------------------------------------------------------------------------- plans and their summary
 
 
-def problem_view(name: str, instances: int, seed: int, indices: Sequence[int] | None = None, horizon: int | None = None) -> PlanningProblem:
+def problem_view(
+    name: str, instances: int, seed: int, indices: Sequence[int] | None = None, horizon: int | None = None
+) -> PlanningProblem:
     """Problem ``name`` with ``instances`` seeded instances, keeping only ``indices`` (all if None) and
     planning over ``horizon`` steps (the problem's own if None)."""
     problem = make_problem(name, instances, seed)
@@ -96,12 +112,17 @@ def plan_instances(
         result = runner.plan(start, goal)
         spent += time.perf_counter() - started
         states = result.states.numpy()
-        records.append({
-            "success": bool(problem.solved(states, goal)), "closest_distance": problem.closest_distance(states, goal),
-            "reachable": problem.reachable(start, goal), "wall_time": float(result.info["wall_time"]),
-            "model_calls": int(result.info["model_calls"]), "model_transitions": int(result.info["model_transitions"]),
-            "iterations": int(result.info["iterations"]),
-        })  # fmt: skip
+        records.append(
+            {
+                "success": bool(problem.solved(states, goal)),
+                "closest_distance": problem.closest_distance(states, goal),
+                "reachable": problem.reachable(start, goal),
+                "wall_time": float(result.info["wall_time"]),
+                "model_calls": int(result.info["model_calls"]),
+                "model_transitions": int(result.info["model_transitions"]),
+                "iterations": int(result.info["iterations"]),
+            }
+        )
         if time_cap is not None and spent > time_cap:
             break
     return records
@@ -112,11 +133,16 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     closest distance; with ``reachable``, how many instances some plan of length H can solve at all."""
     rate, interval, count = success_rate(record["success"] for record in records)
     summary = {
-        "instances": count, "successes": int(sum(record["success"] for record in records)), "success_rate": rate, "ci95": interval,
-        **{f"median_{key}": median(record[key] for record in records)
-           for key in ("model_calls", "model_transitions", "iterations", "closest_distance")},
+        "instances": count,
+        "successes": int(sum(record["success"] for record in records)),
+        "success_rate": rate,
+        "ci95": interval,
+        **{
+            f"median_{key}": median(record[key] for record in records)
+            for key in ("model_calls", "model_transitions", "iterations", "closest_distance")
+        },
         "median_time_s": median(record["wall_time"] for record in records),
-    }  # fmt: skip
+    }
     if any(record["reachable"] is not None for record in records):
         summary["reachable"] = int(sum(bool(record["reachable"]) for record in records))
     return summary
@@ -127,7 +153,13 @@ def run_cell(task: Mapping[str, Any]) -> dict[str, Any]:
     problem = make_problem(task["problem"], task["instances"], task["seed"])
     name, options = GYM_PLANNERS[task["planner"]]
     row = summarize(plan_instances(problem, name, options, task["time_cap"]))
-    return {"problem": task["problem"], "planner": task["planner"], **row, "horizon": problem.horizon, "description": problem.description}
+    return {
+        "problem": task["problem"],
+        "planner": task["planner"],
+        **row,
+        "horizon": problem.horizon,
+        "description": problem.description,
+    }
 
 
 def run_gym(
@@ -144,10 +176,15 @@ def run_gym(
     log = ResumeLog(Path(out_dir) / f"{STEM}.partial.jsonl", resume=resume)
     rows = run_units(run_cell, suite.units(), log=log, parallel=parallel, progress=progress, desc="planner gym")
     report = {
-        "command": command, "threads": suite.threads, "problems": list(suite.problems), "planners": list(suite.planners), "rows": rows,
+        "command": command,
+        "threads": suite.threads,
+        "problems": list(suite.problems),
+        "planners": list(suite.planners),
+        "rows": rows,
         "settings": {"instances": suite.instances, "seed": suite.seed, "time_cap": suite.time_cap},
-        "backend": (parallel or ParallelOptions()).backend, "units_reused_from_log": log.reused,
-    }  # fmt: skip
+        "backend": (parallel or ParallelOptions()).backend,
+        "units_reused_from_log": log.reused,
+    }
     write_report(out_dir, STEM, report, markdown, plot)
     return report
 
@@ -163,21 +200,31 @@ def markdown(report: Mapping[str, Any]) -> str:
     """The gym table: success % (successes/instances) and median seconds per plan, problems x planners."""
     planners = report["planners"]
     lines = [
-        "# Planner gym (exact models, open loop, each planner at its defaults)", "",
-        f"{report['threads']} torch thread(s).", "",
-        "Cell: success % (successes/instances) · median seconds per plan. Fewer instances than asked = the cell hit its time cap.", "",
-        "| problem | " + " | ".join(planners) + " |", "|---|" + "---|" * len(planners),
-    ]  # fmt: skip
+        "# Planner gym (exact models, open loop, each planner at its defaults)",
+        "",
+        f"{report['threads']} torch thread(s).",
+        "",
+        "Cell: success % (successes/instances) · median seconds per plan. Fewer instances than asked = the cell hit its time cap.",
+        "",
+        "| problem | " + " | ".join(planners) + " |",
+        "|---|" + "---|" * len(planners),
+    ]
     for problem in report["problems"]:
         cells = []
         for planner in planners:
             row = _row(report, problem, planner)
-            cells.append(f"{100 * row['success_rate']:.0f}% ({row['successes']}/{row['instances']}) · {row['median_time_s']:.2f} s")
+            cells.append(
+                f"{100 * row['success_rate']:.0f}% ({row['successes']}/{row['instances']}) · {row['median_time_s']:.2f} s"
+            )
         lines.append(f"| {problem} | " + " | ".join(cells) + " |")
     lines += ["", "Problems:", ""]
     for problem in report["problems"]:
         first = _row(report, problem, planners[0])
-        bound = f" Reachable within H (upper bound on success): {first['reachable']}/{first['instances']}." if "reachable" in first else ""
+        bound = (
+            f" Reachable within H (upper bound on success): {first['reachable']}/{first['instances']}."
+            if "reachable" in first
+            else ""
+        )
         lines.append(f"- `{problem}`: {first['description']}.{bound}")
     return "\n".join(lines) + "\n"
 

@@ -117,9 +117,11 @@ def grid_checks(model: Any, test: Any, layout: str) -> dict[str, Any]:
     roll = open_loop_rollouts(model, test, 25, max_windows=2048)
     pts = roll["predicted"][roll["valid"]]  # [K, 2]
     inside = (
-        (boxes[None, :, 0] < pts[:, None, 0]) & (pts[:, None, 0] < boxes[None, :, 2])
-        & (boxes[None, :, 1] < pts[:, None, 1]) & (pts[:, None, 1] < boxes[None, :, 3])
-    ).any(axis=1)  # fmt: skip
+        (boxes[None, :, 0] < pts[:, None, 0])
+        & (pts[:, None, 0] < boxes[None, :, 2])
+        & (boxes[None, :, 1] < pts[:, None, 1])
+        & (pts[:, None, 1] < boxes[None, :, 3])
+    ).any(axis=1)
     pushes: list[dict[str, Any]] = []
     with torch.no_grad():
         for start, action, axis, face in PUSH_TESTS[layout]:
@@ -141,12 +143,20 @@ def evaluate_env(task: Mapping[str, Any]) -> dict[str, Any]:
     """Worker of one env's unit (its key + :class:`ModelEvalConfig` fields, ``threads``, ``save_dir``):
     collect, split, train, measure; returns the env's entry of the report's ``results``."""
     from mpc_grasp.data import collect_transitions
-    from mpc_grasp.models import multi_step_error, one_step_error, open_loop_rollouts, save_world_model, train_world_model
+    from mpc_grasp.models import (
+        multi_step_error,
+        one_step_error,
+        open_loop_rollouts,
+        save_world_model,
+        train_world_model,
+    )
 
     name, horizons, seed = task["env"], [int(h) for h in task["horizons"]], int(task["seed"])
     env_id, env_kwargs, layout = MODEL_EVAL_ENVS[name]
     started = time.perf_counter()
-    data = collect_transitions(env_id, task["steps"], seed=seed, num_envs=task["num_envs"], env_kwargs=env_kwargs, progress=False)
+    data = collect_transitions(
+        env_id, task["steps"], seed=seed, num_envs=task["num_envs"], env_kwargs=env_kwargs, progress=False
+    )
     collect_s = time.perf_counter() - started
     train, test = data.split(task["test_fraction"], seed=seed + 1)
     cpu0 = time.process_time()
@@ -177,12 +187,22 @@ def evaluate_env(task: Mapping[str, Any]) -> dict[str, Any]:
         "env_id": env_id,
         "env_kwargs": env_kwargs,
         "dataset": {
-            "n_total": len(data), "episodes": data.num_episodes, "n_train": history["n_train"], "n_val": history["n_val"],
-            "n_test": len(test), "test_episodes": test.num_episodes, "collect_time_s": collect_s, "exploration": data.metadata["exploration"],
+            "n_total": len(data),
+            "episodes": data.num_episodes,
+            "n_train": history["n_train"],
+            "n_val": history["n_val"],
+            "n_test": len(test),
+            "test_episodes": test.num_episodes,
+            "collect_time_s": collect_s,
+            "exploration": data.metadata["exploration"],
         },
         "training": {
-            "wall_time_s": history["wall_time_s"], "cpu_time_s": train_cpu_s, "epochs_run": len(history["epoch"]),
-            "best_epoch": history["best_epoch"], "stopped": history["stopped"], "best_val_mse_normalised": history["best_val_mse"],
+            "wall_time_s": history["wall_time_s"],
+            "cpu_time_s": train_cpu_s,
+            "epochs_run": len(history["epoch"]),
+            "best_epoch": history["best_epoch"],
+            "stopped": history["stopped"],
+            "best_val_mse_normalised": history["best_val_mse"],
         },
         "state_std": state_std.tolist(),
         "one_step": one,
@@ -190,7 +210,7 @@ def evaluate_env(task: Mapping[str, Any]) -> dict[str, Any]:
         "multi_step": multi,
         "nrmse": [normalised_rmse(r, state_std) for r in multi["rmse_per_dim"]],
         "no_change_nrmse": no_change,
-    }  # fmt: skip
+    }
     if layout is not None:
         result["grid"] = grid_checks(model, test, layout)
     if task.get("save_dir") is not None:
@@ -220,14 +240,23 @@ def run_model_eval(
     execution = {"threads": parallel.threads, "save_dir": None if save_dir is None else str(save_dir)}
     units = [WorkUnit({"env": env}, settings, task={"env": env, **settings, **execution}) for env in config.envs]
     log = ResumeLog(Path(out_dir) / f"{stem}.partial.jsonl", resume=resume)
-    results = run_units(evaluate_env, units, log=log, sources=sources, parallel=parallel, progress=progress, desc="model_eval envs")
+    results = run_units(
+        evaluate_env, units, log=log, sources=sources, parallel=parallel, progress=progress, desc="model_eval envs"
+    )
     report: dict[str, Any] = {
-        "command": command, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "platform": platform.platform(),
-        "python": platform.python_version(), "torch": torch.__version__, "torch_threads": parallel.threads,
-        "total_time_s": time.perf_counter() - started, "horizons": list(config.horizons), "normalisation": NORMALISATION,
-        "config": {**asdict(config), **execution, "out_dir": str(out_dir)}, "reused_envs": log.reused,
+        "command": command,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": parallel.threads,
+        "total_time_s": time.perf_counter() - started,
+        "horizons": list(config.horizons),
+        "normalisation": NORMALISATION,
+        "config": {**asdict(config), **execution, "out_dir": str(out_dir)},
+        "reused_envs": log.reused,
         "results": dict(zip(config.envs, results)),
-    }  # fmt: skip
+    }
     write_report(out_dir, stem, report, model_eval_markdown, plot_model_eval)
     return report
 
@@ -239,7 +268,10 @@ def plot_model_eval(report: Mapping[str, Any], path: Path) -> Path:
     horizons = report["horizons"]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for index, (name, res) in enumerate(report["results"].items()):
-        for values, style, extra in ((res["nrmse"], "o-", {"label": name}), (res["no_change_nrmse"], "--", {"alpha": 0.5})):
+        for values, style, extra in (
+            (res["nrmse"], "o-", {"label": name}),
+            (res["no_change_nrmse"], "--", {"alpha": 0.5}),
+        ):
             known = [(h, v) for h, v in zip(horizons, values) if v is not None]
             ax.plot([h for h, _ in known], [v for _, v in known], style, color=f"C{index}", **extra)
     ax.set_xscale("log")
@@ -263,11 +295,13 @@ def model_eval_markdown(report: Mapping[str, Any]) -> str:
         return " | ".join("–" if value is None else f"{value:.4f}" for value in values)
 
     lines = [
-        "# World-model H-step error on held-out episodes", "",
-        f"Normalised error: {report['normalisation']}; second row of each env: the no-change baseline (predict the start state).", "",
+        "# World-model H-step error on held-out episodes",
+        "",
+        f"Normalised error: {report['normalisation']}; second row of each env: the no-change baseline (predict the start state).",
+        "",
         "| env | n_train | train s | 1-step RMSE | " + " | ".join(f"H={h}" for h in horizons) + " |",
         "|---|---:|---:|---:|" + "---:|" * len(horizons),
-    ]  # fmt: skip
+    ]
     checks = []
     for name, res in report["results"].items():
         lines.append(

@@ -105,9 +105,14 @@ QUICK_TRAIN_KWARGS: dict[str, Any] = {
     "seed": 0,
 }
 QUICK: dict[str, Any] = {
-    "pairs": 2, "horizons": (15,), "across_horizons": (30,), "closed_loop_pairs": 1, "max_episode_steps": 20, "grad_problems": 2,
+    "pairs": 2,
+    "horizons": (15,),
+    "across_horizons": (30,),
+    "closed_loop_pairs": 1,
+    "max_episode_steps": 20,
+    "grad_problems": 2,
     "model_path": REPO_ROOT / "checkpoints" / "pixel_wall_quick.pt",
-}  # fmt: skip
+}
 """What ``quick=True`` changes besides the tiny model and a quarter of every planner's iterations."""
 
 
@@ -186,21 +191,24 @@ def load_model(path: Path, quick: bool, progress: bool = False) -> tuple[Any, di
     model = load_or_train_pixel_world_model(ENV_ID, path, progress=progress, **kwargs)
     model.eval()
     info = model.training_info
-    return model, _plain({
-        "path": str(path),
-        "loaded_from_cache": existed,
-        "seconds_this_run": time.perf_counter() - started,
-        "requested_train_kwargs": kwargs,
-        "iterations": info.get("iterations"),
-        "dynamics_iterations": len(info.get("dynamics_history", [])) and info["dynamics_history"][-1]["iteration"] + 1,
-        "collect_seconds": info.get("collect_seconds"),
-        "train_seconds": info.get("train_seconds"),
-        "dynamics_seconds": info.get("dynamics_seconds"),
-        "total_training_seconds": info.get("total_seconds"),
-        "transitions": info.get("transitions"),
-        "latent_dim": model.latent_dim,
-        "validation": info.get("validation"),
-    })  # fmt: skip
+    return model, _plain(
+        {
+            "path": str(path),
+            "loaded_from_cache": existed,
+            "seconds_this_run": time.perf_counter() - started,
+            "requested_train_kwargs": kwargs,
+            "iterations": info.get("iterations"),
+            "dynamics_iterations": len(info.get("dynamics_history", []))
+            and info["dynamics_history"][-1]["iteration"] + 1,
+            "collect_seconds": info.get("collect_seconds"),
+            "train_seconds": info.get("train_seconds"),
+            "dynamics_seconds": info.get("dynamics_seconds"),
+            "total_training_seconds": info.get("total_seconds"),
+            "transitions": info.get("transitions"),
+            "latent_dim": model.latent_dim,
+            "validation": info.get("validation"),
+        }
+    )
 
 
 _MODELS: dict[tuple[str, float], Any] = {}
@@ -247,11 +255,16 @@ def make_tasks(env: Any, family: str, pairs: int, seed: int) -> list[dict[str, A
     for k in range(pairs):
         _, info = env.reset(seed=seed * 100_003 + k, options={"task": family})
         start, goal = info["state"], info["goal_state"]
-        tasks.append({
-            "family": family, "index": k, "start": start.tolist(), "goal": goal.tolist(),
-            "path_length": shortest_path_length("wall", start, goal),
-            "path_length_chebyshev": shortest_path_length("wall", start, goal, metric="chebyshev"),
-        })  # fmt: skip
+        tasks.append(
+            {
+                "family": family,
+                "index": k,
+                "start": start.tolist(),
+                "goal": goal.tolist(),
+                "path_length": shortest_path_length("wall", start, goal),
+                "path_length_chebyshev": shortest_path_length("wall", start, goal, metric="chebyshev"),
+            }
+        )
     return tasks
 
 
@@ -266,9 +279,12 @@ def execute(gym_env: Any, task: Mapping[str, Any], actions: np.ndarray) -> dict[
     positions = positions if step is None else positions[: step + 1]
     distances = np.linalg.norm(positions - np.asarray(task["goal"]), axis=1)
     return {
-        "positions": positions, "success": step is not None, "success_step": step,
-        "final_distance": float(distances[-1]), "min_distance": float(distances.min()),
-    }  # fmt: skip
+        "positions": positions,
+        "success": step is not None,
+        "success_step": step,
+        "final_distance": float(distances[-1]),
+        "min_distance": float(distances.min()),
+    }
 
 
 # ----------------------------------------------------------------------------- work units
@@ -277,7 +293,12 @@ def execute(gym_env: Any, task: Mapping[str, Any], actions: np.ndarray) -> dict[
 def _open_loop(model: Any, gym_env: Any, unit: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One plan per task, executed open loop in the real env."""
     planner = make_planner(
-        unit["planner"], model, unit["horizon"], action_space=gym_env.action_space, goal_tolerance=unit["tolerance"], **unit["budget"]
+        unit["planner"],
+        model,
+        unit["horizon"],
+        action_space=gym_env.action_space,
+        goal_tolerance=unit["tolerance"],
+        **unit["budget"],
     )
     starts, goals = planner_states(ENV, model, gym_env, [_bench_task(t) for t in unit["tasks"]])
     radius = float(gym_env.unwrapped.goal_radius)
@@ -286,15 +307,26 @@ def _open_loop(model: Any, gym_env: Any, unit: Mapping[str, Any]) -> list[dict[s
         result = planner.plan(starts[row], goals[row])
         run = execute(gym_env, task, result.actions.numpy())
         reached = result.info.get("reached_under_model")
-        records.append({
-            "mode": "open_loop", "family": task["family"], "pair": task["index"], "variant": unit["variant"], "horizon": unit["horizon"],
-            "success": run["success"], "success_step": run["success_step"], "feasible": feasible(task, unit["horizon"], radius),
-            "final_distance": run["final_distance"], "min_distance": run["min_distance"],
-            "success_under_model": bool(reached) if reached is not None else None,
-            "latent_final_distance": float(result.info["final_distance"]), "wall_time": float(result.info["wall_time"]),
-            "model_calls": int(result.info["model_calls"]), "model_transitions": int(result.info["model_transitions"]),
-            "iterations": int(result.info["iterations"]),
-        })  # fmt: skip
+        records.append(
+            {
+                "mode": "open_loop",
+                "family": task["family"],
+                "pair": task["index"],
+                "variant": unit["variant"],
+                "horizon": unit["horizon"],
+                "success": run["success"],
+                "success_step": run["success_step"],
+                "feasible": feasible(task, unit["horizon"], radius),
+                "final_distance": run["final_distance"],
+                "min_distance": run["min_distance"],
+                "success_under_model": bool(reached) if reached is not None else None,
+                "latent_final_distance": float(result.info["final_distance"]),
+                "wall_time": float(result.info["wall_time"]),
+                "model_calls": int(result.info["model_calls"]),
+                "model_transitions": int(result.info["model_transitions"]),
+                "iterations": int(result.info["iterations"]),
+            }
+        )
     return records
 
 
@@ -316,13 +348,27 @@ def _closed_loop(model: Any, unit: Mapping[str, Any]) -> list[dict[str, Any]]:
     records = []
     for task in unit["tasks"]:
         options = {"start": task["start"], "goal": task["goal"]}
-        (episode,) = run_episodes(env, agent, 1, seed=None, max_steps=unit["max_steps"], reset_options=options, progress=False)
-        records.append({
-            "mode": "closed_loop", "family": task["family"], "pair": task["index"], "variant": unit["variant"], "horizon": unit["horizon"],
-            "success": bool(episode.success_any), "success_step": episode.first_success_step, "steps": episode.steps,
-            "final_distance": float(np.linalg.norm(cast("PixelGridWorldEnv", env.unwrapped).position - np.asarray(task["goal"]))),
-            "plans": len(episode.plans), "wall_time": median(episode.plan_times), "episode_seconds": episode.wall_time,
-        })  # fmt: skip
+        (episode,) = run_episodes(
+            env, agent, 1, seed=None, max_steps=unit["max_steps"], reset_options=options, progress=False
+        )
+        records.append(
+            {
+                "mode": "closed_loop",
+                "family": task["family"],
+                "pair": task["index"],
+                "variant": unit["variant"],
+                "horizon": unit["horizon"],
+                "success": bool(episode.success_any),
+                "success_step": episode.first_success_step,
+                "steps": episode.steps,
+                "final_distance": float(
+                    np.linalg.norm(cast("PixelGridWorldEnv", env.unwrapped).position - np.asarray(task["goal"]))
+                ),
+                "plans": len(episode.plans),
+                "wall_time": median(episode.plan_times),
+                "episode_seconds": episode.wall_time,
+            }
+        )
     env.close()
     return records
 
@@ -334,9 +380,14 @@ def _grad_norms(model: Any, gym_env: Any, unit: Mapping[str, Any]) -> dict[str, 
     budget = unit["budget"]
     starts, goals = planner_states(ENV, model, gym_env, [_bench_task(t) for t in unit["tasks"]])
     options = {k: v for k, v in budget.items() if k not in ("iterations", "detach_states")}
-    histories = gradient_reshaping_histories(model, starts, goals, unit["horizon"], iterations=budget["iterations"], **options)
+    histories = gradient_reshaping_histories(
+        model, starts, goals, unit["horizon"], iterations=budget["iterations"], **options
+    )
     return {
-        "family": unit["family"], "horizon": unit["horizon"], "problems": len(unit["tasks"]), "iterations": budget["iterations"],
+        "family": unit["family"],
+        "horizon": unit["horizon"],
+        "problems": len(unit["tasks"]),
+        "iterations": budget["iterations"],
         "num_candidates": budget.get("num_candidates", GraspConfig.num_candidates),
         "sync_every": cast(GraspPlanner, make_planner("grasp", model, 2, **budget)).sync_every,
         "summary": {
@@ -344,7 +395,7 @@ def _grad_norms(model: Any, gym_env: Any, unit: Mapping[str, Any]) -> dict[str, 
             for name, h in histories.items()
         },
         "histories": {name: {key: values.tolist() for key, values in h.items()} for name, h in histories.items()},
-    }  # fmt: skip
+    }
 
 
 def run_unit(unit: Mapping[str, Any]) -> Any:
@@ -371,18 +422,30 @@ def units(config: PixelBenchConfig, tasks: Mapping[str, list[dict[str, Any]]], t
 
     out = [
         unit({"mode": "open_loop", "family": family, "horizon": horizon, "variant": variant}, variant, tasks[family])
-        for family in config.families for horizon in config.horizons_of(family) for variant in config.variants
-    ]  # fmt: skip
+        for family in config.families
+        for horizon in config.horizons_of(family)
+        for variant in config.variants
+    ]
     if config.closed_loop_pairs:
         out += [
-            unit({"mode": "closed_loop", "family": family, "horizon": config.closed_loop_horizon, "variant": variant}, variant,
-                 tasks[family][: config.closed_loop_pairs], replan_every=config.replan_every, max_steps=config.max_episode_steps)
-            for family in config.families for variant in config.closed_loop_variants
-        ]  # fmt: skip
+            unit(
+                {"mode": "closed_loop", "family": family, "horizon": config.closed_loop_horizon, "variant": variant},
+                variant,
+                tasks[family][: config.closed_loop_pairs],
+                replan_every=config.replan_every,
+                max_steps=config.max_episode_steps,
+            )
+            for family in config.families
+            for variant in config.closed_loop_variants
+        ]
     family = config.families[0]
     horizons = config.horizons_of(family)
     horizon = 30 if 30 in horizons else horizons[len(horizons) // 2]
-    out.append(unit({"mode": "grad_norms", "family": family, "horizon": horizon}, "grasp", tasks[family][: config.grad_problems]))
+    out.append(
+        unit(
+            {"mode": "grad_norms", "family": family, "horizon": horizon}, "grasp", tasks[family][: config.grad_problems]
+        )
+    )
     return out
 
 
@@ -393,9 +456,12 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Success count, rate, Wilson 95% interval, medians of time / calls / iterations."""
     rate, interval, n = success_rate([r["success"] for r in records])
     out: dict[str, Any] = {
-        "n": n, "successes": sum(r["success"] for r in records), "rate": rate, "ci95": interval,
+        "n": n,
+        "successes": sum(r["success"] for r in records),
+        "rate": rate,
+        "ci95": interval,
         "median_wall_time": median([r["wall_time"] for r in records]),
-    }  # fmt: skip
+    }
     under = [r["success_under_model"] for r in records if r.get("success_under_model") is not None]
     if under:
         out["rate_under_model"] = float(np.mean(under))
@@ -418,10 +484,21 @@ def summaries(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         key=lambda k: (k[0], FAMILIES.index(k[1]), order.index(k[2]), k[3]),
     )
     return [
-        {"mode": mode, "family": family, "variant": variant, "horizon": horizon,
-         **summarize([r for r in records if (r["mode"], r["family"], r["variant"], r["horizon"]) == (mode, family, variant, horizon)])}
+        {
+            "mode": mode,
+            "family": family,
+            "variant": variant,
+            "horizon": horizon,
+            **summarize(
+                [
+                    r
+                    for r in records
+                    if (r["mode"], r["family"], r["variant"], r["horizon"]) == (mode, family, variant, horizon)
+                ]
+            ),
+        }
         for mode, family, variant, horizon in keys
-    ]  # fmt: skip
+    ]
 
 
 def filmstrip_panels(
@@ -435,16 +512,23 @@ def filmstrip_panels(
     panels = []
     for variant in ("grasp", "grasp_no_detach"):
         planner, budget = config.budget(variant)
-        plan = make_planner(planner, model, horizon, action_space=gym_env.action_space, goal_tolerance=tolerance, **budget).plan(
-            start[0], goal[0]
-        )
+        plan = make_planner(
+            planner, model, horizon, action_space=gym_env.action_space, goal_tolerance=tolerance, **budget
+        ).plan(start[0], goal[0])
         run = execute(gym_env, task, plan.actions.numpy())
         pixel_env = cast("PixelGridWorldEnv", gym_env.unwrapped)
         frames = np.stack([pixel_env.render_position(p, None) for p in run["positions"]])
         outcome = (
-            f"reached the goal at step {run['success_step']}" if run["success"] else f"missed, final distance {run['final_distance']:.2f}"
+            f"reached the goal at step {run['success_step']}"
+            if run["success"]
+            else f"missed, final distance {run['final_distance']:.2f}"
         )
-        panels.append((f"{variant} (real env: {outcome})", plan_filmstrip(model, plan, goal[0], frames, every=max(1, horizon // 10))))
+        panels.append(
+            (
+                f"{variant} (real env: {outcome})",
+                plan_filmstrip(model, plan, goal[0], frames, every=max(1, horizon // 10)),
+            )
+        )
     gym_env.close()
     return panels
 
@@ -480,7 +564,8 @@ def run_pixel_bench(config: PixelBenchConfig, command: str) -> dict[str, Any]:
     solved = [
         r
         for r in records
-        if (r["mode"], r["variant"], r["horizon"], r["family"]) == ("open_loop", "grasp", horizon, family) and r["success"]
+        if (r["mode"], r["variant"], r["horizon"], r["family"]) == ("open_loop", "grasp", horizon, family)
+        and r["success"]
     ]
     film_task = tasks[family][solved[0]["pair"] if solved else 0]
     plot_filmstrips(
@@ -488,7 +573,9 @@ def run_pixel_bench(config: PixelBenchConfig, command: str) -> dict[str, Any]:
         Path(config.out_dir) / f"pixel_virtual_states{suffix}.png",
     )
 
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items() if k != "parallel"}
+    settings = {
+        k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items() if k != "parallel"
+    }
     report = {
         "command": command,
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -37,16 +37,29 @@ def plot_success(report: Mapping[str, Any], path: Path) -> Path:
 
     rows = report["summaries"]
     order = _variant_order(rows, report)
-    panels = sorted({(r["mode"], r["family"]) for r in rows}, key=lambda p: (p[0] != "open_loop", _families(report).index(p[1])))
+    panels = sorted(
+        {(r["mode"], r["family"]) for r in rows}, key=lambda p: (p[0] != "open_loop", _families(report).index(p[1]))
+    )
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     for ax, (mode, family) in zip(axes[0], panels):
         for variant in order:
-            sel = sorted((r for r in rows if (r["mode"], r["family"], r["variant"]) == (mode, family, variant)), key=lambda r: r["horizon"])
+            sel = sorted(
+                (r for r in rows if (r["mode"], r["family"], r["variant"]) == (mode, family, variant)),
+                key=lambda r: r["horizon"],
+            )
             if not sel:
                 continue
             rate = np.array([r["rate"] for r in sel])
             err = np.array([[r["rate"] - r["ci95"][0], r["ci95"][1] - r["rate"]] for r in sel]).T
-            ax.errorbar([r["horizon"] for r in sel], rate, yerr=err, marker="o", capsize=3, label=variant, color=f"C{order.index(variant)}")
+            ax.errorbar(
+                [r["horizon"] for r in sel],
+                rate,
+                yerr=err,
+                marker="o",
+                capsize=3,
+                label=variant,
+                color=f"C{order.index(variant)}",
+            )
         n = max(r["n"] for r in rows if (r["mode"], r["family"]) == (mode, family))
         ax.set(title=f"{mode.replace('_', ' ')}, {family} tasks (n={n})", xlabel="horizon H", ylim=(-0.05, 1.05))
         ax.grid(alpha=0.3)
@@ -141,13 +154,19 @@ def markdown(report: Mapping[str, Any]) -> str:
             ]
             if mode == "open_loop":
                 bound = [
-                    next((x["feasible_fraction"] for x in sel if x["horizon"] == h and "feasible_fraction" in x), None) for h in horizons
+                    next((x["feasible_fraction"] for x in sel if x["horizon"] == h and "feasible_fraction" in x), None)
+                    for h in horizons
                 ]
                 lines.append(
-                    "| *feasible at H (upper bound)* | " + " | ".join("—" if b is None else f"{100 * b:.0f}%" for b in bound) + " |"
+                    "| *feasible at H (upper bound)* | "
+                    + " | ".join("—" if b is None else f"{100 * b:.0f}%" for b in bound)
+                    + " |"
                 )
             for variant in _variant_order(sel, report):
-                cells = [next((_cell(x, mode) for x in sel if x["variant"] == variant and x["horizon"] == h), "—") for h in horizons]
+                cells = [
+                    next((_cell(x, mode) for x in sel if x["variant"] == variant and x["horizon"] == h), "—")
+                    for h in horizons
+                ]
                 lines.append(f"| {variant} | " + " | ".join(cells) + " |")
             lines.append("")
     g = report["grad_norms"]
@@ -161,7 +180,9 @@ def markdown(report: Mapping[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for name, stats in g["summary"].items():
-        lines.append(f"| {name} | {stats['state_grad_norm']:.3g} | {stats['action_grad_norm']:.3g} | {stats['final_distance']:.3f} |")
+        lines.append(
+            f"| {name} | {stats['state_grad_norm']:.3g} | {stats['action_grad_norm']:.3g} | {stats['final_distance']:.3f} |"
+        )
     budgets = ", ".join(f"{v}: {item['planner']} {item['config']}" for v, item in report["variants"].items())
     lines += ["", f"Budgets: {budgets}."]
     return "\n".join(lines) + "\n"

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +92,9 @@ class MountainCarModel(nn.Module):
         position, velocity = state[..., 0], state[..., 1] / 100.0
         force = action[..., 0].clamp(-1.0, 1.0)
         for _ in range(self.frame_skip):
-            velocity = (velocity + force * self.POWER - 0.0025 * torch.cos(3 * position)).clamp(-self.MAX_SPEED, self.MAX_SPEED)
+            velocity = (velocity + force * self.POWER - 0.0025 * torch.cos(3 * position)).clamp(
+                -self.MAX_SPEED, self.MAX_SPEED
+            )
             position = (position + velocity).clamp(self.MIN_POS, self.MAX_POS)
             velocity = torch.where((position <= self.MIN_POS) & (velocity < 0), torch.zeros_like(velocity), velocity)
         return torch.stack([position, 100.0 * velocity], dim=-1)
@@ -119,7 +121,9 @@ def _double_integrator(dims: int) -> Callable[[int, int], PlanningProblem]:
             pairs.append((start, goal))
 
         def solved(states: np.ndarray, goal: np.ndarray) -> bool:  # arrive and stop
-            return bool(np.linalg.norm(states[-1, :dims] - goal[:dims]) < 0.05 and np.linalg.norm(states[-1, dims:]) < 0.1)
+            return bool(
+                np.linalg.norm(states[-1, :dims] - goal[:dims]) < 0.05 and np.linalg.norm(states[-1, dims:]) < 0.1
+            )
 
         return PlanningProblem(
             f"double_integrator_{dims}d",
@@ -157,7 +161,12 @@ def _pendulum_swingup(instances: int, seed: int) -> PlanningProblem:
     pairs = []
     for _ in range(instances):
         theta, speed = math.pi + rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1)
-        pairs.append((np.array([math.cos(theta), math.sin(theta), speed], dtype=np.float32), np.array([1, 0, 0], dtype=np.float32)))
+        pairs.append(
+            (
+                np.array([math.cos(theta), math.sin(theta), speed], dtype=np.float32),
+                np.array([1, 0, 0], dtype=np.float32),
+            )
+        )
     return PlanningProblem(
         "pendulum_swingup",
         PendulumModel(),
@@ -171,7 +180,10 @@ def _pendulum_swingup(instances: int, seed: int) -> PlanningProblem:
 
 def _mountain_car(instances: int, seed: int) -> PlanningProblem:
     rng = np.random.default_rng(seed)
-    pairs = [(np.array([rng.uniform(-0.6, -0.4), 0.0], dtype=np.float32), np.array([0.5, 0.0], dtype=np.float32)) for _ in range(instances)]
+    pairs = [
+        (np.array([rng.uniform(-0.6, -0.4), 0.0], dtype=np.float32), np.array([0.5, 0.0], dtype=np.float32))
+        for _ in range(instances)
+    ]
     return PlanningProblem(
         "mountain_car",
         MountainCarModel(),
@@ -211,7 +223,11 @@ def _segment_blocked(p: np.ndarray, q: np.ndarray, boxes: np.ndarray) -> bool:
 
 
 def shortest_path_length(
-    layout: str, start: Sequence[float], goal: Sequence[float], agent_radius: float = AGENT_RADIUS, metric: str = "euclidean"
+    layout: str,
+    start: Sequence[float],
+    goal: Sequence[float],
+    agent_radius: float = AGENT_RADIUS,
+    metric: str = "euclidean",
 ) -> float:
     """Length of the shortest collision-free path of the agent's centre, in the ``"euclidean"`` or
     ``"chebyshev"`` (L-infinity) metric: a visibility graph over the corners of the wall boxes inflated
@@ -225,7 +241,12 @@ def shortest_path_length(
     eps = 1e-6
     nodes = [np.asarray(start, dtype=float), np.asarray(goal, dtype=float)]
     for xmin, ymin, xmax, ymax in boxes:
-        for x, y in ((xmin - eps, ymin - eps), (xmin - eps, ymax + eps), (xmax + eps, ymin - eps), (xmax + eps, ymax + eps)):
+        for x, y in (
+            (xmin - eps, ymin - eps),
+            (xmin - eps, ymax + eps),
+            (xmax + eps, ymin - eps),
+            (xmax + eps, ymax + eps),
+        ):
             if agent_radius <= x <= width - agent_radius and agent_radius <= y <= height - agent_radius:
                 inside = (boxes[:, 0] < x) & (x < boxes[:, 2]) & (boxes[:, 1] < y) & (y < boxes[:, 3])
                 if not inside.any():
@@ -262,7 +283,9 @@ def feasible(task: Mapping[str, Any], horizon: int, tolerance: float, step_size:
     return length - tolerance <= horizon * step_size + 1e-9
 
 
-def wall_min_steps(start: Sequence[float], goal: Sequence[float], layout: str = "wall", tolerance: float = WALLS_TOLERANCE) -> int:
+def wall_min_steps(
+    start: Sequence[float], goal: Sequence[float], layout: str = "wall", tolerance: float = WALLS_TOLERANCE
+) -> int:
     """Fewest steps in which any plan can bring the agent within ``tolerance`` of ``goal`` (see :func:`feasible`)."""
     length = shortest_path_length(layout, start, goal, metric="chebyshev")
     return math.ceil(max(0.0, length - tolerance) / STEP_SIZE - 1e-9) if math.isfinite(length) else 2**31 - 1
@@ -271,7 +294,9 @@ def wall_min_steps(start: Sequence[float], goal: Sequence[float], layout: str = 
 def _walls(horizon: int) -> Callable[[int, int], PlanningProblem]:
     def build(instances: int, seed: int) -> PlanningProblem:
         rng = np.random.default_rng(seed)
-        pairs = tuple(tuple(np.asarray(v, dtype=np.float32) for v in sample_task("wall", rng)) for _ in range(instances))
+        pairs = tuple(
+            tuple(np.asarray(v, dtype=np.float32) for v in sample_task("wall", rng)) for _ in range(instances)
+        )
         return PlanningProblem(
             f"walls_across_h{horizon}",
             PointMassWalls.from_layout("wall", agent_radius=AGENT_RADIUS, step_size=STEP_SIZE, smoothing=0.0),

@@ -77,7 +77,9 @@ velocity terms dominate and no planner got the pole up within 2 s (measured); th
 
 ENVS: dict[str, BenchEnv] = {
     "wall": BenchEnv("wall", "mpc_grasp/GridWorldWall-v0", "grid", "wall", (25, 50, 80), 50, 20_000, 0.3, 100, 10, 0.2),
-    "umaze": BenchEnv("umaze", "mpc_grasp/GridWorldUMaze-v0", "grid", "umaze", (25, 50, 80), 50, 20_000, 0.3, 100, 10, 0.2),
+    "umaze": BenchEnv(
+        "umaze", "mpc_grasp/GridWorldUMaze-v0", "grid", "umaze", (25, 50, 80), 50, 20_000, 0.3, 100, 10, 0.2
+    ),
     "maze": BenchEnv("maze", "mpc_grasp/GridWorldMaze-v0", "grid", "maze", (25, 50, 80), 80, 20_000, 0.3, 100, 10, 0.2),
     # 30k = the RL baselines' "same" budget; the swing-up success region is a box, 0.3 is the planners' early-stop radius
     "cartpole": BenchEnv(
@@ -94,7 +96,9 @@ ENVS: dict[str, BenchEnv] = {
         None,
         (("state_weights", CARTPOLE_STATE_WEIGHTS),),
     ),
-    "pixel_wall": BenchEnv("pixel_wall", "mpc_grasp/PixelGridWorldWall-v0", "pixel", "wall", (25, 50, 80), 50, 10_000, 0.3, 100, 10, None),
+    "pixel_wall": BenchEnv(
+        "pixel_wall", "mpc_grasp/PixelGridWorldWall-v0", "pixel", "wall", (25, 50, 80), 50, 10_000, 0.3, 100, 10, None
+    ),
 }
 DEFAULT_ENVS = ("wall", "umaze", "maze", "cartpole")
 MODEL_KINDS = ("learned", "analytic")
@@ -121,8 +125,12 @@ VARIANTS: dict[str, PlannerVariant] = {
         "grasp_no_detach", "grasp", (("detach_states", False),), "GRASP, full gradients into the model's state input"
     ),
     "grasp_no_noise": PlannerVariant("grasp_no_noise", "grasp", (("noise_scale", 0.0),), "GRASP without state noise"),
-    "grasp_no_goal": PlannerVariant("grasp_no_goal", "grasp", (("lifted_goal_weight", 0.0),), "GRASP without the dense goal term"),
-    "grasp_no_sync": PlannerVariant("grasp_no_sync", "grasp", (("sync_every", 0),), "GRASP without the periodic shooting sync"),
+    "grasp_no_goal": PlannerVariant(
+        "grasp_no_goal", "grasp", (("lifted_goal_weight", 0.0),), "GRASP without the dense goal term"
+    ),
+    "grasp_no_sync": PlannerVariant(
+        "grasp_no_sync", "grasp", (("sync_every", 0),), "GRASP without the periodic shooting sync"
+    ),
 }
 DEFAULT_PLANNERS = tuple(VARIANTS)
 
@@ -150,7 +158,12 @@ class Task:
     """Grid: the start position; cart-pole: the raw (x, x_dot, theta, theta_dot) state."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "start": list(self.start), "goal": list(self.goal), "env_start": list(self.env_start)}
+        return {
+            "index": self.index,
+            "start": list(self.start),
+            "goal": list(self.goal),
+            "env_start": list(self.env_start),
+        }
 
 
 # ----------------------------------------------------------------------------- tasks
@@ -172,7 +185,9 @@ def make_tasks(env: BenchEnv, pairs: int, seed: int) -> list[Task]:
         try:
             for index in range(pairs):
                 obs, info = gym_env.reset(seed=seed * 100_003 + index)
-                tasks.append(Task(index, tuple(map(float, obs)), tuple(map(float, GOAL_OBS)), tuple(map(float, info["state"]))))
+                tasks.append(
+                    Task(index, tuple(map(float, obs)), tuple(map(float, GOAL_OBS)), tuple(map(float, info["state"])))
+                )
         finally:
             gym_env.close()
     else:
@@ -218,13 +233,26 @@ def load_or_train_mlp(
     dataset = collect_transitions(env_id, steps, seed=seed, num_envs=8, progress=progress)
     train, held_out = dataset.split(val_fraction=0.15, seed=seed)
     model = train_world_model(
-        train, hidden_sizes=tuple(hidden), batch_size=512, lr=2e-3, epochs=100, max_time_s=train_seconds, seed=seed, progress=progress
+        train,
+        hidden_sizes=tuple(hidden),
+        batch_size=512,
+        lr=2e-3,
+        epochs=100,
+        max_time_s=train_seconds,
+        seed=seed,
+        progress=progress,
     )
     rmse = float(one_step_error(model, held_out)["rmse"])
     elapsed = time.perf_counter() - started
     path.parent.mkdir(parents=True, exist_ok=True)
     save_world_model(model, path, metadata={**wanted, "one_step_rmse": rmse, "collect_train_time_s": elapsed})
-    return model, {"path": str(path), "data_steps": int(steps), "one_step_rmse": rmse, "collect_train_time_s": elapsed, "reused": False}
+    return model, {
+        "path": str(path),
+        "data_steps": int(steps),
+        "one_step_rmse": rmse,
+        "collect_train_time_s": elapsed,
+        "reused": False,
+    }
 
 
 # ----------------------------------------------------------------------------- success and execution
@@ -277,17 +305,32 @@ def planner_states(env: BenchEnv, model: Any, gym_env: Any, tasks: Sequence[Task
             starts = model.encode(np.stack([unwrapped.render_position(np.asarray(t.start), None) for t in tasks]))
             goals = model.encode(np.stack([unwrapped.goal_image(np.asarray(t.goal)) for t in tasks]))
         return starts.float().cpu(), goals.float().cpu()
-    return torch.tensor([t.start for t in tasks], dtype=torch.float32), torch.tensor([t.goal for t in tasks], dtype=torch.float32)
+    return torch.tensor([t.start for t in tasks], dtype=torch.float32), torch.tensor(
+        [t.goal for t in tasks], dtype=torch.float32
+    )
 
 
 def plan_chunk(
-    env: BenchEnv, model: Any, gym_env: Any, label: str, budget: Mapping[str, Any], horizon: int, tasks: Sequence[Task], seed: int
+    env: BenchEnv,
+    model: Any,
+    gym_env: Any,
+    label: str,
+    budget: Mapping[str, Any],
+    horizon: int,
+    tasks: Sequence[Task],
+    seed: int,
 ) -> list[dict[str, Any]]:
     """Plan ``tasks`` in one ``plan_batch`` call, execute every plan in the real env; one record per task."""
     goal_radius = float(getattr(gym_env.unwrapped, "goal_radius", env.goal_tolerance))
     tolerance = None if env.kind == "pixel" else env.goal_tolerance  # no goal radius in a latent space
     planner = make_planner(
-        VARIANTS[label].planner, model, horizon, action_space=gym_env.action_space, goal_tolerance=tolerance, seed=seed, **budget
+        VARIANTS[label].planner,
+        model,
+        horizon,
+        action_space=gym_env.action_space,
+        goal_tolerance=tolerance,
+        seed=seed,
+        **budget,
     )
     starts, goals = planner_states(env, model, gym_env, tasks)
     cpu_started = time.process_time()
@@ -407,7 +450,15 @@ class CountingAgent:
 
 
 def run_closed_loop(
-    env: BenchEnv, model: Any, label: str, budget: Mapping[str, Any], horizon: int, *, episodes: int, eval_seed: int, quick: bool = False
+    env: BenchEnv,
+    model: Any,
+    label: str,
+    budget: Mapping[str, Any],
+    horizon: int,
+    *,
+    episodes: int,
+    eval_seed: int,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """``episodes`` GraspMPC episodes in the real env from reset seed ``eval_seed`` on (the RL baselines' evaluation)."""
     from mpc_grasp.control.agent import GraspMPC
@@ -447,4 +498,6 @@ def load_rl_runs(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]
     if not path.is_file():
         return [], {}
     saved = json.loads(path.read_text())
-    return saved.get("runs", []), {k: saved.get(k) for k in ("command", "git_commit", "eval_seed", "n_eval", "finished_utc")}
+    return saved.get("runs", []), {
+        k: saved.get(k) for k in ("command", "git_commit", "eval_seed", "n_eval", "finished_utc")
+    }

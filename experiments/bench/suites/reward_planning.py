@@ -70,11 +70,13 @@ def run_reward_planning(config: RewardPlanningConfig, command: str, progress: bo
                 "horizon": config.horizon,
                 "episodes": config.episodes,
             },
-        )  # fmt: skip
+        )
         for key in config.variants
     ]
     log = ResumeLog(config.runs_dir / config.stem / "units.partial.jsonl", resume=config.resume)
-    rows = run_units(exact_model_check, units, log=log, parallel=config.parallel, progress=progress, desc="reward planning")
+    rows = run_units(
+        exact_model_check, units, log=log, parallel=config.parallel, progress=progress, desc="reward planning"
+    )
     report = {
         "env_id": ENV_ID,
         "horizon": config.horizon,
@@ -124,8 +126,12 @@ def plot_reward_planning(report: Mapping[str, Any], path: Path) -> Path:
     positions = range(len(rows))
     returns_axis.bar(positions, [row["mean_return"] for row in rows], color="#9ecae1", label="mean return")
     for index, row in enumerate(rows):
-        returns_axis.scatter([index] * len(row["episode_returns"]), row["episode_returns"], color="#08519c", s=14, zorder=3)
-        returns_axis.text(index, row["mean_return"] + 4, f"{row['successes'] or 0}/{row['episodes']}", ha="center", fontsize=9)
+        returns_axis.scatter(
+            [index] * len(row["episode_returns"]), row["episode_returns"], color="#08519c", s=14, zorder=3
+        )
+        returns_axis.text(
+            index, row["mean_return"] + 4, f"{row['successes'] or 0}/{row['episodes']}", ha="center", fontsize=9
+        )
     returns_axis.set_xticks(list(positions), [row["variant"] for row in rows], rotation=20)
     returns_axis.set_ylabel("episode return (balanced at the end: n/N above the bar)")
     returns_axis.set_title(f"Exact cart-pole swing-up, env reward, H = {report['horizon']}")

@@ -119,7 +119,9 @@ class RLRun:
     @property
     def checkpoints(self) -> list[int]:
         """The step counts evaluated at, ascending; the last one is ``total_timesteps``."""
-        return sorted({int(count) for count in self.eval_at if count < self.total_timesteps} | {int(self.total_timesteps)})
+        return sorted(
+            {int(count) for count in self.eval_at if count < self.total_timesteps} | {int(self.total_timesteps)}
+        )
 
     def unit(self, progress: bool = False) -> WorkUnit:
         """The work unit: keyed by env / algo / budget, fingerprinted by every other field."""
@@ -149,7 +151,9 @@ def train_and_evaluate(task: Mapping[str, Any]) -> dict[str, Any]:
     counts = list(task["eval_at"])
     overrides = dict(task["hyperparams"])
     if task["algo"] == "sac" and len(counts) > 1:
-        overrides.setdefault("buffer_size", counts[-1])  # one buffer for the whole curve (not capped at the first count)
+        overrides.setdefault(
+            "buffer_size", counts[-1]
+        )  # one buffer for the whole curve (not capped at the first count)
     model, points, train_time, started = None, [], 0.0, time.perf_counter()
     for count in counts:
         before = time.perf_counter()
@@ -178,7 +182,9 @@ def train_and_evaluate(task: Mapping[str, Any]) -> dict[str, Any]:
         )
     row = {
         **settings,
-        "hyperparams": _jsonable(baseline_hyperparams(task["algo"], task["total_timesteps"], her=task["her"], hyperparams=overrides)),
+        "hyperparams": _jsonable(
+            baseline_hyperparams(task["algo"], task["total_timesteps"], her=task["her"], hyperparams=overrides)
+        ),
         "env_steps": points[-1]["env_steps"],
         "train_time_s": train_time,
         "eval": points[-1]["eval"],
@@ -193,7 +199,9 @@ def _evaluate(model: Any, task: Mapping[str, Any]) -> dict[str, Any]:
     if task["evaluation"] == "success":
         from mpc_grasp.rl.baselines import evaluate_agent
 
-        return evaluate_agent(model, task["env_id"], n_episodes=task["n_eval"], seed=task["eval_seed"], env_kwargs=task["eval_env_kwargs"])
+        return evaluate_agent(
+            model, task["env_id"], n_episodes=task["n_eval"], seed=task["eval_seed"], env_kwargs=task["eval_env_kwargs"]
+        )
     from mpc_grasp.control.episodes import run_episodes, summarize_episodes
     from mpc_grasp.data import make_env
 
@@ -227,7 +235,9 @@ def run_rl_runs(
 ) -> list[dict[str, Any]]:
     """The rows of ``runs`` (:func:`train_and_evaluate`), reusing those in ``log``; in run order."""
     units = [run.unit(progress=progress and (parallel is None or parallel.backend == "local")) for run in runs]
-    return run_units(train_and_evaluate, units, log=log, sources=sources, parallel=parallel, progress=progress, desc="RL runs")
+    return run_units(
+        train_and_evaluate, units, log=log, sources=sources, parallel=parallel, progress=progress, desc="RL runs"
+    )
 
 
 # ----------------------------------------------------------------------------- the baselines suite
@@ -266,7 +276,11 @@ class RLSuiteConfig:
             for value in values:
                 if value not in valid:
                     raise ValueError(f"unknown {name} {value!r}; choose from {sorted(valid)}")
-        if any(int(steps) != steps or steps < 1 for steps in self.same_steps.values()) or self.n_eval < 1 or self.large_factor <= 0:
+        if (
+            any(int(steps) != steps or steps < 1 for steps in self.same_steps.values())
+            or self.n_eval < 1
+            or self.large_factor <= 0
+        ):
             raise ValueError("budgets, n_eval and large_factor must be positive")
         if self.train_task not in ("random", "across"):
             raise ValueError(f"train_task must be 'random' or 'across', got {self.train_task!r}")
@@ -287,11 +301,22 @@ def plan_runs(config: RLSuiteConfig) -> list[RLRun]:
             for algo in config.algos:
                 if budget == "large" and algo not in large_algos:
                     continue
-                runs.append(RLRun(
-                    env, algo, budget, int(round(config.same_budget(env) * factor)), her=bool(algo == "sac" and spec.goal_env and config.her),
-                    budget_factor=factor, seed=config.seed, eval_seed=config.eval_seed, n_eval=config.n_eval,
-                    train_env_kwargs=train_kwargs, eval_env_kwargs=dict(spec.eval_kwargs), hyperparams=dict(config.hyperparams.get(algo, {})),
-                ))  # fmt: skip
+                runs.append(
+                    RLRun(
+                        env,
+                        algo,
+                        budget,
+                        int(round(config.same_budget(env) * factor)),
+                        her=bool(algo == "sac" and spec.goal_env and config.her),
+                        budget_factor=factor,
+                        seed=config.seed,
+                        eval_seed=config.eval_seed,
+                        n_eval=config.n_eval,
+                        train_env_kwargs=train_kwargs,
+                        eval_env_kwargs=dict(spec.eval_kwargs),
+                        hyperparams=dict(config.hyperparams.get(algo, {})),
+                    )
+                )
     return runs
 
 
@@ -316,13 +341,27 @@ def run_rl_suite(
     log = ResumeLog(Path(out_dir) / f"{stem}.partial.jsonl", resume=resume)
     rows = run_rl_runs(runs, log=log, parallel=parallel, progress=progress, sources=sources)
     report: dict[str, Any] = {
-        "command": command, "git_commit": git_commit(mark_dirty=True) or "unknown", "started_utc": started,
-        "python": platform.python_version(), "torch_threads": parallel.threads, "seed": config.seed, "eval_seed": config.eval_seed,
-        "n_eval": config.n_eval, "train_task": config.train_task, "same_budgets": {env: config.same_budget(env) for env in config.envs},
-        "large_factor": config.large_factor, "large_algos": list(config.algos if config.large_algos is None else config.large_algos),
-        "planned_runs": [{"env": r.env, "algo": r.algo, "her": r.her, "budget": r.budget, "total_timesteps": r.total_timesteps} for r in runs],
-        "reused_runs": log.reused, "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "complete": True, "runs": rows,
-    }  # fmt: skip
+        "command": command,
+        "git_commit": git_commit(mark_dirty=True) or "unknown",
+        "started_utc": started,
+        "python": platform.python_version(),
+        "torch_threads": parallel.threads,
+        "seed": config.seed,
+        "eval_seed": config.eval_seed,
+        "n_eval": config.n_eval,
+        "train_task": config.train_task,
+        "same_budgets": {env: config.same_budget(env) for env in config.envs},
+        "large_factor": config.large_factor,
+        "large_algos": list(config.algos if config.large_algos is None else config.large_algos),
+        "planned_runs": [
+            {"env": r.env, "algo": r.algo, "her": r.her, "budget": r.budget, "total_timesteps": r.total_timesteps}
+            for r in runs
+        ],
+        "reused_runs": log.reused,
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": True,
+        "runs": rows,
+    }
     write_report(out_dir, stem, report, rl_markdown, csv_rows=_csv_rows)
     return report
 
@@ -368,7 +407,11 @@ def skipped_large_runs(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     large = {(row["env"], row["algo"]) for row in rows if row["budget"] == "large"}
     if not large:
         return []
-    return [f"{row['env']} {_algo_label(row)}" for row in rows if row["budget"] == "same" and (row["env"], row["algo"]) not in large]
+    return [
+        f"{row['env']} {_algo_label(row)}"
+        for row in rows
+        if row["budget"] == "same" and (row["env"], row["algo"]) not in large
+    ]
 
 
 def rl_markdown(report: Mapping[str, Any]) -> str:
@@ -391,11 +434,19 @@ def rl_markdown(report: Mapping[str, Any]) -> str:
 
 def _csv_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [
-        {"env": row["env"], "algo": _algo_label(row), "budget": row["budget"], "env_steps": row["env_steps"],
-         "success_rate": row["eval"].get("success_rate"), "success_any_rate": row["eval"].get("success_any_rate"),
-         "mean_return": row["eval"]["mean_return"], "std_return": row["eval"]["std_return"], "train_time_s": row["train_time_s"]}
+        {
+            "env": row["env"],
+            "algo": _algo_label(row),
+            "budget": row["budget"],
+            "env_steps": row["env_steps"],
+            "success_rate": row["eval"].get("success_rate"),
+            "success_any_rate": row["eval"].get("success_any_rate"),
+            "mean_return": row["eval"]["mean_return"],
+            "std_return": row["eval"]["std_return"],
+            "train_time_s": row["train_time_s"],
+        }
         for row in report["runs"]
-    ]  # fmt: skip
+    ]
 
 
 def _jsonable(value: Any) -> Any:

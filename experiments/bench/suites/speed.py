@@ -159,7 +159,12 @@ def time_episode(planner: str, horizon: int, steps: int, device: str, seed: int 
 
     env = make_env(ENV_ID)
     agent = GraspMPC(
-        _mlp(SPEED_HIDDEN, device, seed=seed), planner, horizon=horizon, action_space=env.action_space, device=device, seed=seed
+        _mlp(SPEED_HIDDEN, device, seed=seed),
+        planner,
+        horizon=horizon,
+        action_space=env.action_space,
+        device=device,
+        seed=seed,
     )
     obs, _ = env.reset(seed=seed)
     agent.predict(obs)  # untimed: the process's first autograd/allocator work would be billed to the cold plan
@@ -173,16 +178,21 @@ def time_episode(planner: str, horizon: int, steps: int, device: str, seed: int 
     warm = [d.wall_time for d in agent.diagnostics[1:]]
     warm_median = median(warm) if warm else None
     return {
-        "planner": planner, "horizon": horizon, "device": device, "steps": steps,
+        "planner": planner,
+        "horizon": horizon,
+        "device": device,
+        "steps": steps,
         "cold_ms": 1000 * agent.diagnostics[0].wall_time,
         "warm_ms_median": 1000 * warm_median if warm_median is not None else None,
         "warm_iterations": agent.diagnostics[-1].iterations,
         "cold_iterations": agent.diagnostics[0].iterations,
         "episode_s": total,
-    }  # fmt: skip
+    }
 
 
-def per_iteration_ms(planner: str, horizon: int, candidates: int, device: str, iterations: int = 20, seed: int = 0) -> dict[str, Any]:
+def per_iteration_ms(
+    planner: str, horizon: int, candidates: int, device: str, iterations: int = 20, seed: int = 0
+) -> dict[str, Any]:
     """ms per planner iteration at ``candidates`` candidates (samples for CEM/MPPI): the difference of the
     best of 2 plans of ``iterations + 1`` iterations and of 1 iteration, over ``iterations``. GRASP's syncs
     are amortised into its iterations. This is the paper's time-per-iteration-vs-H figure."""
@@ -190,9 +200,14 @@ def per_iteration_ms(planner: str, horizon: int, candidates: int, device: str, i
     options = {"num_candidates": candidates, **({"elites": max(2, candidates // 8)} if planner == "cem" else {})}
     longer = plan_ms(model, planner, horizon, iterations + 1, 2, min, device, **options)
     return {
-        "planner": planner, "horizon": horizon, "candidates": candidates, "device": device,
-        "ms_per_iteration": max(0.0, (longer - plan_ms(model, planner, horizon, 1, 2, min, device, **options)) / iterations),
-    }  # fmt: skip
+        "planner": planner,
+        "horizon": horizon,
+        "candidates": candidates,
+        "device": device,
+        "ms_per_iteration": max(
+            0.0, (longer - plan_ms(model, planner, horizon, 1, 2, min, device, **options)) / iterations
+        ),
+    }
 
 
 def profile_row(mode: str, horizon: int, candidates: int, iterations: int, repeats: int) -> dict[str, Any]:
@@ -200,21 +215,36 @@ def profile_row(mode: str, horizon: int, candidates: int, iterations: int, repea
     model = _mlp(PROFILE_HIDDEN, compiled=mode == "compiled")
     floor = floor_ms(model, candidates * horizon, repeats * 5)
     median_ = statistics.median
-    no_sync = plan_ms(model, "grasp", horizon, iterations, repeats, median_, num_candidates=candidates, sync_every=0) / iterations
+    no_sync = (
+        plan_ms(model, "grasp", horizon, iterations, repeats, median_, num_candidates=candidates, sync_every=0)
+        / iterations
+    )
     with_sync = plan_ms(model, "grasp", horizon, iterations, repeats, median_, num_candidates=candidates) / iterations
     gd_iterations = max(10, iterations // 5)
     gd = plan_ms(model, "gd", horizon, gd_iterations, repeats, median_, num_candidates=candidates) / gd_iterations
     return {
-        "model": mode, "horizon": horizon, "candidates": candidates, "rows_per_call": candidates * horizon,
-        "floor_ms": floor, "grasp_no_sync_ms": no_sync, "grasp_ms": with_sync, "gd_ms": gd,
-        "grasp_no_sync_over_floor": no_sync / floor, "grasp_over_floor": with_sync / floor, "gd_over_floor": gd / floor,
-    }  # fmt: skip
+        "model": mode,
+        "horizon": horizon,
+        "candidates": candidates,
+        "rows_per_call": candidates * horizon,
+        "floor_ms": floor,
+        "grasp_no_sync_ms": no_sync,
+        "grasp_ms": with_sync,
+        "gd_ms": gd,
+        "grasp_no_sync_over_floor": no_sync / floor,
+        "grasp_over_floor": with_sync / floor,
+        "gd_over_floor": gd / floor,
+    }
 
 
 def run_unit(task: Mapping[str, Any]) -> dict[str, Any]:
     """Worker of every speed-suite unit (``kind``: episode, iteration or profile)."""
     kind, args = task["kind"], {k: v for k, v in task.items() if k != "kind"}
-    runners: dict[str, Callable[..., dict[str, Any]]] = {"episode": time_episode, "iteration": per_iteration_ms, "profile": profile_row}
+    runners: dict[str, Callable[..., dict[str, Any]]] = {
+        "episode": time_episode,
+        "iteration": per_iteration_ms,
+        "profile": profile_row,
+    }
     return runners[kind](**args)
 
 
@@ -231,17 +261,26 @@ def _unit(kind: str, **task: Any) -> WorkUnit:
 def run_speed(config: SpeedConfig, command: str) -> dict[str, Any]:
     """Time every planner x horizon (cold/warm) and planner x candidates x horizon (per iteration); write ``speed.*``."""
     episodes = [
-        _unit("episode", planner=p, horizon=h, steps=config.steps, device=config.device) for p in config.planners for h in config.horizons
+        _unit("episode", planner=p, horizon=h, steps=config.steps, device=config.device)
+        for p in config.planners
+        for h in config.horizons
     ]
     iterations = [
         _unit("iteration", planner=p, horizon=h, candidates=c, device=config.device, iterations=config.iterations)
-        for p in config.planners for c in config.candidates for h in config.horizons
-    ]  # fmt: skip
+        for p in config.planners
+        for c in config.candidates
+        for h in config.horizons
+    ]
     results = _run([*episodes, *iterations], config.out_dir, "speed", config.resume, config.threads, "speed units")
     report = {
-        "command": command, "device": config.device, "threads": config.threads, "planners": list(config.planners),
-        "iterations": config.iterations, "rows": results[: len(episodes)], "iteration_rows": results[len(episodes):],
-    }  # fmt: skip
+        "command": command,
+        "device": config.device,
+        "threads": config.threads,
+        "planners": list(config.planners),
+        "iterations": config.iterations,
+        "rows": results[: len(episodes)],
+        "iteration_rows": results[len(episodes) :],
+    }
     write_report(config.out_dir, "speed", report, markdown_speed, plot_speed)
     return report
 
@@ -250,15 +289,24 @@ def run_profile(config: ProfileConfig, command: str) -> dict[str, Any]:
     """Profile GRASP against its floor per horizon (and model mode); write ``profile_grasp[_quick].{json,md}``."""
     stem = "profile_grasp_quick" if config.quick else "profile_grasp"
     units = [
-        _unit("profile", mode=mode, horizon=h, candidates=config.candidates, iterations=config.iterations, repeats=config.repeats)
+        _unit(
+            "profile",
+            mode=mode,
+            horizon=h,
+            candidates=config.candidates,
+            iterations=config.iterations,
+            repeats=config.repeats,
+        )
         for mode in config.modes
         for h in config.horizons
     ]
     rows = _run(units, config.out_dir, stem, config.resume, config.threads, "profile units")
     meta = {
-        "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "torch": torch.__version__,
-        "threads": config.threads, "platform": platform.platform(),
-    }  # fmt: skip
+        "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "threads": config.threads,
+        "platform": platform.platform(),
+    }
     report = {"command": command, "meta": meta, "rows": rows}
     write_report(config.out_dir, stem, report, markdown_profile)
     return report
@@ -278,7 +326,9 @@ def markdown_speed(report: Mapping[str, Any]) -> str:
     ]
     for row in report["rows"]:
         warm = "—" if row["warm_ms_median"] is None else f"{row['warm_ms_median']:.1f} ({row['warm_iterations']})"
-        lines.append(f"| {row['planner']} | {row['horizon']} | {row['cold_ms']:.0f} ({row['cold_iterations']}) | {warm} |")
+        lines.append(
+            f"| {row['planner']} | {row['horizon']} | {row['cold_ms']:.0f} ({row['cold_iterations']}) | {warm} |"
+        )
     sizes = sorted({row["candidates"] for row in report["iteration_rows"]})
     horizons = sorted({row["horizon"] for row in report["iteration_rows"]})
     n = report.get("iterations", 20)
@@ -322,7 +372,9 @@ def plot_speed(report: Mapping[str, Any], path: Path) -> Path:
     for planner in report["planners"]:
         rows = [r for r in report["iteration_rows"] if r["planner"] == planner and r["candidates"] == size]
         axes[2].plot([r["horizon"] for r in rows], [r["ms_per_iteration"] for r in rows], "o-", label=planner)
-    axes[2].set(xlabel="horizon H", ylabel="ms per iteration", title=f"time per iteration, {size} candidates", yscale="log")
+    axes[2].set(
+        xlabel="horizon H", ylabel="ms per iteration", title=f"time per iteration, {size} candidates", yscale="log"
+    )
     axes[2].legend(fontsize=8)
     fig.suptitle(f"GraspMPC speed, MLP 256x2, {report['device']}, {report['threads']} thread(s)")
     return save_figure(fig, path)

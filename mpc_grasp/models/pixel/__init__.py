@@ -34,7 +34,11 @@ from __future__ import annotations
 from mpc_grasp.models.pixel.data import PixelDataset, collect_pixel_dataset
 from mpc_grasp.models.pixel.diagnostics import decode_latent_strip, image_strip, latent_distance_correlation
 from mpc_grasp.models.pixel.model import PixelWorldModel, load_pixel_world_model, save_pixel_world_model
-from mpc_grasp.models.pixel.training import evaluate_pixel_world_model, load_or_train_pixel_world_model, train_pixel_world_model
+from mpc_grasp.models.pixel.training import (
+    evaluate_pixel_world_model,
+    load_or_train_pixel_world_model,
+    train_pixel_world_model,
+)
 
 __all__ = [
     "PixelDataset",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +59,10 @@ class PixelDataset:
     def nbytes(self) -> int:
         """Memory held by the arrays."""
         return int(
-            self.frames.nbytes + self.actions.nbytes + self.segment_ids.nbytes + (self.states.nbytes if self.states is not None else 0)
+            self.frames.nbytes
+            + self.actions.nbytes
+            + self.segment_ids.nbytes
+            + (self.states.nbytes if self.states is not None else 0)
         )
 
     def window_starts(self, length: int) -> np.ndarray:
@@ -71,14 +75,17 @@ class PixelDataset:
         starts = np.arange(n - length)
         return starts[self.segment_ids[starts] == self.segment_ids[starts + length]]
 
-    def subset_segments(self, segments: np.ndarray) -> "PixelDataset":
+    def subset_segments(self, segments: np.ndarray) -> PixelDataset:
         """The dataset restricted to the given segment ids (order preserved)."""
         mask = np.isin(self.segment_ids, segments)
         return PixelDataset(
-            self.frames[mask], self.actions[mask], self.segment_ids[mask], None if self.states is None else self.states[mask]
+            self.frames[mask],
+            self.actions[mask],
+            self.segment_ids[mask],
+            None if self.states is None else self.states[mask],
         )
 
-    def split(self, validation_fraction: float, seed: int = 0) -> tuple["PixelDataset", "PixelDataset"]:
+    def split(self, validation_fraction: float, seed: int = 0) -> tuple[PixelDataset, PixelDataset]:
         """Split by whole segments into (train, validation)."""
         if not 0.0 <= validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
@@ -104,7 +111,7 @@ class PixelDataset:
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: a **dict might also fill allow_pickle: bool
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "PixelDataset":
+    def load(cls, path: str | os.PathLike[str]) -> PixelDataset:
         """Read a dataset written by :meth:`save`, with a clear error for other files."""
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -112,13 +119,15 @@ class PixelDataset:
                     raise ValueError(f"{path} is not an mpc_grasp pixel dataset (missing or wrong format tag)")
                 if int(data["version"]) != 1:
                     raise ValueError(f"{path}: unsupported pixel dataset version {int(data['version'])} (expected 1)")
-                states = data["states"] if "states" in data else None
+                states = data.get("states", None)
                 return cls(data["frames"], data["actions"], data["segment_ids"], states)
         except (OSError, KeyError, EOFError) as error:
             raise ValueError(f"could not read pixel dataset {path}: {error}") from error
 
     @classmethod
-    def from_transitions(cls, dataset: Any, states: np.ndarray | None = None, next_states: np.ndarray | None = None) -> "PixelDataset":
+    def from_transitions(
+        cls, dataset: Any, states: np.ndarray | None = None, next_states: np.ndarray | None = None
+    ) -> PixelDataset:
         """Convert a transition dataset (``observations``, ``actions``, ``next_observations`` and
         optionally ``episode_ids`` / ``step_ids`` arrays, e.g. ``mpc_grasp.data.TransitionDataset``
         collected with ``obs_key="observation"`` on a pixel env) into frame sequences.
@@ -134,7 +143,9 @@ class PixelDataset:
             nxt = np.asarray(dataset.next_observations)
             episodes = np.asarray(getattr(dataset, "episode_ids", np.zeros(len(obs), dtype=np.int64)))
         except AttributeError as error:
-            raise ValueError(f"transition dataset needs observations/actions/next_observations arrays: {error}") from error
+            raise ValueError(
+                f"transition dataset needs observations/actions/next_observations arrays: {error}"
+            ) from error
         if obs.dtype != np.uint8 or obs.ndim != 4 or nxt.shape != obs.shape:
             raise ValueError(
                 f"observations must be uint8 images [N, H, W, C] (collect from a Pixel* env with obs_key='observation'), got {obs.dtype} {obs.shape}"
@@ -228,8 +239,16 @@ def collect_pixel_dataset(
     probe = make_env(env) if isinstance(env, str) else env
     try:
         space = probe.observation_space
-        image_space = space["observation"] if isinstance(space, gymnasium.spaces.Dict) and "observation" in space.spaces else space
-        if not isinstance(image_space, gymnasium.spaces.Box) or image_space.dtype != np.uint8 or len(image_space.shape) != 3:
+        image_space = (
+            space["observation"]
+            if isinstance(space, gymnasium.spaces.Dict) and "observation" in space.spaces
+            else space
+        )
+        if (
+            not isinstance(image_space, gymnasium.spaces.Box)
+            or image_space.dtype != np.uint8
+            or len(image_space.shape) != 3
+        ):
             raise ValueError(
                 f"pixel data collection needs uint8 image observations [H, W, C] (or a dict with one under "
                 f"'observation'), got {image_space}; use a Pixel* env such as mpc_grasp/PixelGridWorldWall-v0"
@@ -283,11 +302,15 @@ def _as_pixel_dataset(
     if isinstance(data, str) or hasattr(data, "step"):
         name = data if isinstance(data, str) else getattr(getattr(data, "spec", None), "id", type(data).__name__)
         start = time.perf_counter()
-        dataset = collect_pixel_dataset(data, n_steps, seed=seed, episode_length=episode_length, progress=progress, **collect_kwargs)
+        dataset = collect_pixel_dataset(
+            data, n_steps, seed=seed, episode_length=episode_length, progress=progress, **collect_kwargs
+        )
         return dataset, {"source": name, "collect_seconds": time.perf_counter() - start}
     if hasattr(data, "next_observations"):
         return PixelDataset.from_transitions(data), {"source": type(data).__name__}
-    raise TypeError(f"expected a PixelDataset, transition dataset, .npz path, Gymnasium env or env id, got {type(data).__name__}")
+    raise TypeError(
+        f"expected a PixelDataset, transition dataset, .npz path, Gymnasium env or env id, got {type(data).__name__}"
+    )
 
 
 def _batch_images(frames: np.ndarray, index: np.ndarray) -> Tensor:

@@ -4,7 +4,8 @@ and decoded image strips of latent plans."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,9 +62,9 @@ def latent_distance_correlation(
         raise ValueError("true_states contain NaN or inf values")
     was_training = model.training
     model.eval()
-    latents = np.concatenate([model.encode(frames[i : i + batch_size]).detach().cpu().numpy() for i in range(0, n, batch_size)]).astype(
-        np.float64
-    )
+    latents = np.concatenate(
+        [model.encode(frames[i : i + batch_size]).detach().cpu().numpy() for i in range(0, n, batch_size)]
+    ).astype(np.float64)
     model.train(was_training)
     rng = np.random.default_rng(seed)
     all_pairs = n * (n - 1) // 2

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -226,7 +227,9 @@ class PixelWorldModel(nn.Module):
             hint = ""
             if tensor.ndim >= 3 and tuple(tensor.shape[-3:]) == (expected[2], expected[0], expected[1]):
                 hint = " (this looks channel-first; pass channel-last HWC images)"
-            raise ValueError(f"images must have shape [..., {expected[0]}, {expected[1]}, {expected[2]}], got {tuple(tensor.shape)}{hint}")
+            raise ValueError(
+                f"images must have shape [..., {expected[0]}, {expected[1]}, {expected[2]}], got {tuple(tensor.shape)}{hint}"
+            )
         if tensor.dtype == torch.bool or tensor.is_complex():
             raise ValueError(f"images must be uint8 (0..255) or float in [0, 1], got dtype {tensor.dtype}")
         lead = tuple(tensor.shape[:-3])
@@ -314,7 +317,9 @@ class PixelWorldModel(nn.Module):
 register_model_class(PixelWorldModel)
 
 
-def save_pixel_world_model(model: PixelWorldModel, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> Path:
+def save_pixel_world_model(
+    model: PixelWorldModel, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None
+) -> Path:
     """Write a versioned, SHA-256-checked checkpoint (``save_world_model`` format) incl. ``training_info``."""
     if not isinstance(model, PixelWorldModel):
         raise TypeError(f"expected a PixelWorldModel, got {type(model).__name__}")

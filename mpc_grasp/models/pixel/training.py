@@ -8,8 +8,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -84,7 +85,9 @@ def _rollout_steps(model: PixelWorldModel, start: Tensor, actions: tuple[Tensor,
 @torch.no_grad()
 def _encode_frames(model: PixelWorldModel, frames: np.ndarray, device: torch.device | str, chunk: int = 256) -> Tensor:
     """Encode uint8 frames ``[N, H, W, C]`` in chunks (no gradients) -> ``[N, latent_dim]``."""
-    return torch.cat([model.encode(torch.from_numpy(frames[i : i + chunk]).to(device)) for i in range(0, len(frames), chunk)])
+    return torch.cat(
+        [model.encode(torch.from_numpy(frames[i : i + chunk]).to(device)) for i in range(0, len(frames), chunk)]
+    )
 
 
 def _fit_dynamics(
@@ -124,7 +127,9 @@ def _fit_dynamics(
         delta_rms = deltas.pow(2).mean(0).sqrt()
         model.delta_std.copy_(delta_rms.clamp_min(max(1e-6, 0.05 * float(delta_rms.max()))))
         torch.manual_seed(seed + 1)
-        model.dynamics = _mlp(model.latent_dim + model.action_dim, model.hidden_dim, model.latent_dim, model.dynamics_layers).to(device)
+        model.dynamics = _mlp(
+            model.latent_dim + model.action_dim, model.hidden_dim, model.latent_dim, model.dynamics_layers
+        ).to(device)
     unit = float(deltas.pow(2).sum(-1).mean().clamp_min(1e-12))
     actions = torch.from_numpy(dataset.actions).to(device)
     optimizer = torch.optim.Adam(model.dynamics.parameters(), lr=lr)
@@ -238,8 +243,13 @@ def train_pixel_world_model(
     Spearman/Pearson correlation of latent with true pairwise distances).
     """
     if iterations < 1 or batch_size < 1 or rollout_steps < 1:
-        raise ValueError(f"iterations, batch_size and rollout_steps must be >= 1, got {iterations}, {batch_size}, {rollout_steps}")
-    if lr <= 0 or min(weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations) < 0:
+        raise ValueError(
+            f"iterations, batch_size and rollout_steps must be >= 1, got {iterations}, {batch_size}, {rollout_steps}"
+        )
+    if (
+        lr <= 0
+        or min(weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations) < 0
+    ):
         raise ValueError(
             "lr must be > 0 and weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations >= 0"
         )
@@ -293,7 +303,9 @@ def train_pixel_world_model(
         index = chosen[:, None] + np.arange(rollout_steps + 1)
         images = _batch_images(train_set.frames, index).to(device)
         actions = torch.from_numpy(train_set.actions[index[:, :-1]]).to(device)
-        loss, stats = _model_loss(model, images, actions, dynamics_weight, predicted_recon_weight, background, foreground_weight)
+        loss, stats = _model_loss(
+            model, images, actions, dynamics_weight, predicted_recon_weight, background, foreground_weight
+        )
         if not math.isfinite(stats["loss"]):
             raise FloatingPointError(f"pixel model loss became {stats['loss']} at iteration {it}; lower lr")
         optimizer.zero_grad(set_to_none=True)
@@ -346,7 +358,11 @@ def train_pixel_world_model(
         take = np.random.default_rng(seed).choice(len(eval_set), size=min(400, len(eval_set)), replace=False)
         corr = latent_distance_correlation(model, eval_set.frames[take], eval_set.states[take], seed=seed)
         info["validation"].update(
-            {"latent_spearman": corr["spearman"], "latent_pearson": corr["pearson"], "latent_monotonic": corr["monotonic"]}
+            {
+                "latent_spearman": corr["spearman"],
+                "latent_pearson": corr["pearson"],
+                "latent_monotonic": corr["monotonic"],
+            }
         )
     info["total_seconds"] = time.perf_counter() - total_start
     model.training_info = info
@@ -373,14 +389,18 @@ def load_or_train_pixel_world_model(
     env = gymnasium.make(env_id, **env_kwargs)
     try:
         obs_space = (
-            env.observation_space["observation"] if isinstance(env.observation_space, gymnasium.spaces.Dict) else env.observation_space
+            env.observation_space["observation"]
+            if isinstance(env.observation_space, gymnasium.spaces.Dict)
+            else env.observation_space
         )
         obs_space = cast(gymnasium.spaces.Box, obs_space)  # a pixel env's image space
         if path is not None and Path(path).exists():
             model = load_pixel_world_model(path)
             made_for = (model.metadata.get("env_id"), model.metadata.get("env_kwargs", {}))
             if made_for != (env_id, json.loads(json.dumps(env_kwargs))):
-                raise CheckpointError(f"{path} was trained on {made_for[0]!r} with kwargs {made_for[1]}, not {env_id!r} with {env_kwargs}")
+                raise CheckpointError(
+                    f"{path} was trained on {made_for[0]!r} with kwargs {made_for[1]}, not {env_id!r} with {env_kwargs}"
+                )
             if tuple(obs_space.shape) != model.image_shape or env.action_space.shape != (model.action_dim,):
                 raise CheckpointError(
                     f"{path} holds a model for images {model.image_shape} and {model.action_dim}-dim actions, "
