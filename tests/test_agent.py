@@ -206,14 +206,15 @@ def test_actions_stay_inside_a_narrow_action_space() -> None:
         obs, *_ = env.step(action)
 
 
-def test_grasp_warm_plans_get_a_bigger_budget_when_each_plan_serves_several_steps() -> None:
+def test_warm_plans_get_a_bigger_budget_when_each_plan_serves_several_steps() -> None:
     from mpc_grasp.models.analytic import LinearSystem
 
     space = gym.spaces.Box(-1, 1, (2,), np.float32)
     every_step = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0])
-    assert every_step.planner.warm_num_candidates == 16 and every_step.planner.config.warm_iterations == 4
+    assert every_step.planner.config.warm_num_candidates == 16
+    assert (every_step.schedule.cold_iterations, every_step.schedule.warm_iterations) == (20, 4)  # first plan 20
     amortised = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5)
-    assert amortised.planner.warm_num_candidates == 16 and amortised.planner.config.warm_iterations == 8
+    assert (amortised.schedule.cold_iterations, amortised.schedule.warm_iterations) == (60, 8)
     chosen = GraspMPC(
         LinearSystem.point(),
         "grasp",
@@ -224,10 +225,10 @@ def test_grasp_warm_plans_get_a_bigger_budget_when_each_plan_serves_several_step
         warm_iterations=3,
         warm_num_candidates=2,
     )
-    assert chosen.planner.config.warm_iterations == 3 and chosen.planner.config.warm_num_candidates == 2
-    assert (
-        GraspMPC(
-            LinearSystem.point(), "cem", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5
-        ).planner.config.warm_iterations
-        == 5
-    )
+    assert chosen.schedule.warm_iterations == 3 and chosen.planner.config.warm_num_candidates == 2
+    cem = GraspMPC(LinearSystem.point(), "cem", horizon=5, action_space=space, goal=[1.0, 1.0], replan_every=5)
+    assert (cem.schedule.cold_iterations, cem.schedule.warm_iterations) == (30, 10)  # one rule for every planner
+    cold_only = GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1, 1], warm_start=False)
+    assert cold_only.schedule.cold_iterations == 60
+    with pytest.raises(ValueError, match="replan_every must be an integer >= 1"):
+        GraspMPC(LinearSystem.point(), "grasp", horizon=5, action_space=space, goal=[1, 1], replan_every=0)

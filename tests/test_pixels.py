@@ -355,8 +355,9 @@ def test_grasp_mpc_reaches_the_goal_image_in_pixel_wall(trained: tuple[PixelWorl
 
 
 def test_diagnostics_gradient_norms_and_filmstrip(trained: tuple[PixelWorldModel, PixelDataset]) -> None:
+    from bench.diagnostics import HISTORY_KEYS, gradient_reshaping_histories, plan_filmstrip
+
     from mpc_grasp import make_planner
-    from mpc_grasp.planners.diagnostics import HISTORY_KEYS, gradient_reshaping_histories, plan_filmstrip
 
     model, held_out = trained
     with torch.no_grad():

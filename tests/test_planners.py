@@ -309,7 +309,7 @@ def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
         action_low=-100.0,
         action_high=100.0,
     )
-    assert planner.warm_sync_sample_std == pytest.approx(planner.config.sync_sample_std / 2)
+    assert planner.config.warm_sync_sample_std == pytest.approx(planner.config.sync_sample_std / 2)
     samples_per_candidate = planner.config.sync_samples + 1
     spreads: list[float] = []
     rollout = planner.rollout
@@ -327,8 +327,8 @@ def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
     half_range = 100.0  # (action_high - action_low) / 2
     assert len(cold_spreads) == 3 and len(spreads) == 3
     assert np.allclose(cold_spreads, planner.config.sync_sample_std * half_range, rtol=0.05), cold_spreads
-    assert np.allclose(spreads, planner.warm_sync_sample_std * half_range, rtol=0.05), spreads
-    assert make_planner("grasp", model, horizon=5, warm_sync_sample_std=0.1).warm_sync_sample_std == 0.1
+    assert np.allclose(spreads, planner.config.warm_sync_sample_std * half_range, rtol=0.05), spreads
+    assert make_planner("grasp", model, horizon=5, warm_sync_sample_std=0.1).config.warm_sync_sample_std == 0.1
     with pytest.raises(ValueError, match="warm_sync_sample_std must be > 0"):
         make_planner("grasp", model, horizon=5, warm_sync_sample_std=0.0)
 
@@ -512,3 +512,28 @@ def test_a_compiled_world_model_plans_like_the_model_itself() -> None:
     plain = make_planner("grasp", model, horizon=6, iterations=8, num_candidates=2).plan([0.0, 0.0], [1.0, 0.5])
     fast = make_planner("grasp", compiled, horizon=6, iterations=8, num_candidates=2).plan([0.0, 0.0], [1.0, 0.5])
     torch.testing.assert_close(plain.actions, fast.actions)
+
+
+@pytest.mark.parametrize("name", ["grasp", "cem", "mppi", "gd"])
+def test_a_planner_stores_its_config_resolved_once_with_no_default_left_open(name: str) -> None:
+    model = LinearSystem.point()
+    planner = make_planner(name, model, horizon=5, iterations=7)
+    allowed_none = {"goal_tolerance", "noise_decay_iterations", "max_grad_norm", "sync_max_grad_norm"}
+    open_fields = {f.name for f in dataclasses.fields(planner.config) if getattr(planner.config, f.name) is None}
+    assert open_fields <= allowed_none, open_fields
+    assert planner.config.first_plan_iterations <= 7 and planner.config.warm_iterations <= 7
+    resolved_again = planner.config.resolve(latent_model=False, maximises_return=False)
+    assert resolved_again == planner.config  # resolution is pure and idempotent
+
+
+def test_grasp_resolves_its_defaults_by_model_kind_and_objective() -> None:
+    config = GraspConfig()
+    latent = config.resolve(latent_model=True, maximises_return=False)
+    state = config.resolve(latent_model=False, maximises_return=False)
+    reward = config.resolve(latent_model=False, maximises_return=True)
+    assert (latent.detach_states, latent.lifted_goal_weight, latent.sync_every) == (True, 1.0, 10)
+    assert (state.detach_states, state.lifted_goal_weight, state.sync_every) == (False, 0.0, 4)
+    assert (reward.lifted_updates, reward.sync_every) == (False, 1)
+    assert config.detach_states is None and config.sync_every is None  # the input config is left as it was
+    assert state.warm_num_candidates == config.num_candidates and state.final_sync_samples == 64
+    assert state.warm_sync_sample_std == config.sync_sample_std / 2

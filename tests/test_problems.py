@@ -54,13 +54,15 @@ def test_the_paper_preset_keeps_the_papers_mechanisms() -> None:
     assert paper.sync_steps == 10 and paper.sync_every == 50 and paper.sync_samples == 0
     assert paper.noise_at(0) == paper.noise_scale and paper.noise_at(paper.iterations - 1) < 0.01
     planner = make_planner("grasp", make_problem("double_integrator_2d", 1).model, 10, config=paper)
-    assert planner.detach_states and planner.lifted_goal_weight == 1.0
+    assert planner.config.detach_states and planner.config.lifted_goal_weight == 1.0
 
 
 def test_default_grasp_resolves_the_stop_gradient_from_the_model_kind() -> None:
     problem = make_problem("double_integrator_2d", 1)
     state_space = make_planner("grasp", problem.model, 10)
-    assert not state_space.detach_states and state_space.sync_every == 4  # full gradients, frequent sampling syncs
+    assert (
+        not state_space.config.detach_states and state_space.config.sync_every == 4
+    )  # full gradients, frequent sampling syncs
 
     class Latent(torch.nn.Module):
         state_dim, action_dim, plans_in_latent_space = 4, 2, True
@@ -69,8 +71,10 @@ def test_default_grasp_resolves_the_stop_gradient_from_the_model_kind() -> None:
             return problem.model(state, action)
 
     latent = make_planner("grasp", Latent(), 10)
-    assert latent.detach_states and latent.lifted_goal_weight == 1.0  # the paper's setting where it matters
-    assert latent.sync_every == 10 and make_planner("grasp", Latent(), 10, sync_every=3).sync_every == 3
+    assert (
+        latent.config.detach_states and latent.config.lifted_goal_weight == 1.0
+    )  # the paper's setting where it matters
+    assert latent.config.sync_every == 10 and make_planner("grasp", Latent(), 10, sync_every=3).config.sync_every == 3
 
 
 @pytest.mark.parametrize("name", sorted(PROBLEMS))

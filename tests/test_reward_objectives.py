@@ -80,16 +80,24 @@ def test_grasp_lifted_loss_scores_rewards_on_virtual_states_and_model_prediction
 def test_grasp_resolves_lifted_updates_by_objective_and_rejects_a_plan_with_nothing_to_optimise() -> None:
     model = LinearSystem.point()
     with_reward = make_planner("grasp", model, horizon=5, reward_fn=reward_to_target)
-    assert with_reward.lifted_updates is False and with_reward.sync_every == 1
-    assert with_reward.warm_num_candidates == 16  # a warm reward plan keeps every candidate
+    assert with_reward.config.lifted_updates is False and with_reward.config.sync_every == 1
+    assert with_reward.config.warm_num_candidates == 16  # a warm reward plan keeps every candidate
     with_value = make_planner("grasp", model, horizon=5, terminal_value=lambda state: -state.square().sum(-1))
-    assert with_value.lifted_updates is False
+    assert with_value.config.lifted_updates is False
     goal_only = make_planner("grasp", model, horizon=5)
-    assert goal_only.lifted_updates is True and goal_only.sync_every == 4 and goal_only.warm_num_candidates == 16
+    assert (
+        goal_only.config.lifted_updates is True
+        and goal_only.config.sync_every == 4
+        and goal_only.config.warm_num_candidates == 16
+    )
     forced = make_planner("grasp", model, horizon=5, reward_fn=reward_to_target, lifted_updates=True)
-    assert forced.lifted_updates is True and forced.sync_every == 4 and forced.warm_num_candidates == 16
+    assert (
+        forced.config.lifted_updates is True
+        and forced.config.sync_every == 4
+        and forced.config.warm_num_candidates == 16
+    )
     chosen = make_planner("grasp", model, horizon=5, reward_fn=reward_to_target, warm_num_candidates=2)
-    assert chosen.warm_num_candidates == 2
+    assert chosen.config.warm_num_candidates == 2
     with pytest.raises(ValueError, match="lifted_updates=False leaves GRASP nothing to optimise"):
         make_planner("grasp", model, horizon=5, reward_fn=reward_to_target, sync_every=0)
 

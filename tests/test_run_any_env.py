@@ -90,8 +90,9 @@ def test_run_on_env_without_success_reports_return(
         "keep_solved_warm_start": False,
         "dense_goal_weight": 1.0,
         "iterations": 3,
-        "warm_iterations": 3,  # --iterations also caps warm-started replans (GRASP's default is 8)
     }
+    assert config["warm_iterations"] == 3 and config["first_plan_iterations"] == 3  # --iterations caps every plan
+    assert summary["schedule"]["cold_iterations"] == 3 and summary["schedule"]["warm_iterations"] == 3
     assert summary["episodes_detail"][0]["median_iterations"] <= 3
     assert (out / "plans.png").stat().st_size > 10_000 and (out / "episode.gif").stat().st_size > 1_000
 

@@ -114,10 +114,7 @@ def _run(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"--iterations {args.iterations} and --set iterations={options['iterations']} both given; use one"
             )
-        options["iterations"] = args.iterations
-        warm_default = _config_default(args.planner, "warm_iterations")
-        if "warm_iterations" not in options and warm_default is not None and warm_default > args.iterations:
-            options["warm_iterations"] = args.iterations  # an upper bound for warm-started replans too
+        options["iterations"] = args.iterations  # also caps warm and first plans (PlannerConfig.resolve)
     goal = _parse_goal(args.goal)
 
     env = make_env(args.env_id, **env_kwargs)  # clear error for an unknown id / bad kwargs
@@ -177,7 +174,8 @@ def _run(args: argparse.Namespace) -> int:
         "model": str(args.model),
         "model_trained_on": {"env_id": meta.get("env_id"), "env_kwargs": meta.get("env_kwargs")},
         "planner": args.planner,
-        "planner_config": {k: v for k, v in vars(agent.planner.config).items()},
+        "planner_config": dict(vars(agent.planner.config)),  # resolved: the values that ran
+        "schedule": dict(vars(agent.schedule)),
         "planner_options": options,
         "horizon": args.horizon,
         "replan_every": args.replan_every,
@@ -421,14 +419,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return repr(value)
-
-
-def _config_default(planner: str, name: str) -> Any:
-    """The default of config field ``name`` of ``planner`` (None if it has no such field)."""
-    import dataclasses
-
-    from mpc_grasp.planners import PLANNERS
-
-    return next(
-        (item.default for item in dataclasses.fields(PLANNERS[planner].config_class) if item.name == name), None
-    )

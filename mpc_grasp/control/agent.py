@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from mpc_grasp.models.base import check_action_space, check_world_model, encode_observation, model_device
-from mpc_grasp.planners import GraspConfig, Planner, PlanningError, PlanResult, make_planner
-from mpc_grasp.validation import as_float_tensor
+from mpc_grasp.planners import Planner, PlannerConfig, PlanningError, PlanResult, make_planner
+from mpc_grasp.validation import as_float_tensor, is_integer_at_least
 
 DEFAULT_DENSE_GOAL_WEIGHT = 0.1
 """The agent's default ``dense_goal_weight``: weight of the mean distance to the goal along the plan. A
@@ -39,6 +39,59 @@ class StepDiagnostics:
     warm_started: bool
 
 
+@dataclass(frozen=True)
+class MPCSchedule:
+    """When :class:`GraspMPC` replans and how many iterations each plan runs: the one place that decides a
+    control step's planning budget.
+
+    ``replan_every`` k executes k planned steps between plans; ``replan_threshold`` (state units) replans early
+    once the observed state is farther than this from the planned one; ``warm_start`` starts a replan from the
+    previous plan shifted by the steps executed. ``cold_iterations`` / ``warm_iterations``: the iterations of a
+    plan without / with a warm start.
+    """
+
+    replan_every: int = 1
+    replan_threshold: float | None = None
+    warm_start: bool = True
+    cold_iterations: int = 100
+    warm_iterations: int = 100
+
+    def __post_init__(self) -> None:
+        if not is_integer_at_least(self.replan_every, 1):
+            raise ValueError(f"replan_every must be an integer >= 1, got {self.replan_every!r}")
+        if self.replan_threshold is not None and not self.replan_threshold > 0:
+            raise ValueError(f"replan_threshold must be > 0 or None, got {self.replan_threshold}")
+        for name in ("cold_iterations", "warm_iterations"):
+            if not is_integer_at_least(getattr(self, name), 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+
+    @classmethod
+    def for_planner(
+        cls,
+        config: PlannerConfig,
+        *,
+        replan_every: int = 1,
+        replan_threshold: float | None = None,
+        warm_start: bool = True,
+        amortise_warm: bool = True,
+    ) -> MPCSchedule:
+        """The schedule of a planner with this (resolved) config. Replanning every step with warm starts, a cold
+        plan opens an episode and runs ``first_plan_iterations`` (it gives one action; warm plans refine it from
+        the next step on); otherwise a cold plan runs ``iterations``. With ``replan_every > 1`` and
+        ``amortise_warm`` a warm plan serves several steps and runs twice ``warm_iterations`` (at most
+        ``iterations``). See docs/decisions.md#mpcschedule."""
+        cold, warm = config.iterations, config.warm_iterations or config.iterations
+        if replan_every == 1 and warm_start:
+            cold = config.first_plan_iterations or cold
+        if replan_every > 1 and amortise_warm:
+            warm = min(config.iterations, 2 * warm)
+        return cls(replan_every, replan_threshold, warm_start, cold, warm)
+
+    def iterations(self, warm_started: bool) -> int:
+        """The budget of the next plan."""
+        return self.warm_iterations if warm_started else self.cold_iterations
+
+
 class GraspMPC:
     """Model-predictive control with a gradient-based (or sampling) planner.
 
@@ -52,13 +105,10 @@ class GraspMPC:
     ``action_noise``, ``lr_actions``, ``goal_tolerance``, ``seed``, and the planner's own, e.g.
     GRASP's ``noise_scale``) or a planner argument (``state_weights``,
     ``running_cost``, ``dense_goal_weight``, ``reward_fn``, ``terminal_value``, ``discount``: with
-    ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal). The agent adds ``action_space`` (bounds), ``device``,
-    ``seed`` when an int is given, and ``dense_goal_weight`` = :data:`DEFAULT_DENSE_GOAL_WEIGHT`
-    unless set. With ``replan_every=1`` an episode's first plan runs the planner's ``first_plan_iterations``
-    (it gives one action, then warm plans refine it; without ``warm_start`` every plan is a full cold one),
-    warm-started replans its ``warm_iterations``; with ``replan_every > 1``
-    GRASP's warm plans get twice the warm iterations (each plan serves several
-    steps; see :func:`_amortised_warm_budget`).
+    ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal). The agent adds
+    ``action_space`` (bounds), ``device``, ``seed`` when an int is given, and ``dense_goal_weight`` =
+    :data:`DEFAULT_DENSE_GOAL_WEIGHT` unless set. Each plan's iteration budget comes from ``agent.schedule``
+    (:class:`MPCSchedule`: the opening plan of an every-step episode, warm replans, plans serving several steps).
 
     Goals, in order of precedence: ``goal`` (a state vector) or ``goal_observation`` (encoded by
     the model) given here or via ``set_goal``; else the env's own goal read from dict observations
@@ -87,8 +137,7 @@ class GraspMPC:
     ) -> None:
         check_world_model(model)
         self._seeds = _check_seed(seed)
-        if replan_every < 1:
-            raise ValueError(f"replan_every must be >= 1, got {replan_every}")
+        MPCSchedule(replan_every, replan_threshold, warm_start)  # bad replan settings fail before any compute
         if warm_start_fill not in ("repeat", "zero"):
             raise ValueError(f"warm_start_fill must be 'repeat' or 'zero', got {warm_start_fill!r}")
         if action_space is None:
@@ -104,8 +153,6 @@ class GraspMPC:
             if isinstance(self._seeds, int):
                 planner_options["seed"] = self._seeds
             planner_options.setdefault("dense_goal_weight", DEFAULT_DENSE_GOAL_WEIGHT)
-            if planner == "grasp" and replan_every > 1 and "config" not in planner_options:
-                _amortised_warm_budget(planner_options)
             self.planner = make_planner(
                 planner, model, horizon, action_space=action_space, device=self.device, **planner_options
             )
@@ -113,11 +160,15 @@ class GraspMPC:
         self.action_space = action_space
         self._low = np.asarray(action_space.low, dtype=np.float32)
         self._high = np.asarray(action_space.high, dtype=np.float32)
-        if replan_threshold is not None and not replan_threshold > 0:
-            raise ValueError(f"replan_threshold must be > 0 or None, got {replan_threshold}")
-        self.replan_every = int(replan_every)
-        self.replan_threshold = replan_threshold
-        self.warm_start = warm_start
+        own_warm_budget = isinstance(planner, Planner) or {"warm_iterations", "config"} & set(planner_options)
+        self.schedule = MPCSchedule.for_planner(
+            self.planner.config,
+            replan_every=int(replan_every),
+            replan_threshold=replan_threshold,
+            warm_start=warm_start,
+            amortise_warm=not own_warm_budget,
+        )
+        """When the agent replans and each plan's iterations (from the planner's resolved config)."""
         self.warm_start_fill = warm_start_fill
         self.obs_key = obs_key
         self.goal_key = goal_key
@@ -181,20 +232,19 @@ class GraspMPC:
         """Replan with no plan, every ``replan_every`` steps, or when reality left the plan."""
         if self._plan is None or self._plan.actions.shape[0] != latent.shape[0]:
             return True
-        if self._steps_since_plan >= min(self.replan_every, self.horizon):
+        if self._steps_since_plan >= min(self.schedule.replan_every, self.horizon):
             return True
-        if self.replan_threshold is not None:
+        threshold = self.schedule.replan_threshold
+        if threshold is not None:
             expected = self._plan.states[:, self._steps_since_plan].to(latent.device)
-            return bool(((latent - expected).norm(dim=-1) > self.replan_threshold).any())
+            return bool(((latent - expected).norm(dim=-1) > threshold).any())
         return False
 
     def _replan(self, latent: Tensor, goal: Tensor | None) -> None:
         init = None
-        if self.warm_start and self._plan is not None and self._steps_since_plan < self.horizon:
+        if self.schedule.warm_start and self._plan is not None and self._steps_since_plan < self.horizon:
             init = self._plan.shifted(self._steps_since_plan, fill=self.warm_start_fill)
-        # replanning every step, the episode's first plan gives one action and warm plans refine the rest
-        opening = init is None and self.warm_start and self.replan_every == 1
-        iterations = self._first_plan_iterations() if opening else None
+        iterations = self.schedule.iterations(warm_started=init is not None)
         result = self.planner.plan_batch(
             latent, goal, init=init, seeds=self._env_seeds(latent.shape[0]), iterations=iterations
         )
@@ -213,11 +263,6 @@ class GraspMPC:
                 warm_started=init is not None,
             )
         )
-
-    def _first_plan_iterations(self) -> int | None:
-        """The planner's ``first_plan_iterations`` (at most its ``iterations``), None if it sets none."""
-        config = self.planner.config
-        return None if config.first_plan_iterations is None else min(config.first_plan_iterations, config.iterations)
 
     def _env_seeds(self, count: int) -> list[int] | None:
         """Per-env planner seeds: ``seed + i`` for an int seed, the given list, or the planner default."""
@@ -272,16 +317,6 @@ class GraspMPC:
         if goal.shape[0] != count:
             raise ValueError(f"goal has {goal.shape[0]} rows for {count} observations")
         return goal
-
-
-def _amortised_warm_budget(options: dict[str, Any]) -> None:
-    """GRASP's warm budget when each plan serves several control steps (``replan_every > 1``): twice the
-    warm iterations (at most ``iterations``), unless the user set them; a plan that serves several steps is
-    worth a longer refinement. See docs/decisions.md#graspmpc-amortised-warm-budget."""
-    iterations = options.get("iterations", GraspConfig.iterations)
-    default_warm_iterations = GraspConfig.warm_iterations
-    assert default_warm_iterations is not None
-    options.setdefault("warm_iterations", min(iterations, 2 * default_warm_iterations))
 
 
 def _check_seed(seed: Any) -> int | list[int] | None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mpc_grasp.models.base import check_world_model, model_device
+from mpc_grasp.models.base import check_world_model, model_device, plans_in_latent_space
 from mpc_grasp.planners.types import (
     Candidates,
     IterationCallback,
@@ -134,7 +134,6 @@ class Planner(ABC):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
         self.model = model
         self.horizon = int(horizon)
-        self.config = config
         self.state_dim = int(model.state_dim)
         self.action_dim = int(model.action_dim)
         self.device = torch.device(device) if device is not None else model_device(model)
@@ -167,6 +166,11 @@ class Planner(ABC):
         self.reward_fn = reward_fn
         self.terminal_value = terminal_value
         self.discount = float(discount)
+        self.config = config.resolve(
+            latent_model=plans_in_latent_space(model),
+            maximises_return=reward_fn is not None or terminal_value is not None,
+        )
+        """The config as it runs: every default that depends on the model or the objective resolved."""
         self._non_finite_outputs: dict[str, Tensor] = {}
         """Per objective callable: a device flag, set when it returned NaN/inf on finite inputs during the
         current plan (accumulated without host syncs, checked once in ``_select``)."""
@@ -497,7 +501,7 @@ class Planner(ABC):
         with a warm start, else ``iterations``."""
         if problem.iterations is not None:
             return problem.iterations
-        if problem.init is not None and self.config.warm_iterations is not None:
+        if problem.init is not None and self.config.warm_iterations is not None:  # resolved: set
             return self.config.warm_iterations
         return self.config.iterations
 

@@ -28,13 +28,13 @@ docs/decisions.md#grasp.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self, cast
 
 import torch
 from torch import Tensor
 
-from mpc_grasp.models.base import plans_in_latent_space
 from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, path_integral_weights
 from mpc_grasp.validation import check_positive
 
@@ -167,6 +167,25 @@ class GraspConfig(PlannerConfig):
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 
+    def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
+        """Every None default filled in for this model kind and objective (pure; see each field for its rule):
+        the stop-gradient and γ by model kind, lifted steps by objective, the sync period by both, warm
+        candidates, warm sampling std and the last sync's samples from their cold counterparts."""
+        config = super().resolve(latent_model=latent_model, maximises_return=maximises_return)
+        detach = latent_model if self.detach_states is None else self.detach_states
+        lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
+        default_sync = (10 if latent_model else 4) if lifted else 1
+        return dataclasses.replace(
+            config,
+            detach_states=detach,
+            lifted_goal_weight=(1.0 if detach else 0.0) if self.lifted_goal_weight is None else self.lifted_goal_weight,
+            lifted_updates=lifted,
+            sync_every=default_sync if self.sync_every is None else self.sync_every,
+            warm_num_candidates=self.warm_num_candidates or self.num_candidates,
+            warm_sync_sample_std=self.warm_sync_sample_std or self.sync_sample_std / 2,
+            final_sync_samples=self.sync_samples if self.final_sync_samples is None else self.final_sync_samples,
+        )
+
     @classmethod
     def paper(cls, **overrides: Any) -> GraspConfig:
         """The published GRASP's mechanisms: stop-gradient on the state input, dense goal term γ = 1,
@@ -208,34 +227,16 @@ class GraspPlanner(Planner):
     name = "grasp"
     config_class = GraspConfig
     config: GraspConfig
+    """The resolved config (:meth:`GraspConfig.resolve`): no None left but ``noise_decay_iterations``, whose
+    None means half of each plan's own budget."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         config = self.config
-        self.detach_states = plans_in_latent_space(self.model) if config.detach_states is None else config.detach_states
-        """The resolved stop-gradient switch (see ``GraspConfig.detach_states``)."""
-        self.lifted_goal_weight = (
-            (1.0 if self.detach_states else 0.0) if config.lifted_goal_weight is None else config.lifted_goal_weight
-        )
-        """The resolved dense goal weight γ of the lifted loss (see ``GraspConfig.lifted_goal_weight``)."""
-        maximises_return = self.reward_fn is not None or self.terminal_value is not None
-        self.lifted_updates = not maximises_return if config.lifted_updates is None else config.lifted_updates
-        """The resolved lifted-step switch (see ``GraspConfig.lifted_updates``)."""
-        self.warm_num_candidates = (
-            config.num_candidates if config.warm_num_candidates is None else config.warm_num_candidates
-        )
-        """The resolved candidates of a warm-started plan (see ``GraspConfig.warm_num_candidates``)."""
-        self.warm_sync_sample_std = (
-            config.sync_sample_std / 2 if config.warm_sync_sample_std is None else config.warm_sync_sample_std
-        )
-        """The resolved perturbation std of warm plans' sampling syncs (see ``GraspConfig.warm_sync_sample_std``)."""
-        latent_default = 10 if plans_in_latent_space(self.model) else 4
-        default_sync = latent_default if self.lifted_updates else 1
-        self.sync_every = default_sync if config.sync_every is None else config.sync_every
-        """The resolved iterations between syncs (see ``GraspConfig.sync_every``)."""
-        if not self.lifted_updates and not (self.sync_every and (config.sync_samples or config.sync_steps)):
+        if not config.lifted_updates and not (config.sync_every and (config.sync_samples or config.sync_steps)):
             raise ValueError(
-                "lifted_updates=False leaves GRASP nothing to optimise without syncs: keep sync_every > 0 and sync_samples or sync_steps > 0"
+                "lifted_updates=False leaves GRASP nothing to optimise without syncs: "
+                "keep sync_every > 0 and sync_samples or sync_steps > 0"
             )
         if self.config.dynamics_loss == "nll" and not hasattr(self.model, "predict_distribution"):
             raise ValueError(
@@ -260,7 +261,7 @@ class GraspPlanner(Planner):
         size, candidates = actions.shape[:2]
         start = problem.start[:, None, None, :].expand(size, candidates, 1, self.state_dim)
         inputs = torch.cat([start, virtual_states], dim=2)[:, :, : self.horizon]  # s_0..s_{T-1}
-        if self.detach_states:
+        if self.config.detach_states:
             inputs = inputs.detach()  # the gradient reshaping: no gradient into the state input
         if problem.goal is not None:
             goal = problem.goal[:, None, None, :].expand(size, candidates, 1, self.state_dim)
@@ -295,27 +296,22 @@ class GraspPlanner(Planner):
         candidates = self.candidate_count(problem)
         actions = self.initial_actions(problem, candidates, config.action_noise, self.warm_candidates(candidates))
         virtual_states = self._initial_states(problem, candidates)
-        optimizer = self._lifted_optimizer(virtual_states, actions) if self.lifted_updates else None
+        optimizer = self._lifted_optimizer(virtual_states, actions) if config.lifted_updates else None
 
         history = {
             name: torch.zeros(budget, device=self.device)
             for name in ("loss", "dynamics_loss", "goal_loss", "state_grad_norm", "action_grad_norm", "noise_scale")
         }
         iteration, early_stopped, synced_states = 0, False, None
+        sync_every = config.sync_every or 0  # resolved: never None here
         for iteration in range(budget):
             if optimizer is not None:
                 self._lifted_step(problem, virtual_states, actions, optimizer, iteration, budget, history)
             synced_states = None
-            if (
-                self.sync_every
-                and (config.sync_steps or config.sync_samples)
-                and (iteration + 1) % self.sync_every == 0
-            ):
+            if sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % sync_every == 0:
                 last = iteration + 1 == budget and problem.init is None
                 synced_states = self._sync(problem, actions, virtual_states, last=last)
-                if (
-                    optimizer is None and synced_states is not None
-                ):  # the syncs are the whole optimisation: log their cost
+                if optimizer is None and synced_states is not None:  # the syncs are the whole optimisation
                     with torch.no_grad():
                         history["loss"][iteration] = self.trajectory_cost(synced_states, actions, problem.goal).mean()
             if self.callback is not None:
@@ -361,7 +357,7 @@ class GraspPlanner(Planner):
         """Steps 1-3 of an iteration: the lifted loss, one optimizer step, clipping, fresh state noise."""
         config = self.config
         # γ plus the objective's own dense term (dense_goal_weight · mean over the T predicted states)
-        goal_weight = self.lifted_goal_weight + self.dense_goal_weight / self.horizon
+        goal_weight = cast(float, config.lifted_goal_weight) + self.dense_goal_weight / self.horizon
         optimizer.zero_grad(set_to_none=True)
         dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
         loss = dynamics + goal_weight * goal_term + running  # [N, B]
@@ -385,7 +381,7 @@ class GraspPlanner(Planner):
 
     def candidate_count(self, problem: Problem) -> int:
         """B for this plan: the resolved ``warm_num_candidates`` with a warm start, else ``num_candidates``."""
-        return self.warm_num_candidates if problem.init is not None else self.config.num_candidates
+        return cast(int, self.config.warm_num_candidates) if problem.init is not None else self.config.num_candidates
 
     def warm_candidates(self, candidates: int) -> int:
         """How many of ``candidates`` start from a warm start (the rest start fresh)."""
@@ -427,7 +423,7 @@ class GraspPlanner(Planner):
         config = self.config
         synced, states = actions.detach().clone(), None
         if config.sync_samples:
-            count = config.final_sync_samples if last and config.final_sync_samples is not None else config.sync_samples
+            count = cast(int, config.final_sync_samples) if last else config.sync_samples
             synced, states = self._sample_sync(problem, synced, count)
         for _ in range(config.sync_steps):
             synced.requires_grad_(True)
@@ -453,7 +449,7 @@ class GraspPlanner(Planner):
         config = self.config
         size, candidates = actions.shape[:2]
         count = sample_count + 1
-        scale = self.warm_sync_sample_std if problem.init is not None else config.sync_sample_std
+        scale = cast(float, config.warm_sync_sample_std) if problem.init is not None else config.sync_sample_std
         std = scale * (self.action_high - self.action_low) / 2
         with torch.no_grad():
             noise = self.randn((candidates, count, self.horizon, self.action_dim)) * std

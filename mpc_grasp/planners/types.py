@@ -4,9 +4,10 @@ and the objective callables' signatures."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import Tensor
@@ -57,6 +58,19 @@ class PlannerConfig:
     """Seed of the planner's random draws; a plan is deterministic given seed and inputs. In
     ``plan_batch`` problem i uses its own generator seeded ``seed + i`` (or ``seeds[i]``), so a
     problem's plan does not depend on the batch it is planned in."""
+
+    def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
+        """This config with every run-dependent default filled in (pure; the planner stores and logs the result):
+        ``warm_iterations`` and ``first_plan_iterations`` None become ``iterations``, and both are capped by it
+        (the cold budget bounds every plan). ``latent_model``: the model plans in a learned latent space;
+        ``maximises_return``: the objective has a reward or terminal value. Subclasses resolve their own fields."""
+        del latent_model, maximises_return  # the shared fields depend on neither
+        cap = self.iterations
+        return dataclasses.replace(
+            self,
+            warm_iterations=min(self.warm_iterations or cap, cap),
+            first_plan_iterations=min(self.first_plan_iterations or cap, cap),
+        )
 
     def __post_init__(self) -> None:
         if self.iterations < 1:

@@ -8,15 +8,15 @@ Plain functions, no framework:
   ``predict(obs, state=None, episode_start=None, deterministic=True) -> (action, state)``
   (SB3 models, the model-based ``GraspMPC`` agent, ...), so every agent faces the same
   start/goal sequence and success, return and length come from the same episodes.
-* success rates carry the 95% Wilson score interval (:func:`mpc_grasp.stats.wilson_interval`).
+* success rates carry the 95% Wilson score interval (:func:`mpc_grasp.stats.wilson_interval`), as every
+  summary of :func:`~mpc_grasp.control.episodes.summarize_episodes` does.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -25,13 +25,11 @@ from stable_baselines3 import PPO, SAC, HerReplayBuffer
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm.auto import tqdm
 
+from mpc_grasp.control.episodes import run_episodes, summarize_episodes
 from mpc_grasp.data import make_env
-from mpc_grasp.stats import wilson_interval
+from mpc_grasp.validation import is_integer_at_least
 
 __all__ = [
     "ALGOS",
@@ -203,86 +201,84 @@ def evaluate_agent(
     env_kwargs: Mapping[str, Any] | None = None,
     deterministic: bool = True,
 ) -> dict[str, Any]:
-    """Run ``n_episodes`` episodes of ``agent`` with ``evaluate_policy`` and summarise them.
+    """Run ``n_episodes`` episodes of ``agent`` in ``env_id`` and summarise them, as SB3's ``evaluate_policy`` would.
 
-    The env (``Monitor`` inside a one-env ``DummyVecEnv``, so ``predict`` gets batched
-    observations with a leading dim of 1 and ``episode_start`` flags) is seeded once with
-    ``seed``; later episodes continue its RNG, so the k-th start/goal is the same for every
-    agent. ``success`` is ``info["is_success"]`` at the episode's last step (SB3's convention);
-    ``success_any`` is whether it held at any step (differs on cart-pole swing-up, which does
-    not terminate on success). Returns a JSON-friendly dict (summary + per-episode lists).
+    The agent sees what a one-env ``DummyVecEnv`` shows it (observations with a leading dim of 1 and
+    ``episode_start`` flags); the episodes run in the package's one episode loop
+    (:func:`~mpc_grasp.control.episodes.run_episodes`): the first reset gets ``seed``, later episodes continue
+    the env's RNG, so the k-th start/goal is the same for every agent. ``success`` is ``info["is_success"]`` at
+    an episode's last step; ``success_any`` whether it held at any step (they differ on cart-pole swing-up,
+    which does not end on success). Returns a JSON-friendly dict (summary + per-episode lists).
     """
-    if int(n_episodes) != n_episodes or n_episodes <= 0:
+    if not is_integer_at_least(n_episodes, 1):
         raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     if not callable(getattr(agent, "predict", None)):
         raise TypeError(
             f"agent must have a predict(obs, state, episode_start, deterministic) method, got {type(agent).__name__}"
         )
-    n_episodes = int(n_episodes)
     env_kwargs = dict(env_kwargs or {})
-    _probe_spaces(env_id, env_kwargs)  # clear error for an unknown id / bad kwargs
-
-    vec_env = DummyVecEnv([lambda: Monitor(gym.make(env_id, **env_kwargs))])
-    vec_env.seed(int(seed))
-
-    success: list[bool] = []
-    success_any: list[bool] = []
-    first_success: list[int | None] = []
-    running: dict[str, Any] = {"step": 0, "first": None}
-
-    def callback(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
-        info = locals_["info"]
-        if "is_success" not in info:
-            raise ValueError(f"env {env_id!r} does not report info['is_success']; cannot measure success")
-        running["step"] += 1
-        if info["is_success"] and running["first"] is None:
-            running["first"] = running["step"]
-        if locals_["done"] and "episode" in info:  # a real episode end (Monitor), as evaluate_policy counts it
-            success.append(bool(info["is_success"]))
-            success_any.append(running["first"] is not None)
-            first_success.append(running["first"])
-            running["step"], running["first"] = 0, None
-
-    start = time.perf_counter()
+    env = make_env(env_id, **env_kwargs)  # clear error for an unknown id / bad kwargs
     try:
-        episodes = evaluate_policy(
-            agent,
-            vec_env,
-            n_eval_episodes=n_episodes,
-            deterministic=deterministic,
-            callback=callback,
-            return_episode_rewards=True,
-        )
+        _require_success_flag(env, env_id)
+        records = run_episodes(env, _VecEnvView(agent, deterministic), int(n_episodes), int(seed), progress=False)
     finally:
-        vec_env.close()
-    returns, lengths = cast(tuple[list[float], list[int]], episodes)  # return_episode_rewards=True: per-episode lists
-    eval_time = time.perf_counter() - start
-    if len(success) != n_episodes or len(returns) != n_episodes:
-        raise RuntimeError(
-            f"expected {n_episodes} finished episodes, recorded {len(success)} successes and {len(returns)} returns"
-        )
-
-    returns_arr = np.asarray(returns, dtype=np.float64)
-    lengths_arr = np.asarray(lengths, dtype=np.int64)
-    n_success = int(sum(success))
-    n_success_any = int(sum(success_any))
+        env.close()
+    summary = summarize_episodes(records)
     return {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
         "seed": int(seed),
-        "n_episodes": n_episodes,
+        "n_episodes": int(n_episodes),
         "deterministic": bool(deterministic),
-        "successes": n_success,
-        "success_rate": n_success / n_episodes,
-        "success_ci95": list(wilson_interval(n_success, n_episodes)),
-        "success_any_rate": n_success_any / n_episodes,
-        "success_any_ci95": list(wilson_interval(n_success_any, n_episodes)),
-        "mean_return": float(returns_arr.mean()),
-        "std_return": float(returns_arr.std()),
-        "mean_length": float(lengths_arr.mean()),
-        "eval_time_s": eval_time,
-        "episode_returns": returns_arr.tolist(),
-        "episode_lengths": lengths_arr.tolist(),
-        "episode_success": success,
-        "episode_first_success_step": first_success,
+        **{key: summary[key] for key in _SUMMARY_KEYS},
+        "eval_time_s": summary["wall_time_s"],
+        "episode_returns": [r.episode_return for r in records],
+        "episode_lengths": [r.steps for r in records],
+        "episode_success": [bool(r.success) for r in records],
+        "episode_first_success_step": [r.first_success_step for r in records],
     }
+
+
+_SUMMARY_KEYS = (
+    "successes",
+    "success_rate",
+    "success_ci95",
+    "success_any_rate",
+    "success_any_ci95",
+    "mean_return",
+    "std_return",
+    "mean_length",
+)
+
+
+def _require_success_flag(env: gym.Env, env_id: str) -> None:
+    """One reset and one step: an env that does not report ``info["is_success"]`` fails before any episode."""
+    env.reset(seed=0)
+    *_, info = env.step(env.action_space.sample())
+    if "is_success" not in info:
+        raise ValueError(f"env {env_id!r} does not report info['is_success']; cannot measure success")
+
+
+class _VecEnvView:
+    """``agent`` as a one-env vector env's policy sees the world: batched observations, ``episode_start`` flags."""
+
+    def __init__(self, agent: PredictsActions, deterministic: bool) -> None:
+        self.agent, self.deterministic = agent, deterministic
+        self._state: Any = None
+        self._start = True
+
+    def reset(self) -> None:
+        self._state, self._start = None, True
+
+    def predict(self, observation: Any, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        del deterministic  # the view's own flag decides, as evaluate_policy's does
+        batched = (
+            {key: np.asarray(value)[None] for key, value in observation.items()}
+            if isinstance(observation, Mapping)
+            else np.asarray(observation)[None]
+        )
+        action, self._state = self.agent.predict(
+            batched, state=self._state, episode_start=np.array([self._start]), deterministic=self.deterministic
+        )
+        self._start = False
+        return np.asarray(action)[0], None

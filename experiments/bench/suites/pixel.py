@@ -15,8 +15,8 @@ learned :class:`~mpc_grasp.models.pixel.PixelWorldModel`, measured in the REAL p
 * Closed loop (one unit per family x variant): ``GraspMPC`` episodes from the same pairs
   (:func:`~mpc_grasp.control.episodes.run_episodes`), replanning every ``replan_every`` steps.
 * Gradient reshaping (one unit): GRASP with and without the stop-gradient on the same problems
-  (:func:`~mpc_grasp.planners.diagnostics.gradient_reshaping_histories`); a filmstrip of GRASP's decoded
-  virtual states next to the real frames (:func:`~mpc_grasp.planners.diagnostics.plan_filmstrip`).
+  (:func:`~bench.diagnostics.gradient_reshaping_histories`); a filmstrip of GRASP's decoded
+  virtual states next to the real frames (:func:`~bench.diagnostics.plan_filmstrip`).
 * The latent goal tolerance (early stop, success under the model) is calibrated from data: the local
   slope of latent distance vs true distance on rendered frames, times the goal radius.
 
@@ -375,7 +375,7 @@ def _closed_loop(model: Any, unit: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _grad_norms(model: Any, gym_env: Any, unit: Mapping[str, Any]) -> dict[str, Any]:
     """GRASP's gradient norms with and without the detach on the same problems, averaged per iteration."""
-    from mpc_grasp.planners.diagnostics import gradient_reshaping_histories
+    from bench.diagnostics import gradient_reshaping_histories
 
     budget = unit["budget"]
     starts, goals = planner_states(ENV, model, gym_env, [_bench_task(t) for t in unit["tasks"]])
@@ -389,7 +389,7 @@ def _grad_norms(model: Any, gym_env: Any, unit: Mapping[str, Any]) -> dict[str, 
         "problems": len(unit["tasks"]),
         "iterations": budget["iterations"],
         "num_candidates": budget.get("num_candidates", GraspConfig.num_candidates),
-        "sync_every": cast(GraspPlanner, make_planner("grasp", model, 2, **budget)).sync_every,
+        "sync_every": cast(GraspPlanner, make_planner("grasp", model, 2, **budget)).config.sync_every,
         "summary": {
             name: {key: float(np.median(h[key])) for key in ("state_grad_norm", "action_grad_norm", "final_distance")}
             for name, h in histories.items()
@@ -505,7 +505,7 @@ def filmstrip_panels(
     model: Any, config: PixelBenchConfig, task: Mapping[str, Any], horizon: int, tolerance: float
 ) -> list[tuple[str, Any]]:
     """GRASP's decoded virtual states and rollout next to the real frames, with and without the detach."""
-    from mpc_grasp.planners.diagnostics import plan_filmstrip
+    from bench.diagnostics import plan_filmstrip
 
     gym_env = make_env(ENV_ID)
     start, goal = planner_states(ENV, model, gym_env, [_bench_task(task)])

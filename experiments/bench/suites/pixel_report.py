@@ -95,7 +95,7 @@ def plot_grad_norms(grad: Mapping[str, Any], path: Path) -> Path:
 
 
 def plot_filmstrips(panels: Sequence[tuple[str, list[tuple[str, np.ndarray]]]], path: Path) -> Path:
-    """Stack the labelled image rows of :func:`~mpc_grasp.planners.diagnostics.plan_filmstrip` (one panel per plan)."""
+    """Stack the labelled image rows of :func:`~bench.diagnostics.plan_filmstrip` (one panel per plan)."""
     import matplotlib.pyplot as plt
 
     rows = [(f"{title}\n{label}", image) for title, strip_rows in panels for label, image in strip_rows]
