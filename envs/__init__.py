@@ -2,14 +2,23 @@
 
 Importing this package registers the ids in ``ENV_IDS`` under the ``mpc_grasp`` namespace
 (idempotently: ids already in ``gymnasium.registry`` are left alone), and the pixel variants in
-``PIXEL_ENV_IDS`` (``envs/pixels.py``). Depends only on numpy and gymnasium.
+``PIXEL_ENV_IDS`` (``envs/pixels.py``). Depends only on numpy and gymnasium. The differentiable reward
+formulas (``cartpole_swingup_reward``; Gymnasium's Pendulum ones in ``envs/rewards.py``) take torch tensors
+but use only their methods, so torch is not imported here.
 """
 
 from __future__ import annotations
 
 import gymnasium
 
-from .cartpole import GOAL_OBS, ContinuousCartPoleEnv, cartpole_physics_step, obs_to_state, state_to_obs
+from .cartpole import (
+    GOAL_OBS,
+    ContinuousCartPoleEnv,
+    cartpole_physics_step,
+    cartpole_swingup_reward,
+    obs_to_state,
+    state_to_obs,
+)
 from .grid_world import (
     ACROSS_REGIONS,
     LAYOUTS,
@@ -22,6 +31,7 @@ from .grid_world import (
     wall_boxes,
 )
 from .pixels import PIXEL_ENV_IDS, PixelCartPoleEnv, PixelGridWorldEnv, register_pixel_envs
+from .rewards import inverted_pendulum_reward, pendulum_reward
 
 _GRID = "mpc_grasp.envs.grid_world:GridWorldEnv"
 _CARTPOLE = "mpc_grasp.envs.cartpole:ContinuousCartPoleEnv"
@@ -65,10 +75,13 @@ __all__ = [
     "PixelCartPoleEnv",
     "PixelGridWorldEnv",
     "cartpole_physics_step",
+    "cartpole_swingup_reward",
     "free_space_bounds",
     "get_layout",
+    "inverted_pendulum_reward",
     "map_size",
     "obs_to_state",
+    "pendulum_reward",
     "register_envs",
     "register_pixel_envs",
     "sample_task",

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["ContinuousCartPoleEnv", "cartpole_physics_step", "state_to_obs", "obs_to_state", "GOAL_OBS"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = [
+    "ContinuousCartPoleEnv",
+    "cartpole_physics_step",
+    "cartpole_swingup_reward",
+    "state_to_obs",
+    "obs_to_state",
+    "GOAL_OBS",
+]
 
 GRAVITY = 9.8
 MASSCART = 1.0
@@ -68,6 +78,20 @@ def obs_to_state(obs: np.ndarray) -> np.ndarray:
     """Inverse of :func:`state_to_obs` with ``theta`` wrapped to ``(-pi, pi]`` (float64, batched)."""
     o = np.asarray(obs, dtype=np.float64)
     return np.stack([o[..., 0], o[..., 1], np.arctan2(o[..., 3], o[..., 2]), o[..., 4]], axis=-1)
+
+
+def cartpole_swingup_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
+    """``mpc_grasp/CartPoleSwingup-v0``'s reward (DeepMind Control's swing-up) on the observation
+    ``[x, ẋ, cos θ, sin θ, θ̇]`` of the state reached, differentiable (torch tensors ``[..., 5]``, actions
+    ``[..., 1]``): ``upright · centred · small_control · small_velocity`` with Gaussian tolerances (0.1 at
+    ``|x| = 2``, ``|θ̇| = 5``), as ``ContinuousCartPoleEnv`` pays it; a planner's ``reward_fn``."""
+    del state
+    upright = (next_state[..., 2] + 1.0) / 2.0
+    centred = (1.0 + 0.1 ** (next_state[..., 0] / 2.0).square()) / 2.0
+    force = action[..., 0].clamp(-1.0, 1.0)
+    small_control = (4.0 + (1.0 - force.square())) / 5.0
+    small_velocity = (1.0 + 0.1 ** (next_state[..., 4] / 5.0).square()) / 2.0
+    return upright * centred * small_control * small_velocity
 
 
 def _wrap(theta: float) -> float:

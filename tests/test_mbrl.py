@@ -423,7 +423,7 @@ def test_final_evaluation_reports_the_last_models_return_with_either_reward(tiny
 
 def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
     from mpc_grasp.cli.commands import build_parser
-    from mpc_grasp.rl.mbrl import config_from_args
+    from mpc_grasp.cli.mbrl import config_from_args
 
     def config(*flags: str) -> MBRLConfig:
         return config_from_args(build_parser().parse_args(["mbrl", *flags, "--out-dir", "x"]))

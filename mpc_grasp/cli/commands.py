@@ -38,7 +38,7 @@ COMMANDS: dict[str, str] = {
     "collect": "mpc_grasp.cli.commands:register_collect",
     "train": "mpc_grasp.cli.commands:register_train",
     "run": "mpc_grasp.cli.run:register_run",
-    "mbrl": "mpc_grasp.rl.mbrl:register_mbrl",
+    "mbrl": "mpc_grasp.cli.mbrl:register_mbrl",
 }
 
 

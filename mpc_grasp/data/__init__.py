@@ -2,6 +2,7 @@
 
 from mpc_grasp.data.collection import (
     EXPLORATIONS,
+    CollectionConfig,
     collect_transitions,
     collect_transitions_parallel,
     make_env,
@@ -22,6 +23,7 @@ __all__ = [
     "DATASET_FORMAT",
     "DATASET_VERSION",
     "EXPLORATIONS",
+    "CollectionConfig",
     "DatasetError",
     "Trajectory",
     "TransitionDataset",

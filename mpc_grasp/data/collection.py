@@ -7,7 +7,7 @@ import datetime as _dt
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -15,9 +15,11 @@ from gymnasium import spaces
 from tqdm.auto import tqdm
 
 from mpc_grasp.data.dataset import TransitionDataset, concatenate_datasets
+from mpc_grasp.options import config_from_options
 
 __all__ = [
     "EXPLORATIONS",
+    "CollectionConfig",
     "collect_transitions",
     "collect_transitions_parallel",
     "make_env",
@@ -78,31 +80,77 @@ def _env_factories(
     raise TypeError(f"env must be a Gymnasium id, a gymnasium.Env or a factory, got {type(env).__name__}")
 
 
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """How :func:`collect_transitions` explores and records: vector envs, exploration noise, stored keys.
+
+    What is collected (env, step count, policy, seed, reset options) are arguments of ``collect_transitions``.
+    """
+
+    num_envs: int = 1
+    """Sub-envs of a ``SyncVectorEnv`` (next-step autoreset) stepped together."""
+    exploration: str = "correlated"
+    """``"random"``: i.i.d. uniform actions; ``"correlated"``: Ornstein-Uhlenbeck noise (long straight
+    pushes that cover mazes and hit walls). Ignored when a policy is given."""
+    obs_key: str = "observation"
+    """Dict observations are stored as ``obs[obs_key]``."""
+    policy_noise: float = 0.1
+    """Std of the Gaussian noise added to a policy's actions, in action half-ranges."""
+    correlation: float = 0.9
+    """Per-step correlation of the ``"correlated"`` noise, in [0, 1)."""
+    noise_scale: float = 0.8
+    """Stationary std of the ``"correlated"`` noise, in action half-ranges (clipped to the bounds)."""
+    info_keys: tuple[str, ...] = ()
+    """``info[key]`` kept per row as ``dataset.extras[key]`` / ``extras["next_" + key]`` (every step must report it)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_envs, bool) or not isinstance(self.num_envs, (int, np.integer)) or self.num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {self.num_envs!r}")
+        if self.exploration not in EXPLORATIONS:
+            raise ValueError(
+                f"unknown exploration {self.exploration!r}; valid: {list(EXPLORATIONS)} or pass policy=callable"
+            )
+        if not isinstance(self.obs_key, str):
+            raise ValueError(f"obs_key must be a string, got {self.obs_key!r}")
+        if not self.policy_noise >= 0:
+            raise ValueError(f"policy_noise must be >= 0, got {self.policy_noise!r}")
+        if not 0.0 <= self.correlation < 1.0:
+            raise ValueError(f"correlation must be in [0, 1), got {self.correlation}")
+        if not self.noise_scale > 0:
+            raise ValueError(f"noise_scale must be > 0, got {self.noise_scale!r}")
+        keys = (self.info_keys,) if isinstance(self.info_keys, str) else tuple(self.info_keys)
+        if not all(isinstance(key, str) and key for key in keys) or len(set(keys)) != len(keys):
+            raise ValueError(f"info_keys must be distinct non-empty strings, got {self.info_keys!r}")
+        object.__setattr__(self, "num_envs", int(self.num_envs))
+        object.__setattr__(self, "info_keys", keys)
+
+
 # --------------------------------------------------------------------------- exploration
 
 
 class _Explorer:
-    """Per-sub-env action generator: i.i.d. uniform, Ornstein-Uhlenbeck, or noisy scripted policy."""
+    """Per-sub-env action generator: i.i.d. uniform, Ornstein-Uhlenbeck, or noisy scripted ``policy``."""
 
     def __init__(
         self,
         action_space: spaces.Box,
-        num_envs: int,
         rng: np.random.Generator,
-        exploration: str | Callable[[Any], Any],
-        policy_noise: float,
-        correlation: float,
-        noise_scale: float,
+        config: CollectionConfig,
+        policy: Callable[[Any], Any] | None,
     ) -> None:
         self.low = np.asarray(action_space.low, dtype=np.float64)
         self.high = np.asarray(action_space.high, dtype=np.float64)
         self.half = (self.high - self.low) / 2.0
         self.mid = (self.high + self.low) / 2.0
         self.dtype = action_space.dtype
-        self.num_envs, self.rng = num_envs, rng
-        self.exploration, self.policy_noise = exploration, float(policy_noise)
-        self.rho, self.sigma = float(correlation), float(noise_scale)
-        self.state = self._stationary(num_envs)  # OU state in normalised [-1, 1] coordinates
+        self.num_envs, self.rng = config.num_envs, rng
+        self.exploration = policy if policy is not None else config.exploration
+        self.policy_noise = float(config.policy_noise)
+        self.rho, self.sigma = float(config.correlation), float(config.noise_scale)
+        self.state = self._stationary(self.num_envs)  # OU state in normalised [-1, 1] coordinates
 
     def _stationary(self, n: int) -> np.ndarray:
         return self.rng.normal(0.0, self.sigma, size=(n, self.low.size))
@@ -112,6 +160,7 @@ class _Explorer:
         self.state[env_index] = self._stationary(1)[0]
 
     def actions(self, per_env_obs: list[Any]) -> np.ndarray:
+        """One action per sub-env ``[num_envs, A]`` in the action space's dtype, within its bounds."""
         shape = (self.num_envs, self.low.size)
         if self.exploration == "random":
             normalised = self.rng.uniform(-1.0, 1.0, size=shape)
@@ -120,23 +169,25 @@ class _Explorer:
             self.state = self.rho * self.state + np.sqrt(1.0 - self.rho**2) * innovation
             normalised = np.clip(self.state, -1.0, 1.0)
         else:
-            policy: Any = self.exploration  # a callable or a stable-baselines3 model
-            act = getattr(policy, "predict", None)  # stable-baselines3 models
-            raw = [
-                np.asarray(act(o, deterministic=True)[0] if act is not None else policy(o), dtype=np.float64)
-                for o in per_env_obs
-            ]
-            try:
-                stacked = np.stack([r.reshape(self.low.shape) for r in raw])
-            except ValueError as error:
-                raise ValueError(
-                    f"policy returned actions of shape {raw[0].shape}, expected {self.low.shape}"
-                ) from error
-            normalised = (stacked - self.mid) / np.where(self.half > 0, self.half, 1.0)
-            if self.policy_noise > 0:
-                normalised = normalised + self.rng.normal(0.0, self.policy_noise, size=shape)
-            normalised = np.clip(normalised, -1.0, 1.0)
+            normalised = self._policy_actions(per_env_obs, shape)
         return (self.mid + normalised * self.half).astype(self.dtype)
+
+    def _policy_actions(self, per_env_obs: list[Any], shape: tuple[int, int]) -> np.ndarray:
+        """The policy's actions in normalised [-1, 1] coordinates, plus ``policy_noise``, clipped."""
+        policy: Any = self.exploration  # a callable or a stable-baselines3 model
+        act = getattr(policy, "predict", None)  # stable-baselines3 models
+        raw = [
+            np.asarray(act(o, deterministic=True)[0] if act is not None else policy(o), dtype=np.float64)
+            for o in per_env_obs
+        ]
+        try:
+            stacked = np.stack([r.reshape(self.low.shape) for r in raw])
+        except ValueError as error:
+            raise ValueError(f"policy returned actions of shape {raw[0].shape}, expected {self.low.shape}") from error
+        normalised = (stacked - self.mid) / np.where(self.half > 0, self.half, 1.0)
+        if self.policy_noise > 0:
+            normalised = normalised + self.rng.normal(0.0, self.policy_noise, size=shape)
+        return np.clip(normalised, -1.0, 1.0)
 
 
 # --------------------------------------------------------------------------- collection
@@ -147,160 +198,207 @@ def collect_transitions(
     n_steps: int,
     policy: Callable[[Any], Any] | None = None,
     seed: int = 0,
-    num_envs: int = 1,
-    exploration: str = "correlated",
-    obs_key: str = "observation",
-    progress: bool = True,
+    config: CollectionConfig | None = None,
     *,
+    progress: bool = True,
     env_kwargs: Mapping[str, Any] | None = None,
-    policy_noise: float = 0.1,
-    correlation: float = 0.9,
-    noise_scale: float = 0.8,
-    info_keys: Sequence[str] = (),
     reset_options: Callable[[np.random.Generator], Mapping[str, Any] | None] | None = None,
+    **options: Any,
 ) -> TransitionDataset:
     """Run exploration in ``env`` and return ``n_steps`` transitions.
 
+    ``config`` (default ``CollectionConfig()``) with any :class:`CollectionConfig` field given as a keyword
+    option replaced, e.g. ``collect_transitions(env_id, 10_000, num_envs=4, exploration="random")``.
     ``env`` is a Gymnasium id (with ``env_kwargs``), a factory, or an env instance (``num_envs=1``).
-    Exploration: ``"random"`` (i.i.d. uniform actions), ``"correlated"`` (Ornstein-Uhlenbeck noise
-    with per-step ``correlation`` and stationary std ``noise_scale`` in units of the action
-    half-range, clipped to the bounds: long straight pushes that cover mazes and hit walls), or a
-    ``policy(obs) -> action`` callable / stable-baselines3 model (overrides ``exploration``; Gaussian
-    noise of std ``policy_noise`` half-ranges added). Dict observations are stored as
-    ``obs[obs_key]``. With ``num_envs > 1`` a ``SyncVectorEnv`` (next-step autoreset) is used; the
-    reset step it inserts after each episode is not a transition and is skipped, so the last
-    ``next_observations`` of an episode is its true final observation. Deterministic given ``seed``.
-
-    ``info_keys``: ``info[key]`` of each row's start and end observation is kept as
-    ``dataset.extras[key]`` / ``extras["next_" + key]`` (e.g. the true state of a pixel env, for
-    evaluation); every step must report it. ``reset_options(rng)`` supplies the reset options of
-    every episode (also the automatic resets of vector envs), drawn with a generator seeded by ``seed``.
+    ``policy(obs) -> action`` (a callable or a stable-baselines3 model) overrides the exploration noise,
+    with ``policy_noise`` added. With ``num_envs > 1`` the reset step a vector env inserts after each
+    episode is not a transition and is skipped, so the last ``next_observations`` of an episode is its true
+    final observation. ``reset_options(rng)`` supplies the reset options of every episode (also the
+    automatic resets of vector envs), drawn with a generator seeded by ``seed``. Deterministic given ``seed``.
     """
+    config = config_from_options(CollectionConfig, config, options)
     if int(n_steps) != n_steps or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-    if int(num_envs) != num_envs or num_envs < 1:
-        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-    n_steps, num_envs = int(n_steps), int(num_envs)
-    if policy is None and exploration not in EXPLORATIONS:
-        raise ValueError(f"unknown exploration {exploration!r}; valid: {list(EXPLORATIONS)} or pass policy=callable")
+    n_steps = int(n_steps)
     if policy is not None and not (callable(policy) or hasattr(policy, "predict")):
         raise TypeError(f"policy must be callable obs -> action or have .predict, got {type(policy).__name__}")
-    if not 0.0 <= correlation < 1.0:
-        raise ValueError(f"correlation must be in [0, 1), got {correlation}")
-    if noise_scale <= 0 or policy_noise < 0:
-        raise ValueError(f"noise_scale must be > 0 and policy_noise >= 0, got {noise_scale}, {policy_noise}")
-    info_keys = tuple(info_keys)
-    if not all(isinstance(key, str) and key for key in info_keys) or len(set(info_keys)) != len(info_keys):
-        raise ValueError(f"info_keys must be distinct non-empty strings, got {info_keys!r}")
     if reset_options is not None and not callable(reset_options):
         raise TypeError(f"reset_options must be callable rng -> options dict, got {type(reset_options).__name__}")
     env_kwargs = dict(env_kwargs or {})
-    factories, env_id, owned = _env_factories(env, env_kwargs, num_envs)
+    factories, env_id, owned = _env_factories(env, env_kwargs, config.num_envs)
     if reset_options is not None:
         factories = [
             _with_reset_options(make, reset_options, np.random.default_rng([seed, i]))
             for i, make in enumerate(factories)
         ]
-
     vec = gym.vector.SyncVectorEnv(factories, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     try:
-        action_space = vec.single_action_space
-        if (
-            not isinstance(action_space, spaces.Box)
-            or not np.all(np.isfinite(action_space.low))
-            or not np.all(np.isfinite(action_space.high))
-        ):
-            raise ValueError(f"collect_transitions needs a bounded Box action space, got {action_space}")
-        obs_space = vec.single_observation_space
-        if isinstance(obs_space, spaces.Dict):
-            if obs_key not in obs_space.spaces:
-                raise ValueError(f"obs_key {obs_key!r} not in the dict observation keys {list(obs_space.spaces)}")
-            state_space = obs_space[obs_key]
-        else:
-            state_space = obs_space
-        state_shape = tuple(state_space.shape or ())
-        if not state_shape:
-            raise ValueError(f"observations must be arrays, got space {state_space}")
-
-        rng = np.random.default_rng(seed)
-        explorer = _Explorer(
-            action_space,
-            num_envs,
-            rng,
-            policy if policy is not None else exploration,
-            policy_noise,
-            correlation,
-            noise_scale,
-        )
-        obs_buf = np.empty((n_steps, *state_shape), dtype=state_space.dtype)
-        next_buf = np.empty_like(obs_buf)
-        act_buf = np.empty((n_steps, *action_space.shape), dtype=np.float32)
-        term_buf = np.empty(n_steps, dtype=bool)
-        trunc_buf = np.empty(n_steps, dtype=bool)
-        rew_buf = np.empty(n_steps, dtype=np.float32)
-        ep_buf = np.empty(n_steps, dtype=np.int64)
-        step_buf = np.empty(n_steps, dtype=np.int64)
-        info_bufs: dict[str, list[Any]] = {name: [] for key in info_keys for name in (key, "next_" + key)}
-
-        def info_values(infos: Mapping[str, Any], key: str) -> np.ndarray:
-            values, present = infos.get(key), infos.get("_" + key)
-            if values is None or present is None or not np.all(present):
-                raise ValueError(
-                    f"info_keys: the env did not report info[{key!r}] at every step (info keys: {sorted(k for k in infos if not k.startswith('_'))})"
-                )
-            return np.asarray(values)
-
-        def states(obs: Any) -> np.ndarray:
-            return np.asarray(obs[obs_key] if isinstance(obs, Mapping) else obs)
-
-        def per_env(obs: Any) -> list[Any]:
-            if isinstance(obs, Mapping):
-                return [{k: v[i] for k, v in obs.items()} for i in range(num_envs)]
-            return [obs[i] for i in range(num_envs)]
-
-        obs, infos = vec.reset(seed=seed)
-        episode = np.arange(num_envs, dtype=np.int64)
-        next_episode = num_envs
-        step = np.zeros(num_envs, dtype=np.int64)
-        resetting = np.zeros(num_envs, dtype=bool)  # this vector step is an autoreset, not a transition
-        count = 0
-        bar = tqdm(total=n_steps, desc=f"collect {env_id}", unit="step", disable=not progress, leave=False)
-        try:
-            while count < n_steps:
-                actions = explorer.actions(per_env(obs))
-                next_obs, rewards, terminated, truncated, next_infos = vec.step(actions)
-                current, following = states(obs), states(next_obs)
-                recorded = {key: (info_values(infos, key), info_values(next_infos, key)) for key in info_keys}
-                for i in range(num_envs):
-                    if resetting[i]:  # obs[i] was a final obs; next_obs[i] is the new episode's first obs
-                        continue
-                    if count < n_steps:
-                        obs_buf[count], next_buf[count], act_buf[count] = current[i], following[i], actions[i]
-                        term_buf[count], trunc_buf[count], rew_buf[count] = terminated[i], truncated[i], rewards[i]
-                        ep_buf[count], step_buf[count] = episode[i], step[i]
-                        for key, (before, after) in recorded.items():
-                            info_bufs[key].append(before[i].copy())
-                            info_bufs["next_" + key].append(after[i].copy())
-                        count += 1
-                        bar.update(1)
-                    step[i] += 1
-                for i in range(num_envs):
-                    if resetting[i]:
-                        episode[i], step[i] = next_episode, 0
-                        next_episode += 1
-                        explorer.episode_started(i)
-                resetting = np.logical_or(terminated, truncated)
-                obs, infos = next_obs, next_infos
-        finally:
-            bar.close()
+        action_space, state_space = _spaces(vec, config.obs_key)
+        buffers = _Buffers(n_steps, state_space, action_space, config.info_keys)
+        explorer = _Explorer(action_space, np.random.default_rng(seed), config, policy)
+        with tqdm(total=n_steps, desc=f"collect {env_id}", unit="step", disable=not progress, leave=False) as bar:
+            _rollout(vec, explorer, buffers, seed, config, bar)
+        full_observation_space = vec.single_observation_space
     finally:
         if owned:
             vec.close()
+    metadata = {
+        **_env_metadata(env, env_id, env_kwargs, full_observation_space, state_space, action_space, config.obs_key),
+        **_run_metadata(seed, n_steps, config, policy, reset_options),
+    }
+    return buffers.dataset(metadata)
 
+
+def _spaces(vec: gym.vector.VectorEnv, obs_key: str) -> tuple[spaces.Box, gym.Space]:
+    """The bounded Box action space and the space of the stored state (``obs[obs_key]`` of a dict observation)."""
+    action_space = vec.single_action_space
+    if (
+        not isinstance(action_space, spaces.Box)
+        or not np.all(np.isfinite(action_space.low))
+        or not np.all(np.isfinite(action_space.high))
+    ):
+        raise ValueError(f"collect_transitions needs a bounded Box action space, got {action_space}")
+    obs_space = vec.single_observation_space
+    if isinstance(obs_space, spaces.Dict):
+        if obs_key not in obs_space.spaces:
+            raise ValueError(f"obs_key {obs_key!r} not in the dict observation keys {list(obs_space.spaces)}")
+        state_space = obs_space[obs_key]
+    else:
+        state_space = obs_space
+    if not tuple(state_space.shape or ()):
+        raise ValueError(f"observations must be arrays, got space {state_space}")
+    return action_space, state_space
+
+
+class _VectorStep(NamedTuple):
+    """One vector-env step: per sub-env start and end states, actions, rewards, flags, recorded infos."""
+
+    states: np.ndarray
+    next_states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    infos: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+class _Buffers:
+    """Preallocated arrays for ``n_steps`` transitions, filled one row at a time by :func:`_rollout`."""
+
+    def __init__(
+        self, n_steps: int, state_space: gym.Space, action_space: spaces.Box, info_keys: Sequence[str]
+    ) -> None:
+        self.n_steps, self.count = n_steps, 0
+        self.observations = np.empty((n_steps, *tuple(state_space.shape or ())), dtype=state_space.dtype)
+        self.next_observations = np.empty_like(self.observations)
+        self.actions = np.empty((n_steps, *action_space.shape), dtype=np.float32)
+        self.terminated = np.empty(n_steps, dtype=bool)
+        self.truncated = np.empty(n_steps, dtype=bool)
+        self.rewards = np.empty(n_steps, dtype=np.float32)
+        self.episode_ids = np.empty(n_steps, dtype=np.int64)
+        self.step_ids = np.empty(n_steps, dtype=np.int64)
+        self.extras: dict[str, list[Any]] = {name: [] for key in info_keys for name in (key, "next_" + key)}
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.n_steps
+
+    def add(self, step: _VectorStep, i: int, episode: int, step_id: int) -> None:
+        """Store sub-env ``i``'s transition of ``step`` as the next row."""
+        row = self.count
+        self.observations[row], self.next_observations[row] = step.states[i], step.next_states[i]
+        self.actions[row], self.rewards[row] = step.actions[i], step.rewards[i]
+        self.terminated[row], self.truncated[row] = step.terminated[i], step.truncated[i]
+        self.episode_ids[row], self.step_ids[row] = episode, step_id
+        for key, (before, after) in step.infos.items():
+            self.extras[key].append(before[i].copy())
+            self.extras["next_" + key].append(after[i].copy())
+        self.count += 1
+
+    def dataset(self, metadata: dict[str, Any]) -> TransitionDataset:
+        return TransitionDataset(
+            observations=self.observations,
+            actions=self.actions,
+            next_observations=self.next_observations,
+            terminated=self.terminated,
+            episode_ids=self.episode_ids,
+            step_ids=self.step_ids,
+            metadata=metadata,
+            truncated=self.truncated,
+            rewards=self.rewards,
+            extras={name: np.stack(values) for name, values in self.extras.items()},
+        )
+
+
+def _rollout(
+    vec: gym.vector.VectorEnv, explorer: _Explorer, buffers: _Buffers, seed: int, config: CollectionConfig, bar: Any
+) -> None:
+    """Step ``vec`` with ``explorer``'s actions until ``buffers`` is full, numbering episodes and steps.
+
+    With next-step autoreset, the step after a sub-env's episode ends only resets it: that step is skipped
+    (``resetting``) and the sub-env starts a new episode id (and fresh exploration noise)."""
+    num_envs = config.num_envs
+    obs, infos = vec.reset(seed=seed)
+    episode = np.arange(num_envs, dtype=np.int64)
+    next_episode = num_envs
+    step = np.zeros(num_envs, dtype=np.int64)
+    resetting = np.zeros(num_envs, dtype=bool)  # this vector step is an autoreset, not a transition
+    while not buffers.full:
+        actions = explorer.actions(_per_env(obs, num_envs))
+        next_obs, rewards, terminated, truncated, next_infos = vec.step(actions)
+        recorded = {key: (_info_values(infos, key), _info_values(next_infos, key)) for key in config.info_keys}
+        states, next_states = _states(obs, config.obs_key), _states(next_obs, config.obs_key)
+        transition = _VectorStep(states, next_states, actions, rewards, terminated, truncated, recorded)
+        for i in range(num_envs):
+            if resetting[i]:  # obs[i] was a final obs; next_obs[i] is the new episode's first obs
+                continue
+            if not buffers.full:
+                buffers.add(transition, i, episode[i], step[i])
+                bar.update(1)
+            step[i] += 1
+        for i in range(num_envs):
+            if resetting[i]:
+                episode[i], step[i] = next_episode, 0
+                next_episode += 1
+                explorer.episode_started(i)
+        resetting = np.logical_or(terminated, truncated)
+        obs, infos = next_obs, next_infos
+
+
+def _info_values(infos: Mapping[str, Any], key: str) -> np.ndarray:
+    """``infos[key]`` of a vector step, required from every sub-env."""
+    values, present = infos.get(key), infos.get("_" + key)
+    if values is None or present is None or not np.all(present):
+        raise ValueError(
+            f"info_keys: the env did not report info[{key!r}] at every step (info keys: {sorted(k for k in infos if not k.startswith('_'))})"
+        )
+    return np.asarray(values)
+
+
+def _states(obs: Any, obs_key: str) -> np.ndarray:
+    """The stored state of a (dict) vector observation, ``[num_envs, *state_shape]``."""
+    return np.asarray(obs[obs_key] if isinstance(obs, Mapping) else obs)
+
+
+def _per_env(obs: Any, num_envs: int) -> list[Any]:
+    """A vector observation split into each sub-env's observation (what a policy sees)."""
+    if isinstance(obs, Mapping):
+        return [{k: v[i] for k, v in obs.items()} for i in range(num_envs)]
+    return [obs[i] for i in range(num_envs)]
+
+
+def _env_metadata(
+    env: Any,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    obs_space: gym.Space,
+    state_space: gym.Space,
+    action_space: spaces.Box,
+    obs_key: str,
+) -> dict[str, Any]:
+    """The env half of a collected dataset's metadata: id, kwargs, episode limit, spaces."""
     spec = gym.spec(env_id) if isinstance(env, str) else None
-    from mpc_grasp import __version__ as package_version  # late import: mpc_grasp imports this module
-
-    metadata: dict[str, Any] = {
+    return {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
         "max_episode_steps": getattr(spec, "max_episode_steps", None),
@@ -308,18 +406,33 @@ def collect_transitions(
         "full_observation_space": str(obs_space),
         "obs_key": obs_key if isinstance(obs_space, spaces.Dict) else None,
         "action_space": space_description(action_space),
+    }
+
+
+def _run_metadata(
+    seed: int,
+    n_steps: int,
+    config: CollectionConfig,
+    policy: Callable[[Any], Any] | None,
+    reset_options: Callable[..., Any] | None,
+) -> dict[str, Any]:
+    """The collection half of a dataset's metadata: seed, sizes, exploration, versions, creation time."""
+    from mpc_grasp import __version__ as package_version  # late import: mpc_grasp imports this module
+
+    if policy is None:
+        exploration = config.exploration
+        params = {"correlation": config.correlation, "noise_scale": config.noise_scale}
+        exploration_params = params if config.exploration == "correlated" else {}
+    else:
+        exploration = f"policy:{getattr(policy, '__name__', type(policy).__name__)}"
+        exploration_params = {"policy_noise": config.policy_noise}
+    return {
         "seed": int(seed),
         "n_steps": n_steps,
-        "num_envs": num_envs,
-        "exploration": exploration
-        if policy is None
-        else f"policy:{getattr(policy, '__name__', type(policy).__name__)}",
-        "exploration_params": (
-            {"correlation": correlation, "noise_scale": noise_scale}
-            if policy is None and exploration == "correlated"
-            else ({"policy_noise": policy_noise} if policy is not None else {})
-        ),
-        "info_keys": list(info_keys),
+        "num_envs": config.num_envs,
+        "exploration": exploration,
+        "exploration_params": exploration_params,
+        "info_keys": list(config.info_keys),
         "reset_options": None
         if reset_options is None
         else getattr(reset_options, "__name__", type(reset_options).__name__),
@@ -327,18 +440,6 @@ def collect_transitions(
         "package_version": package_version,
         "gymnasium_version": gym.__version__,
     }
-    return TransitionDataset(
-        observations=obs_buf,
-        actions=act_buf,
-        next_observations=next_buf,
-        terminated=term_buf,
-        episode_ids=ep_buf,
-        step_ids=step_buf,
-        metadata=metadata,
-        truncated=trunc_buf,
-        rewards=rew_buf,
-        extras={name: np.stack(values) for name, values in info_bufs.items()},
-    )
 
 
 class _ResetOptionsWrapper(gym.Wrapper):
@@ -386,6 +487,16 @@ def _collect_shard(shard: _Shard) -> TransitionDataset:
     return collect_transitions(shard.env, shard.n_steps, seed=shard.seed, progress=False, **shard.options)
 
 
+def _shard_sizes(n_steps: int, shards: int) -> list[int]:
+    """``n_steps`` split into ``shards`` near-equal sizes (the first ``n_steps % shards`` one larger)."""
+    if int(shards) != shards or shards < 1:
+        raise ValueError(f"shards must be a positive integer, got {shards!r}")
+    if int(n_steps) != n_steps or n_steps < shards:
+        raise ValueError(f"n_steps must be an integer >= shards ({shards}), got {n_steps!r}")
+    n_steps, shards = int(n_steps), int(shards)
+    return [n_steps // shards + (1 if index < n_steps % shards else 0) for index in range(shards)]
+
+
 def shard_seeds(seed: int, shards: int) -> list[int]:
     """Independent per-shard seeds derived from ``seed`` (``numpy.random.SeedSequence.spawn``):
     shard k's stream depends only on ``(seed, k)``, never on which worker runs it or when."""
@@ -421,19 +532,11 @@ def collect_transitions_parallel(
 
     if isinstance(env, gym.Env):
         raise ValueError("collect_transitions_parallel needs an env id or a picklable factory, not an env instance")
-    if int(shards) != shards or shards < 1:
-        raise ValueError(f"shards must be a positive integer, got {shards!r}")
-    if int(n_steps) != n_steps or n_steps < shards:
-        raise ValueError(f"n_steps must be an integer >= shards ({shards}), got {n_steps!r}")
     if "progress" in collect_options or "seed" in collect_options:
         raise TypeError("pass seed and progress directly, not inside collect_options")
-    n_steps, shards = int(n_steps), int(shards)
-    sizes = [n_steps // shards + (1 if index < n_steps % shards else 0) for index in range(shards)]
-    seeds = shard_seeds(seed, shards)
-    if isinstance(env, str):
-        _env_factories(
-            env, dict(collect_options.get("env_kwargs") or {}), 1
-        )  # fail fast on a bad id, here not in a worker
+    sizes, seeds = _shard_sizes(n_steps, shards), shard_seeds(seed, shards)
+    if isinstance(env, str):  # fail fast on a bad id, here not in a worker
+        _env_factories(env, dict(collect_options.get("env_kwargs") or {}), 1)
     tasks = [
         _Shard(env=env, n_steps=size, seed=shard_seed, options=dict(collect_options))
         for size, shard_seed in zip(sizes, seeds)
@@ -450,8 +553,8 @@ def collect_transitions_parallel(
     metadata = {
         **parts[0].metadata,
         "seed": int(seed),
-        "n_steps": n_steps,
-        "shards": shards,
+        "n_steps": sum(sizes),
+        "shards": len(sizes),
         "shard_seeds": seeds,
         "shard_steps": sizes,
         "collection_backend": backend,

@@ -13,6 +13,7 @@ from mpc_grasp.models.metrics import multi_step_error, one_step_error, open_loop
 from mpc_grasp.models.mlp import MLPWorldModel, ValueFunction
 from mpc_grasp.models.pixel import (
     PixelDataset,
+    PixelTrainingConfig,
     PixelWorldModel,
     collect_pixel_dataset,
     decode_latent_strip,
@@ -23,12 +24,13 @@ from mpc_grasp.models.pixel import (
     save_pixel_world_model,
     train_pixel_world_model,
 )
-from mpc_grasp.models.training import train_value_function, train_world_model
+from mpc_grasp.models.training import TrainingConfig, train_value_function, train_world_model
 
 __all__ = [
     "CheckpointError",
     "MLPWorldModel",
     "PixelDataset",
+    "PixelTrainingConfig",
     "PixelWorldModel",
     "collect_pixel_dataset",
     "decode_latent_strip",
@@ -38,6 +40,7 @@ __all__ = [
     "load_pixel_world_model",
     "save_pixel_world_model",
     "train_pixel_world_model",
+    "TrainingConfig",
     "train_value_function",
     "ValueFunction",
     "WorldModel",

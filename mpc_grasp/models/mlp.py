@@ -28,6 +28,30 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+def _check_architecture(
+    state_dim: int,
+    action_dim: int,
+    hidden_sizes: Sequence[int],
+    ensemble_size: int,
+    activation: str,
+    log_std_bounds: tuple[float, float],
+    fourier_features: int,
+) -> None:
+    """Raise ``ValueError`` for an :class:`MLPWorldModel` architecture that cannot be built."""
+    if int(state_dim) < 1 or int(action_dim) < 1:
+        raise ValueError(f"state_dim and action_dim must be >= 1, got {state_dim}, {action_dim}")
+    if any(int(h) < 1 for h in hidden_sizes):
+        raise ValueError(f"hidden_sizes must be positive integers, got {list(hidden_sizes)}")
+    if int(ensemble_size) < 1:
+        raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
+    if not log_std_bounds[0] < log_std_bounds[1]:
+        raise ValueError(f"need min_log_std < max_log_std, got {log_std_bounds[0]}, {log_std_bounds[1]}")
+    if int(fourier_features) < 0:
+        raise ValueError(f"need fourier_features >= 0, got {fourier_features}")
+
+
 class MLPWorldModel(nn.Module):
     """``next_state = state + delta``, ``delta ~ N(mu(s, a), sigma(s, a)^2)``, from an MLP on normalised inputs.
 
@@ -73,23 +97,15 @@ class MLPWorldModel(nn.Module):
         reward_hidden_sizes: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        hidden = [int(h) for h in hidden_sizes]
-        if int(state_dim) < 1 or int(action_dim) < 1:
-            raise ValueError(f"state_dim and action_dim must be >= 1, got {state_dim}, {action_dim}")
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden_sizes must be positive integers, got {list(hidden_sizes)}")
-        if int(ensemble_size) < 1:
-            raise ValueError(f"ensemble_size must be >= 1, got {ensemble_size}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
-        if not min_log_std < max_log_std:
-            raise ValueError(f"need min_log_std < max_log_std, got {min_log_std}, {max_log_std}")
-        if int(fourier_features) < 0 or not float(fourier_scale) > 0:
+        _check_architecture(
+            state_dim, action_dim, hidden_sizes, ensemble_size, activation, (min_log_std, max_log_std), fourier_features
+        )
+        if not float(fourier_scale) > 0:
             raise ValueError(
                 f"need fourier_features >= 0 and fourier_scale > 0, got {fourier_features}, {fourier_scale}"
             )
         self.state_dim, self.action_dim = int(state_dim), int(action_dim)
-        self.hidden_sizes = tuple(hidden)
+        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.ensemble_size = int(ensemble_size)
         self.activation = activation
         self.min_log_std, self.max_log_std = float(min_log_std), float(max_log_std)
@@ -104,30 +120,34 @@ class MLPWorldModel(nn.Module):
             generator = torch.Generator().manual_seed(self.fourier_seed)
             frequencies = torch.randn(self.state_dim, self.fourier_features, generator=generator) * self.fourier_scale
             self.register_buffer("fourier_frequencies", frequencies)
-
-        sizes = [self.state_dim + self.action_dim + 2 * self.fourier_features, *self.hidden_sizes, 2 * self.state_dim]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1.0 / math.sqrt(fan_in)  # torch.nn.Linear's default init, per member
-            self.weights.append(nn.Parameter(torch.empty(self.ensemble_size, fan_in, fan_out).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(self.ensemble_size, 1, fan_out).uniform_(-bound, bound)))
-
+        self._init_layers()
         for name, dim in (("state", self.state_dim), ("action", self.action_dim), ("delta", self.state_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
         self.reward_hidden_sizes = None if reward_hidden_sizes is None else tuple(int(h) for h in reward_hidden_sizes)
         self.reward_net: nn.Sequential | None = None
         if self.reward_hidden_sizes is not None:  # no module or buffers otherwise: old checkpoints load unchanged
-            if not self.reward_hidden_sizes or any(h < 1 for h in self.reward_hidden_sizes):
-                raise ValueError(
-                    f"reward_hidden_sizes must be non-empty positive integers or None, got {reward_hidden_sizes!r}"
-                )
-            self.reward_net = _plain_mlp(2 * self.state_dim + self.action_dim, self.reward_hidden_sizes, 1, activation)
-            self.register_buffer("reward_mean", torch.zeros(()))
-            self.register_buffer("reward_std", torch.ones(()))
+            self._init_reward_head(self.reward_hidden_sizes)
         self.training_history: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
+
+    def _init_layers(self) -> None:
+        """The ensemble's layer weights ``[E, fan_in, fan_out]`` and biases, torch.nn.Linear's default init per member."""
+        sizes = [self.state_dim + self.action_dim + 2 * self.fourier_features, *self.hidden_sizes, 2 * self.state_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weights.append(nn.Parameter(torch.empty(self.ensemble_size, fan_in, fan_out).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(self.ensemble_size, 1, fan_out).uniform_(-bound, bound)))
+
+    def _init_reward_head(self, hidden_sizes: tuple[int, ...]) -> None:
+        """The reward MLP on ``(state, action, delta)`` and its output normaliser buffers."""
+        if not hidden_sizes or any(h < 1 for h in hidden_sizes):
+            raise ValueError(f"reward_hidden_sizes must be non-empty positive integers or None, got {hidden_sizes!r}")
+        self.reward_net = _plain_mlp(2 * self.state_dim + self.action_dim, hidden_sizes, 1, self.activation)
+        self.register_buffer("reward_mean", torch.zeros(()))
+        self.register_buffer("reward_std", torch.ones(()))
 
     # ------------------------------------------------------------------ configuration
     @property

@@ -1,12 +1,20 @@
-"""Fit an :class:`MLPWorldModel` to a :class:`TransitionDataset` (Adam, NLL or MSE, early stopping)."""
+"""Fit an :class:`MLPWorldModel` to a :class:`TransitionDataset` (Adam, NLL or MSE, early stopping),
+and a TD(0) value function ``V(s)``.
+
+``train_world_model(dataset, config)`` takes a frozen :class:`TrainingConfig` (or its fields as keyword
+options); the steps of one call are short functions below it: split, build the model, normalise the
+targets, run the epochs (:class:`_Epochs`), record the history.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -14,14 +22,221 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mpc_grasp.data import TransitionDataset
-from mpc_grasp.models.mlp import MLPWorldModel, ValueFunction
+from mpc_grasp.models.mlp import ACTIVATIONS, MLPWorldModel, ValueFunction
+from mpc_grasp.options import config_from_options
+from mpc_grasp.validation import is_integer_at_least
 
-__all__ = ["LOSSES", "train_value_function", "train_world_model"]
+__all__ = ["LOSSES", "TrainingConfig", "torch_threads", "train_value_function", "train_world_model"]
 
 LOSSES = ("mse", "nll")
 
+MIN_TRANSITIONS = 200
+"""Below this many transitions ``train_world_model`` warns: too few for a train/validation split."""
+MIN_VALIDATION_TRANSITIONS = 20
+"""A validation split smaller than this is too noisy to select a model on (warned)."""
+
+
+def _sizes(value: Any) -> tuple[int, ...] | None:
+    """``value`` as a non-empty tuple of positive integers, or None if it is not one."""
+    try:
+        sizes = tuple(value)
+    except TypeError:
+        return None
+    return sizes if sizes and all(is_integer_at_least(size, 1) for size in sizes) else None
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How :func:`train_world_model` builds and fits a model: architecture, optimiser, stopping, seed.
+
+    The data (``val_dataset``, ``init_model``) and choices that do not change what is learned (device,
+    progress bar, CPU threads) are arguments of ``train_world_model``, not fields. On a warm start
+    (``init_model``) the architecture fields are ignored: the model keeps its own.
+    """
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the dynamics MLP (any sequence; stored as a tuple)."""
+    ensemble_size: int = 1
+    activation: str = "silu"
+    """One of ``mpc_grasp.models.mlp.ACTIVATIONS``."""
+    fourier_features: int = 0
+    """Fourier features of the state input (see :class:`MLPWorldModel`; 0 = off): they sharpen
+    discontinuities such as walls, see docs/decisions.md#train_world_modelfourier_features."""
+    fourier_scale: float = 1.0
+    reward: bool | None = None
+    """Also train the reward head on the dataset's rewards; None = whether ``init_model`` has one."""
+    reward_hidden_sizes: tuple[int, ...] | None = None
+    """Hidden layers of the reward head; None = ``hidden_sizes``."""
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    """AdamW weight decay."""
+    lr_decay: bool = True
+    """Cosine learning-rate decay over ``epochs`` (to 5% of ``lr``)."""
+    loss: str = "mse"
+    """``"mse"``: the mean by squared error, the std by NLL with the mean detached; ``"nll"``: the joint
+    Gaussian NLL, which on near-deterministic data with walls lets the std absorb the hard transitions."""
+    val_fraction: float = 0.1
+    """Fraction of whole episodes held out for model selection (0: none, no early stopping)."""
+    patience: int | None = 25
+    """Epochs without validation improvement before stopping; None = all ``epochs`` (best kept)."""
+    max_time_s: float | None = None
+    """Wall-time cap in seconds (None = none)."""
+    seed: int = 0
+    """Seeds the split, the initial weights, the Fourier features and the batch order."""
+
+    def __post_init__(self) -> None:
+        hidden, reward_hidden = _sizes(self.hidden_sizes), _sizes(self.reward_hidden_sizes or ())
+        if hidden is None:
+            raise ValueError(f"hidden_sizes must be non-empty positive integers, got {self.hidden_sizes!r}")
+        if self.reward_hidden_sizes is not None and reward_hidden is None:
+            raise ValueError(
+                f"reward_hidden_sizes must be non-empty positive integers or None, got {self.reward_hidden_sizes!r}"
+            )
+        object.__setattr__(self, "hidden_sizes", hidden)
+        object.__setattr__(self, "reward_hidden_sizes", None if self.reward_hidden_sizes is None else reward_hidden)
+        for name in ("ensemble_size", "epochs", "batch_size"):
+            if not is_integer_at_least(getattr(self, name), 1):
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not is_integer_at_least(self.fourier_features, 0):
+            raise ValueError(f"fourier_features must be an integer >= 0, got {self.fourier_features!r}")
+        if not is_integer_at_least(self.seed, 0):
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; valid: {sorted(ACTIVATIONS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; valid: {list(LOSSES)}")
+        if self.reward not in (None, True, False):
+            raise ValueError(f"reward must be True, False or None, got {self.reward!r}")
+        if not self.fourier_scale > 0:
+            raise ValueError(f"fourier_scale must be > 0, got {self.fourier_scale!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.patience is not None and not is_integer_at_least(self.patience, 1):
+            raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
+        if self.max_time_s is not None and not self.max_time_s > 0:
+            raise ValueError(f"max_time_s must be > 0 or None, got {self.max_time_s!r}")
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op threads set to ``num_threads`` (None: unchanged), then restore them."""
+    if num_threads is None:
+        yield
+        return
+    if int(num_threads) < 1:
+        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def train_world_model(
+    dataset: TransitionDataset,
+    config: TrainingConfig | None = None,
+    *,
+    val_dataset: TransitionDataset | None = None,
+    init_model: MLPWorldModel | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    num_threads: int | None = None,
+    **options: Any,
+) -> MLPWorldModel:
+    """Train a delta-predicting Gaussian MLP (ensemble) on ``dataset``; returns the best model.
+
+    ``config`` (default ``TrainingConfig()``) with any :class:`TrainingConfig` field given as a keyword
+    option replaced, e.g. ``train_world_model(data, epochs=50, hidden_sizes=(64, 64))``; an unknown
+    option raises ``TypeError``. Normalisers are fitted on the training split. Validation uses
+    ``val_dataset`` or a split of whole episodes (``val_fraction``). Model selection and early stopping
+    use the validation MSE of the normalised delta mean, the quantity planners consume (plus the reward
+    head's normalised validation MSE when it is trained; without validation, the training loss). Ensemble
+    members see independently shuffled batches. ``model.training_history`` records per-epoch losses, the
+    best epoch, why training stopped, the wall time and the config.
+
+    ``init_model`` warm-starts from a trained model (the model-based RL loop retrains on the grown
+    dataset): a copy of it is trained further, keeping its architecture and its normalisers (so its
+    weights keep their meaning); ``reward`` defaults to whether it has a reward head, and must match it.
+    ``num_threads`` sets torch's intra-op threads for the call (1 is often fastest for small MLPs).
+    """
+    config = config_from_options(TrainingConfig, config, options)
+    if not isinstance(dataset, TransitionDataset):
+        raise TypeError(f"dataset must be a TransitionDataset, got {type(dataset).__name__}")
+    config = _resolve_reward(config, init_model)
+    device = torch.device(device)
+    with torch_threads(num_threads):
+        start_time = time.perf_counter()
+        train_set, val_set = _train_val_split(dataset, val_dataset, config)
+        train_tensors = _tensors(train_set, device)
+        obs_key = dataset.metadata.get("obs_key") or "observation"
+        model = _initial_model(train_set, train_tensors, config, init_model, obs_key, device)
+        with torch.no_grad():
+            train = _targets(model, train_set, train_tensors, bool(config.reward))
+            val = None if val_set is None else _targets(model, val_set, _tensors(val_set, device), bool(config.reward))
+        fit = _fit(_Epochs(model, train, val, config, start_time), config, progress)
+        if fit.best_state is None:
+            raise RuntimeError(
+                f"training diverged (loss {fit.history['train_loss'][-1]}); try a lower lr or loss='mse'"
+            )
+        model.load_state_dict(fit.best_state)
+        model.eval()
+    model.training_history = _training_history(fit, model, config, train_set, val_set, init_model, start_time)
+    model.metadata = _model_metadata(dataset)
+    return model
+
+
+# --------------------------------------------------------------------------- the steps of train_world_model
+
+
+def _resolve_reward(config: TrainingConfig, init_model: MLPWorldModel | None) -> TrainingConfig:
+    """``config`` with ``reward`` decided (None: whether ``init_model`` has a head), checked against ``init_model``."""
+    if init_model is not None and not isinstance(init_model, MLPWorldModel):
+        raise TypeError(f"init_model must be an MLPWorldModel, got {type(init_model).__name__}")
+    reward = config.reward
+    if reward is None:
+        reward = bool(init_model is not None and init_model.has_reward_head)
+    if init_model is not None and reward != init_model.has_reward_head:
+        raise ValueError(
+            f"reward={reward} but init_model {'has' if init_model.has_reward_head else 'has no'} reward head: "
+            "a warm start keeps the architecture (train from scratch to add or drop the head)"
+        )
+    return replace(config, reward=reward)
+
+
+def _train_val_split(
+    dataset: TransitionDataset, val_dataset: TransitionDataset | None, config: TrainingConfig
+) -> tuple[TransitionDataset, TransitionDataset | None]:
+    """Training and validation sets; warns (at ``train_world_model``'s caller) when they are too small."""
+    if val_dataset is not None:
+        train_set, val_set = dataset, val_dataset
+    elif config.val_fraction > 0:
+        train_set, val_set = dataset.split(config.val_fraction, seed=config.seed)
+    else:
+        train_set, val_set = dataset, None
+    if len(train_set) < 2:
+        raise ValueError(f"need at least 2 training transitions, got {len(train_set)}")
+    if len(dataset) < MIN_TRANSITIONS or (
+        val_set is not None and val_dataset is None and len(val_set) < MIN_VALIDATION_TRANSITIONS
+    ):
+        warnings.warn(
+            f"training on {len(train_set)} transitions with {0 if val_set is None else len(val_set)} for validation: too few "
+            f"to split into train and validation reliably (the model is selected on a noisy validation loss); "
+            f"collect at least {MIN_TRANSITIONS} transitions (e.g. `mpc-grasp collect ENV --steps 20000`)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return train_set, val_set
+
 
 def _tensors(dataset: TransitionDataset, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Finite float tensors ``(observations [N, S], actions [N, A], next_observations [N, S])`` of ``dataset``."""
     if len(dataset.state_shape) != 1:
         raise ValueError(
             f"MLPWorldModel needs vector observations [N, S]; the dataset holds shape {dataset.state_shape} "
@@ -36,14 +251,67 @@ def _tensors(dataset: TransitionDataset, device: torch.device) -> tuple[Tensor, 
     return s, a, n
 
 
-def _reward_tensors(
-    model: MLPWorldModel, dataset: TransitionDataset, s: Tensor, a: Tensor, n: Tensor, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """The reward head's normalised inputs [N, 2S + A] and targets [N] for ``dataset``'s rewards."""
-    rewards = torch.as_tensor(dataset.rewards, dtype=torch.float32, device=device)
+def _initial_model(
+    train_set: TransitionDataset,
+    tensors: tuple[Tensor, Tensor, Tensor],
+    config: TrainingConfig,
+    init_model: MLPWorldModel | None,
+    obs_key: str,
+    device: torch.device,
+) -> MLPWorldModel:
+    """A copy of ``init_model`` (its normalisers stay: the weights keep their meaning), or a fresh model
+    seeded with ``config.seed`` (without touching the global RNG) with normalisers fitted on ``tensors``."""
+    s, a, n = tensors
+    if init_model is not None:
+        if (init_model.state_dim, init_model.action_dim) != (s.shape[1], a.shape[1]):
+            raise ValueError(
+                f"init_model has state_dim {init_model.state_dim} / action_dim {init_model.action_dim}, "
+                f"the dataset {s.shape[1]} / {a.shape[1]}"
+            )
+        return copy.deepcopy(init_model).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = MLPWorldModel(
+            s.shape[1],
+            a.shape[1],
+            hidden_sizes=config.hidden_sizes,
+            ensemble_size=config.ensemble_size,
+            activation=config.activation,
+            obs_key=obs_key,
+            fourier_features=config.fourier_features,
+            fourier_scale=config.fourier_scale,
+            fourier_seed=config.seed,
+            reward_hidden_sizes=(config.reward_hidden_sizes or config.hidden_sizes) if config.reward else None,
+        ).to(device)
+    model.fit_normalizers(s, a, n)
+    if config.reward:
+        model.fit_reward_normalizer(torch.as_tensor(train_set.rewards))
+    return model
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """One split in the model's normalised units: inputs ``x`` [N, S + A (+ 2F)], delta targets ``y`` [N, S],
+    and the reward head's inputs [N, 2S + A] and targets [N] (None without a head)."""
+
+    x: Tensor
+    y: Tensor
+    reward_x: Tensor | None = None
+    reward_y: Tensor | None = None
+
+
+def _targets(
+    model: MLPWorldModel, dataset: TransitionDataset, tensors: tuple[Tensor, Tensor, Tensor], reward: bool
+) -> _Targets:
+    """``dataset`` (as ``tensors``) normalised by ``model``'s normalisers."""
+    s, a, n = tensors
+    x, y = model.normalize_inputs(s, a), (n - s - model.delta_mean) / model.delta_std
+    if not reward:
+        return _Targets(x, y)
+    rewards = torch.as_tensor(dataset.rewards, dtype=torch.float32, device=s.device)
     if not bool(torch.isfinite(rewards).all()):
         raise ValueError("dataset rewards contain NaN or inf values")
-    return model.reward_inputs(s, a, n), (rewards - model.reward_mean) / model.reward_std
+    return _Targets(x, y, model.reward_inputs(s, a, n), (rewards - model.reward_mean) / model.reward_std)
 
 
 def _loss(mean: Tensor, log_std: Tensor, target: Tensor, kind: str) -> Tensor:
@@ -55,287 +323,169 @@ def _loss(mean: Tensor, log_std: Tensor, target: Tensor, kind: str) -> Tensor:
     return (target - mean).square().mean() + nll_std
 
 
-MIN_TRANSITIONS = 200
-"""Below this many transitions ``train_world_model`` warns: too few for a train/validation split."""
-MIN_VALIDATION_TRANSITIONS = 20
-"""A validation split smaller than this is too noisy to select a model on (warned)."""
+class _Epochs:
+    """The optimiser, learning-rate schedule and batch order of one ``train_world_model`` call:
+    :meth:`train_epoch` runs one shuffled pass over the training split, :meth:`validate` scores the model."""
 
-
-def train_world_model(
-    dataset: TransitionDataset,
-    *,
-    hidden_sizes: Sequence[int] = (256, 256),
-    ensemble_size: int = 1,
-    epochs: int = 100,
-    batch_size: int = 256,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-5,
-    val_fraction: float = 0.1,
-    val_dataset: TransitionDataset | None = None,
-    patience: int | None = 25,
-    max_time_s: float | None = None,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    loss: str = "mse",
-    activation: str = "silu",
-    lr_decay: bool = True,
-    num_threads: int | None = None,
-    fourier_features: int = 0,
-    fourier_scale: float = 1.0,
-    reward: bool | None = None,
-    reward_hidden_sizes: Sequence[int] | None = None,
-    init_model: MLPWorldModel | None = None,
-) -> MLPWorldModel:
-    """Train a delta-predicting Gaussian MLP (ensemble) on ``dataset``; returns the best model.
-
-    Normalisers are fitted on the training split. Validation uses ``val_dataset`` or a split of
-    whole episodes (``val_fraction``; 0 disables validation and early stopping). Model selection
-    and early stopping (after ``patience`` epochs without improvement; ``None`` trains all
-    ``epochs`` and keeps the best) use the validation MSE of the normalised delta mean,
-    the quantity planners consume. Adam(W) with cosine learning-rate decay over ``epochs`` when
-    ``lr_decay``; ``max_time_s`` caps wall time. Ensemble members see independently shuffled
-    batches. ``model.training_history`` records per-epoch losses, best epoch and wall time.
-
-    ``loss="mse"`` (default) fits the mean by squared error and the std by NLL with the mean
-    detached; ``"nll"`` is the joint Gaussian NLL, which on near-deterministic data with
-    discontinuities (walls) lets the std absorb the hard transitions and fits the mean far worse.
-    ``fourier_features``/``fourier_scale``: Fourier features of the state input (see
-    :class:`MLPWorldModel`; off by default); they sharpen discontinuities such as walls, see
-    docs/decisions.md#train_world_modelfourier_features.
-    ``num_threads`` temporarily sets torch's intra-op threads (1 is often fastest for small MLPs,
-    and much faster on an oversubscribed CPU).
-
-    ``reward=True`` also trains the model's reward head (``model.reward(s, a, s')``, see
-    :class:`MLPWorldModel`; ``reward_hidden_sizes`` defaults to ``hidden_sizes``) on the dataset's
-    rewards, by squared error of the normalised reward on the same batches; model selection then uses
-    the sum of the dynamics' and the reward's validation MSE (both normalised).
-
-    ``init_model`` warm-starts from a trained model (the model-based RL loop retrains on the grown
-    dataset): a copy of it is trained further, keeping its architecture (``hidden_sizes``,
-    ``ensemble_size``, ``activation``, Fourier features are then ignored) and its normalisers (so its
-    weights keep their meaning); ``reward`` defaults to whether it has a reward head, and must match it.
-    """
-    if num_threads is not None:
-        if int(num_threads) < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(num_threads))
-        try:
-            return train_world_model(
-                dataset,
-                hidden_sizes=hidden_sizes,
-                ensemble_size=ensemble_size,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
-                weight_decay=weight_decay,
-                val_fraction=val_fraction,
-                val_dataset=val_dataset,
-                patience=patience,
-                max_time_s=max_time_s,
-                seed=seed,
-                device=device,
-                progress=progress,
-                loss=loss,
-                activation=activation,
-                lr_decay=lr_decay,
-                fourier_features=fourier_features,
-                fourier_scale=fourier_scale,
-                reward=reward,
-                reward_hidden_sizes=reward_hidden_sizes,
-                init_model=init_model,
+    def __init__(
+        self, model: MLPWorldModel, train: _Targets, val: _Targets | None, config: TrainingConfig, start_time: float
+    ) -> None:
+        self.model, self.train, self.val, self.config, self.start_time = model, train, val, config, start_time
+        self.batch = min(config.batch_size, len(train.x))
+        self.steps_per_epoch = max(1, math.ceil(len(train.x) / self.batch))
+        self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        total_steps = config.epochs * self.steps_per_epoch
+        self.scheduler = (
+            torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer,
+                lambda k: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(k, total_steps) / total_steps)),
             )
-        finally:
-            torch.set_num_threads(previous)
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; valid: {list(LOSSES)}")
-    if int(epochs) < 1 or int(batch_size) < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
-    if lr <= 0 or weight_decay < 0:
-        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
-    if max_time_s is not None and max_time_s <= 0:
-        raise ValueError(f"max_time_s must be > 0, got {max_time_s}")
-    if not isinstance(dataset, TransitionDataset):
-        raise TypeError(f"dataset must be a TransitionDataset, got {type(dataset).__name__}")
-    if init_model is not None and not isinstance(init_model, MLPWorldModel):
-        raise TypeError(f"init_model must be an MLPWorldModel, got {type(init_model).__name__}")
-    if reward is None:
-        reward = bool(init_model is not None and init_model.has_reward_head)
-    if init_model is not None and bool(reward) != init_model.has_reward_head:
-        raise ValueError(
-            f"reward={reward} but init_model {'has' if init_model.has_reward_head else 'has no'} reward head: "
-            "a warm start keeps the architecture (train from scratch to add or drop the head)"
+            if config.lr_decay
+            else None
         )
-    device = torch.device(device)
-    start_time = time.perf_counter()
 
-    if val_dataset is not None:
-        train_set, val_set = dataset, val_dataset
-    elif val_fraction and val_fraction > 0:
-        train_set, val_set = dataset.split(val_fraction, seed=seed)
-    else:
-        train_set, val_set = dataset, None
-    if len(train_set) < 2:
-        raise ValueError(f"need at least 2 training transitions, got {len(train_set)}")
-    if len(dataset) < MIN_TRANSITIONS or (
-        val_set is not None and val_dataset is None and len(val_set) < MIN_VALIDATION_TRANSITIONS
-    ):
-        warnings.warn(
-            f"training on {len(train_set)} transitions with {0 if val_set is None else len(val_set)} for validation: too few "
-            f"to split into train and validation reliably (the model is selected on a noisy validation loss); "
-            f"collect at least {MIN_TRANSITIONS} transitions (e.g. `mpc-grasp collect ENV --steps 20000`)",
-            UserWarning,
-            stacklevel=2,
-        )
-    s, a, n = _tensors(train_set, device)
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
-    if init_model is not None:
-        if (init_model.state_dim, init_model.action_dim) != (s.shape[1], a.shape[1]):
-            raise ValueError(
-                f"init_model has state_dim {init_model.state_dim} / action_dim {init_model.action_dim}, "
-                f"the dataset {s.shape[1]} / {a.shape[1]}"
-            )
-        model = copy.deepcopy(init_model).to(device)  # its normalisers stay: the weights keep their meaning
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MLPWorldModel(
-                s.shape[1],
-                a.shape[1],
-                hidden_sizes=hidden_sizes,
-                ensemble_size=ensemble_size,
-                activation=activation,
-                obs_key=dataset.metadata.get("obs_key") or "observation",
-                fourier_features=fourier_features,
-                fourier_scale=fourier_scale,
-                fourier_seed=seed,
-                reward_hidden_sizes=(reward_hidden_sizes or hidden_sizes) if reward else None,
-            ).to(device)
-        model.fit_normalizers(s, a, n)
-        if reward:
-            model.fit_reward_normalizer(torch.as_tensor(train_set.rewards))
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    def train_epoch(self) -> tuple[float, float, bool]:
+        """Mean training loss and reward-head MSE over the epoch's steps, and whether ``max_time_s`` ran out.
+        The reward head trains on the first member's batch (one head, not an ensemble)."""
+        model, train, device = self.model, self.train, self.train.x.device
+        model.train()
+        order = torch.argsort(torch.rand(model.ensemble_size, len(train.x), generator=self.generator), dim=1)
+        order = order.to(device)
+        total, reward_total = torch.zeros((), device=device), torch.zeros((), device=device)
+        timed_out = False
+        for k in range(self.steps_per_epoch):
+            idx = order[:, k * self.batch : (k + 1) * self.batch]  # [E, B]
+            mean, log_std = model.normalized_outputs(train.x[idx])
+            objective = _loss(mean, log_std, train.y[idx], self.config.loss)
+            if train.reward_x is not None and train.reward_y is not None:
+                reward_error = (
+                    (model.normalized_reward(train.reward_x[idx[0]]) - train.reward_y[idx[0]]).square().mean()
+                )
+                objective = objective + reward_error
+                reward_total += reward_error.detach()
+            self.optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            total += objective.detach()
+            max_time_s = self.config.max_time_s
+            if max_time_s is not None and time.perf_counter() - self.start_time > max_time_s:
+                timed_out = True
+                break
+        return float(total) / (k + 1), float(reward_total) / (k + 1), timed_out
 
-    with torch.no_grad():
-        x_train = model.normalize_inputs(s, a)
-        y_train = (n - s - model.delta_mean) / model.delta_std
-        if reward:
-            xr_train, yr_train = _reward_tensors(model, train_set, s, a, n, device)
-        if val_set is not None:
-            vs, va, vn = _tensors(val_set, device)
-            x_val = model.normalize_inputs(vs, va)
-            y_val = (vn - vs - model.delta_mean) / model.delta_std
-            if reward:
-                xr_val, yr_val = _reward_tensors(model, val_set, vs, va, vn, device)
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float, float]:
+        """Validation loss, delta-mean MSE and reward MSE, all normalised (NaN without validation or head)."""
+        self.model.eval()
+        val = self.val
+        if val is None:
+            return math.nan, math.nan, math.nan
+        vm, vl = self.model.normalized_outputs(val.x)
+        val_loss = float(_loss(vm, vl, val.y.expand_as(vm), self.config.loss))
+        val_mse = float((vm.mean(0) - val.y).square().mean())
+        val_reward_mse = math.nan
+        if val.reward_x is not None and val.reward_y is not None:
+            val_reward_mse = float((self.model.normalized_reward(val.reward_x) - val.reward_y).square().mean())
+        return val_loss, val_mse, val_reward_mse
 
-    n_train, ens = len(x_train), model.ensemble_size
-    batch = min(int(batch_size), n_train)
-    steps_per_epoch = max(1, math.ceil(n_train / batch))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    total_steps = int(epochs) * steps_per_epoch
-    scheduler = (
-        torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda k: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(k, total_steps) / total_steps))
-        )
-        if lr_decay
-        else None
-    )
 
+@dataclass
+class _Fit:
+    """What the epoch loop found: per-epoch history, the best epoch and its weights, why it stopped."""
+
+    history: dict[str, Any]
+    best_metric: float = math.inf
+    best_epoch: int = -1
+    best_state: dict[str, Any] | None = field(default=None, repr=False)
+    stopped: str = "epochs"
+
+
+def _fit(epochs: _Epochs, config: TrainingConfig, progress: bool) -> _Fit:
+    """Run up to ``config.epochs`` epochs; keep the best weights by the selection metric; stop early on
+    no improvement for ``patience`` epochs (with validation), a non-finite loss, or ``max_time_s``."""
+    reward, has_val = bool(config.reward), epochs.val is not None
     history: dict[str, Any] = {"epoch": [], "train_loss": [], "val_loss": [], "val_mse": [], "lr": []}
     if reward:
         history.update(train_reward_mse=[], val_reward_mse=[])
-    best_metric, best_epoch, best_state = math.inf, -1, None
-    stopped = "epochs"
-    bar = tqdm(range(1, int(epochs) + 1), desc="train world model", unit="epoch", disable=not progress, leave=False)
+    fit = _Fit(history)
+    bar = tqdm(range(1, config.epochs + 1), desc="train world model", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        model.train()
-        order = torch.argsort(torch.rand(ens, n_train, generator=generator), dim=1).to(device)
-        total, timed_out = torch.zeros((), device=device), False
-        reward_total = torch.zeros((), device=device)
-        for k in range(steps_per_epoch):
-            idx = order[:, k * batch : (k + 1) * batch]  # [E, B]
-            mean, log_std = model.normalized_outputs(x_train[idx])
-            objective = _loss(mean, log_std, y_train[idx], loss)
-            if reward:  # the reward head on the first member's batch (one head, not an ensemble)
-                reward_error = (model.normalized_reward(xr_train[idx[0]]) - yr_train[idx[0]]).square().mean()
-                objective = objective + reward_error
-                reward_total += reward_error.detach()
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            total += objective.detach()
-            if max_time_s is not None and time.perf_counter() - start_time > max_time_s:
-                timed_out = True
-                break
-        train_loss = float(total) / (k + 1)
-        model.eval()
-        val_loss = val_mse = float("nan")
-        val_reward_mse = float("nan")
-        if val_set is not None:
-            with torch.no_grad():
-                vm, vl = model.normalized_outputs(x_val)
-                val_loss = float(_loss(vm, vl, y_val.expand_as(vm), loss))
-                val_mse = float((vm.mean(0) - y_val).square().mean())
-                if reward:
-                    val_reward_mse = float((model.normalized_reward(xr_val) - yr_val).square().mean())
-        metric = (val_mse + (val_reward_mse if reward else 0.0)) if val_set is not None else train_loss
+        train_loss, train_reward_mse, timed_out = epochs.train_epoch()
+        val_loss, val_mse, val_reward_mse = epochs.validate()
+        metric = (val_mse + (val_reward_mse if reward else 0.0)) if has_val else train_loss
         if reward:
-            history["train_reward_mse"].append(float(reward_total) / (k + 1))
+            history["train_reward_mse"].append(train_reward_mse)
             history["val_reward_mse"].append(val_reward_mse)
-        history["epoch"].append(epoch)
-        history["train_loss"].append(train_loss)
-        history["val_loss"].append(val_loss)
-        history["val_mse"].append(val_mse)
-        history["lr"].append(optimizer.param_groups[0]["lr"])
+        for name, value in zip(
+            ("epoch", "train_loss", "val_loss", "val_mse", "lr"), (epoch, train_loss, val_loss, val_mse, epochs.lr)
+        ):
+            history[name].append(value)
         if not math.isfinite(train_loss):
-            stopped = "non-finite loss"
+            fit.stopped = "non-finite loss"
             break
-        if metric < best_metric:
-            best_metric, best_epoch = metric, epoch
-            best_state = copy.deepcopy(model.state_dict())
+        if metric < fit.best_metric:
+            fit.best_metric, fit.best_epoch = metric, epoch
+            fit.best_state = copy.deepcopy(epochs.model.state_dict())
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", val_mse=f"{val_mse:.2e}", refresh=False)
         if timed_out:
-            stopped = "max_time_s"
+            fit.stopped = "max_time_s"
             break
-        if val_set is not None and patience is not None and epoch - best_epoch >= patience:
-            stopped = "early stopping"
+        if has_val and config.patience is not None and epoch - fit.best_epoch >= config.patience:
+            fit.stopped = "early stopping"
             break
     bar.close()
-    if best_state is None:
-        raise RuntimeError(f"training diverged (loss {history['train_loss'][-1]}); try a lower lr or loss='mse'")
-    model.load_state_dict(best_state)
-    model.eval()
-    model.training_history = {
-        **history,
-        "best_epoch": best_epoch,
-        "best_val_mse": best_metric if val_set is not None else None,
-        "stopped": stopped,
+    return fit
+
+
+def _training_history(
+    fit: _Fit,
+    model: MLPWorldModel,
+    config: TrainingConfig,
+    train_set: TransitionDataset,
+    val_set: TransitionDataset | None,
+    init_model: MLPWorldModel | None,
+    start_time: float,
+) -> dict[str, Any]:
+    """``model.training_history``: the per-epoch history, the selection, the sizes and the config used."""
+    return {
+        **fit.history,
+        "best_epoch": fit.best_epoch,
+        "best_val_mse": fit.best_metric if val_set is not None else None,
+        "stopped": fit.stopped,
         "wall_time_s": time.perf_counter() - start_time,
         "n_train": len(train_set),
         "n_val": len(val_set) if val_set is not None else 0,
         "config": {
-            "hidden_sizes": list(hidden_sizes),
-            "ensemble_size": ensemble_size,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "lr": lr,
-            "weight_decay": weight_decay,
-            "val_fraction": val_fraction,
-            "patience": patience,
-            "max_time_s": max_time_s,
-            "seed": seed,
-            "loss": loss,
-            "activation": activation,
-            "lr_decay": lr_decay,
-            "reward": bool(reward),
+            "hidden_sizes": list(config.hidden_sizes),
+            "ensemble_size": config.ensemble_size,
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "lr": config.lr,
+            "weight_decay": config.weight_decay,
+            "val_fraction": config.val_fraction,
+            "patience": config.patience,
+            "max_time_s": config.max_time_s,
+            "seed": config.seed,
+            "loss": config.loss,
+            "activation": config.activation,
+            "lr_decay": config.lr_decay,
+            "reward": bool(config.reward),
             "reward_hidden_sizes": None if model.reward_hidden_sizes is None else list(model.reward_hidden_sizes),
             "warm_start": init_model is not None,
         },
     }
-    model.metadata = {
+
+
+def _model_metadata(dataset: TransitionDataset) -> dict[str, Any]:
+    """``model.metadata``: what the model was trained on (env, spaces, dataset size, seed, exploration)."""
+    return {
         "env_id": dataset.metadata.get("env_id"),
         "env_kwargs": dataset.metadata.get("env_kwargs"),
         "obs_key": dataset.metadata.get("obs_key"),
@@ -345,7 +495,9 @@ def train_world_model(
         "dataset_seed": dataset.metadata.get("seed"),
         "dataset_exploration": dataset.metadata.get("exploration"),
     }
-    return model
+
+
+# --------------------------------------------------------------------------- value function
 
 
 def train_value_function(
@@ -372,73 +524,24 @@ def train_value_function(
     (optional) supplies the state normaliser, so V sees states scaled as the dynamics model does; the
     output is scaled by ``reward std / (1 − discount)``. ``init_value`` warm-starts (keeps its normalisers).
     """
-    if not 0.0 < discount < 1.0:
-        raise ValueError(f"discount must be in (0, 1), got {discount}")
-    if int(epochs) < 1 or int(batch_size) < 1 or lr <= 0 or not 0.0 < target_update <= 1.0:
-        raise ValueError(
-            f"need epochs, batch_size >= 1, lr > 0, target_update in (0, 1]; got {epochs}, {batch_size}, {lr}, {target_update}"
-        )
-    if len(dataset) < 2:
-        raise ValueError(f"need at least 2 transitions, got {len(dataset)}")
+    _check_td_options(discount, epochs, batch_size, lr, target_update, len(dataset))
     states, _, next_states = _tensors(dataset, torch.device("cpu"))
     rewards = torch.as_tensor(dataset.rewards, dtype=torch.float32)
     continues = torch.as_tensor(~dataset.terminated, dtype=torch.float32)
     if model is not None and int(model.state_dim) != states.shape[1]:
         raise ValueError(f"model has state_dim {model.state_dim}, the dataset {states.shape[1]}")
-    if init_value is not None:
-        if abs(init_value.discount - discount) > 1e-12 or init_value.state_dim != states.shape[1]:
-            raise ValueError(
-                f"init_value has discount {init_value.discount} / state_dim {init_value.state_dim}, asked {discount} / {states.shape[1]}"
-            )
-        value = copy.deepcopy(init_value)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            value = ValueFunction(
-                states.shape[1],
-                hidden_sizes=hidden_sizes,
-                discount=discount,
-                obs_key=dataset.metadata.get("obs_key") or "observation",
-            )
-        state_mean, state_std = (
-            (model.state_mean, model.state_std) if model is not None else (states.mean(0), states.std(0))
-        )
-        value.set_normalizers(
-            state_mean.detach().cpu(),
-            state_std.detach().cpu(),
-            float(rewards.mean()) / (1 - discount),
-            float(rewards.std()) / (1 - discount),
-        )
-    target = copy.deepcopy(value).requires_grad_(False)
-    optimizer = torch.optim.Adam(value.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    rows, batch = len(states), min(int(batch_size), len(states))
-    history: dict[str, Any] = {"epoch": [], "td_loss": []}
+    value = _initial_value(dataset, states, rewards, model, init_value, discount, hidden_sizes, seed)
     started = time.perf_counter()
+    td = _TDFit(value, discount, lr, target_update, min(int(batch_size), len(states)), seed)
+    history: dict[str, Any] = {"epoch": [], "td_loss": []}
     for epoch in tqdm(range(1, int(epochs) + 1), desc="train value", unit="epoch", disable=not progress, leave=False):
-        order = torch.randperm(rows, generator=generator)
-        total, steps = 0.0, 0
-        for first in range(0, rows, batch):
-            index = order[first : first + batch]
-            with torch.no_grad():
-                bootstrap = target(next_states[index])
-                td_target = rewards[index] + discount * continues[index] * bootstrap
-            error = (value(states[index]) - td_target) / value.value_scale
-            loss = error.square().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                for target_param, param in zip(target.parameters(), value.parameters()):
-                    target_param.lerp_(param, target_update)
-            total, steps = total + float(loss.detach()), steps + 1
         history["epoch"].append(epoch)
-        history["td_loss"].append(total / steps)
+        history["td_loss"].append(td.epoch(states, rewards, continues, next_states))
     value.eval()
     value.training_history = {
         **history,
         "wall_time_s": time.perf_counter() - started,
-        "n_train": rows,
+        "n_train": len(states),
         "config": {
             "discount": discount,
             "hidden_sizes": list(value.hidden_sizes),
@@ -450,5 +553,91 @@ def train_value_function(
             "warm_start": init_value is not None,
         },
     }
-    value.metadata = {"env_id": dataset.metadata.get("env_id"), "dataset_n_steps": rows}
+    value.metadata = {"env_id": dataset.metadata.get("env_id"), "dataset_n_steps": len(states)}
     return value
+
+
+def _check_td_options(
+    discount: float, epochs: int, batch_size: int, lr: float, target_update: float, rows: int
+) -> None:
+    """Raise ``ValueError`` for options :func:`train_value_function` cannot train with."""
+    if not 0.0 < discount < 1.0:
+        raise ValueError(f"discount must be in (0, 1), got {discount}")
+    if int(epochs) < 1 or int(batch_size) < 1 or lr <= 0 or not 0.0 < target_update <= 1.0:
+        raise ValueError(
+            f"need epochs, batch_size >= 1, lr > 0, target_update in (0, 1]; got {epochs}, {batch_size}, {lr}, {target_update}"
+        )
+    if rows < 2:
+        raise ValueError(f"need at least 2 transitions, got {rows}")
+
+
+def _initial_value(
+    dataset: TransitionDataset,
+    states: Tensor,
+    rewards: Tensor,
+    model: MLPWorldModel | None,
+    init_value: ValueFunction | None,
+    discount: float,
+    hidden_sizes: Sequence[int],
+    seed: int,
+) -> ValueFunction:
+    """A copy of ``init_value`` (checked against ``discount`` and the states), or a fresh ``ValueFunction``
+    seeded with ``seed`` (global RNG untouched): states normalised as ``model`` does (else by the data),
+    outputs scaled by the reward's mean and std over ``1 − discount``."""
+    if init_value is not None:
+        if abs(init_value.discount - discount) > 1e-12 or init_value.state_dim != states.shape[1]:
+            raise ValueError(
+                f"init_value has discount {init_value.discount} / state_dim {init_value.state_dim}, asked {discount} / {states.shape[1]}"
+            )
+        return copy.deepcopy(init_value)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        value = ValueFunction(
+            states.shape[1],
+            hidden_sizes=hidden_sizes,
+            discount=discount,
+            obs_key=dataset.metadata.get("obs_key") or "observation",
+        )
+    state_mean, state_std = (
+        (model.state_mean, model.state_std) if model is not None else (states.mean(0), states.std(0))
+    )
+    value.set_normalizers(
+        state_mean.detach().cpu(),
+        state_std.detach().cpu(),
+        float(rewards.mean()) / (1 - discount),
+        float(rewards.std()) / (1 - discount),
+    )
+    return value
+
+
+class _TDFit:
+    """Adam on ``value`` against a Polyak-averaged target copy (rate ``target_update`` per step)."""
+
+    def __init__(
+        self, value: ValueFunction, discount: float, lr: float, target_update: float, batch: int, seed: int
+    ) -> None:
+        self.value, self.discount, self.target_update, self.batch = value, discount, target_update, batch
+        self.target = copy.deepcopy(value).requires_grad_(False)
+        self.optimizer = torch.optim.Adam(value.parameters(), lr=lr)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def epoch(self, states: Tensor, rewards: Tensor, continues: Tensor, next_states: Tensor) -> float:
+        """One shuffled pass over the transitions; returns the mean TD loss (in units of the value scale)."""
+        rows = len(states)
+        order = torch.randperm(rows, generator=self.generator)
+        total, steps = 0.0, 0
+        for first in range(0, rows, self.batch):
+            index = order[first : first + self.batch]
+            with torch.no_grad():
+                bootstrap = self.target(next_states[index])
+                td_target = rewards[index] + self.discount * continues[index] * bootstrap
+            error = (self.value(states[index]) - td_target) / self.value.value_scale
+            loss = error.square().mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                for target_param, param in zip(self.target.parameters(), self.value.parameters()):
+                    target_param.lerp_(param, self.target_update)
+            total, steps = total + float(loss.detach()), steps + 1
+        return total / steps

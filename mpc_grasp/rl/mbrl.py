@@ -4,7 +4,9 @@ Round 0 collects random-exploration transitions and trains a world model with a 
 later round runs ``GraspMPC`` in the real env, maximising the model's predicted return (no goal),
 adds those transitions to the dataset, retrains the model warm-started from the previous weights,
 and evaluates the new agent on fixed-seed episodes. Each round is checkpointed in its own folder,
-so ``run_mbrl(..., resume=True)`` skips the rounds already done. ``mpc-grasp mbrl ENV_ID`` runs it.
+so ``run_mbrl(..., resume=True)`` skips the rounds already done. ``mpc-grasp mbrl ENV_ID`` runs it
+(the command line is in :mod:`mpc_grasp.cli.mbrl`). The env-specific reward formulas live beside their
+envs (``envs/rewards.py``, ``envs/cartpole.py``) and are re-exported here.
 
 Everything reuses the package's helpers: :func:`collect_transitions` (also for the agent's own
 episodes: the agent is its ``policy``), :func:`train_world_model` (``reward=True``,
@@ -14,7 +16,6 @@ episodes: the agent is its ``policy``), :func:`train_world_model` (``reward=True
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -27,12 +28,13 @@ from typing import Any, cast
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import run_episodes, summarize_episodes
 from mpc_grasp.data import TransitionDataset, collect_transitions, concatenate_datasets, load_dataset, make_env
+from mpc_grasp.envs.cartpole import cartpole_swingup_reward
+from mpc_grasp.envs.rewards import INVERTED_PENDULUM_HEALTHY_ANGLE, inverted_pendulum_reward, pendulum_reward
 from mpc_grasp.models import (
     MLPWorldModel,
     ValueFunction,
@@ -46,66 +48,23 @@ from mpc_grasp.planners.base import RewardFn
 from mpc_grasp.validation import is_integer_at_least
 
 __all__ = [
+    "INVERTED_PENDULUM_HEALTHY_ANGLE",
     "KNOWN_REWARDS",
     "MBRLConfig",
-    "RoundRecord",
-    "collect_agent_transitions",
-    "config_from_args",
-    "evaluate_return",
     "MBRL_RECIPES",
-    "fit_models",
+    "RoundRecord",
     "cartpole_swingup_reward",
+    "collect_agent_transitions",
+    "evaluate_return",
+    "fit_models",
     "inverted_pendulum_reward",
     "make_agent",
     "mbrl_recipe",
     "pendulum_reward",
     "plot_learning_curves",
-    "register_mbrl",
     "reward_error",
     "run_mbrl",
 ]
-
-
-def pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
-    """Gymnasium ``Pendulum-v1``'s reward on its observation ``[cos θ, sin θ, θ̇]``, differentiable:
-    ``−(θ² + 0.1 θ̇² + 0.001 u²)`` of the state the step starts from, torque ``u`` clipped to ±2."""
-    theta = torch.atan2(state[..., 1], state[..., 0])
-    torque = action[..., 0].clamp(-2.0, 2.0)
-    return -(theta.square() + 0.1 * state[..., 2].square() + 0.001 * torque.square())
-
-
-INVERTED_PENDULUM_HEALTHY_ANGLE = 0.2
-"""``InvertedPendulum-v5`` terminates once ``|pole angle| > 0.2`` rad (or the observation is not finite)."""
-
-
-def inverted_pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
-    """A differentiable stand-in for ``InvertedPendulum-v5``'s reward, from its documented healthy condition.
-
-    The env pays 1 per step while ``|θ| <= 0.2`` (observation ``[x, θ, ẋ, θ̇]``) and ends the episode
-    otherwise: a constant while alive, so neither it nor a reward head fitted to it has a gradient, and the
-    loop's planners know no termination. This surrogate is 1 at the upright pole and falls to 0 at the
-    healthy limit, ``1 − (θ'/0.2)²`` of the state the step leads to (the action acts on it), minus cart
-    terms ``x'² + 0.5 ẋ'²`` and ``0.001 u²``: the pole itself is easy to hold, but a cart that drifts hits
-    its rail at ``x = ±1`` and the pole falls (lighter cart weights let it drift there). It is not the
-    env's reward: every evaluation reports the env's return. See docs/decisions.md#inverted_pendulum_reward."""
-    del state
-    limit = INVERTED_PENDULUM_HEALTHY_ANGLE
-    upright = 1.0 - (next_state[..., 1] / limit).square()
-    cart = next_state[..., 0].square() + 0.5 * next_state[..., 2].square()
-    return upright - cart - 0.001 * action[..., 0].square()
-
-
-def cartpole_swingup_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
-    """``mpc_grasp/CartPoleSwingup-v0``'s reward (DeepMind Control's swing-up) on the observation
-    ``[x, ẋ, cos θ, sin θ, θ̇]`` of the state reached, differentiable: ``upright · centred ·
-    small_control · small_velocity`` with Gaussian tolerances (0.1 at ``|x| = 2``, ``|θ̇| = 5``)."""
-    del state
-    upright = (next_state[..., 2] + 1.0) / 2.0
-    centred = (1.0 + 0.1 ** (next_state[..., 0] / 2.0).square()) / 2.0
-    force = action[..., 0].clamp(-1.0, 1.0)
-    small_control = (4.0 + (1.0 - force.square())) / 5.0
-    small_velocity = (1.0 + 0.1 ** (next_state[..., 4] / 5.0).square()) / 2.0
-    return upright * centred * small_control * small_velocity
 
 
 KNOWN_REWARDS: dict[str, RewardFn] = {
@@ -191,12 +150,25 @@ class MBRLConfig:
             raise ValueError(f"reward must be 'learned' or 'known', got {self.reward!r}")
         if self.reward == "known" and self.env_id not in KNOWN_REWARDS:
             raise ValueError(f"reward='known' needs a formula for {self.env_id!r}; known: {sorted(KNOWN_REWARDS)}")
+        for name in ("seed", "eval_seed"):
+            if not is_integer_at_least(getattr(self, name), 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if not 0.0 < self.value_discount < 1.0:
             raise ValueError(f"value_discount must be in (0, 1), got {self.value_discount}")
-        if self.policy_noise < 0 or self.lr <= 0:
-            raise ValueError(f"policy_noise must be >= 0 and lr > 0, got {self.policy_noise}, {self.lr}")
+        if not self.policy_noise >= 0:
+            raise ValueError(f"policy_noise must be >= 0, got {self.policy_noise!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.exploration not in ("random", "correlated"):
             raise ValueError(f"exploration must be 'random' or 'correlated', got {self.exploration!r}")
+        if not isinstance(self.env_kwargs, Mapping):
+            raise ValueError(f"env_kwargs must be a mapping, got {type(self.env_kwargs).__name__}")
+        if self.planner_options is not None and not isinstance(self.planner_options, Mapping):
+            raise ValueError(f"planner_options must be a mapping or None, got {type(self.planner_options).__name__}")
+        hidden = tuple(self.hidden_sizes) if isinstance(self.hidden_sizes, (tuple, list)) else ()
+        if not hidden or not all(is_integer_at_least(size, 1) for size in hidden):
+            raise ValueError(f"hidden_sizes must be non-empty positive integers, got {self.hidden_sizes!r}")
+        object.__setattr__(self, "hidden_sizes", hidden)
 
     @property
     def resolved_planner_options(self) -> dict[str, Any]:
@@ -413,18 +385,10 @@ def run_mbrl(
     out = Path(out_dir)
     _prepare_out_dir(out, config, resume)
     records = _finished_records(out) if resume else []
-    models: tuple[MLPWorldModel, ValueFunction | None] | None = None
-    dataset: TransitionDataset | None = None
-    if records:
-        last = out / _round_name(records[-1].round)
-        dataset = load_dataset(last / "dataset.npz")
-        model = load_world_model(last / "model.pt")
-        value = load_world_model(last / "value.pt") if (last / "value.pt").is_file() else None
-        models = (model, value)  # type: ignore[assignment]
+    dataset, models = _load_round(out / _round_name(records[-1].round)) if records else (None, None)
     probe = make_env(config.env_id, **dict(config.env_kwargs))
     action_space = cast(gym.spaces.Box, probe.action_space)  # continuous control
     probe.close()
-
     bar = tqdm(
         total=config.rounds + 1,
         initial=len(records),
@@ -434,46 +398,7 @@ def run_mbrl(
         dynamic_ncols=True,
     )
     for round_index in range(len(records), config.rounds + 1):
-        started = time.perf_counter()
-        before = agent_data = agent_return = None
-        if models is None:
-            dataset = collect_transitions(
-                config.env_id,
-                config.seed_steps,
-                seed=config.seed,
-                exploration=config.exploration,
-                progress=False,
-                env_kwargs=dict(config.env_kwargs),
-            )
-        else:
-            agent_data = collect_agent_transitions(
-                make_agent(models[0], config, action_space, models[1]), config, round_index
-            )
-            agent_return = _mean_episode_return(agent_data)
-            before = (one_step_error(models[0], agent_data)["rmse"], reward_error(models[0], agent_data))
-            assert dataset is not None  # collected in round 0 (or loaded on resume)
-            dataset = concatenate_datasets([dataset, agent_data])
-        collected = time.perf_counter()
-        models = fit_models(dataset, config, round_index, models)
-        trained = time.perf_counter()
-        evaluation = evaluate_return(make_agent(models[0], config, action_space, models[1]), config)
-        record = RoundRecord(
-            round=round_index,
-            env_steps=config.env_steps(round_index),
-            mean_return=evaluation["mean_return"],
-            std_return=evaluation["std_return"],
-            episode_returns=evaluation["episode_returns"],
-            model_rmse_before=None if before is None else before[0],
-            model_rmse_after=None if agent_data is None else one_step_error(models[0], agent_data)["rmse"],
-            reward_rmse_before=None if before is None else before[1],
-            reward_rmse_after=None if agent_data is None else reward_error(models[0], agent_data),
-            agent_return=agent_return,
-            train_time_s=trained - collected,
-            collect_time_s=collected - started,
-            eval_time_s=time.perf_counter() - trained,
-            median_plan_time_s=evaluation["median_plan_time_s"],
-            success_rate=evaluation["success_rate"],
-        )
+        dataset, models, record = _run_round(config, round_index, action_space, dataset, models)
         _save_round(out / _round_name(round_index), models, dataset, record)
         records.append(record)
         bar.set_postfix(steps=record.env_steps, mean_return=f"{record.mean_return:.0f}", refresh=False)
@@ -488,6 +413,69 @@ def run_mbrl(
         title=config.env_id,
     )
     return records
+
+
+_Models = tuple[MLPWorldModel, ValueFunction | None]
+
+
+def _run_round(
+    config: MBRLConfig,
+    round_index: int,
+    action_space: gym.spaces.Box,
+    dataset: TransitionDataset | None,
+    models: _Models | None,
+) -> tuple[TransitionDataset, _Models, RoundRecord]:
+    """One round: collect (random seed data without ``models``, else the agent's episodes), refit, evaluate.
+    Returns the grown dataset, the refitted models and the round's record."""
+    started = time.perf_counter()
+    before = agent_data = agent_return = None
+    if models is None:
+        dataset = collect_transitions(
+            config.env_id,
+            config.seed_steps,
+            seed=config.seed,
+            exploration=config.exploration,
+            progress=False,
+            env_kwargs=dict(config.env_kwargs),
+        )
+    else:
+        agent_data = collect_agent_transitions(
+            make_agent(models[0], config, action_space, models[1]), config, round_index
+        )
+        agent_return = _mean_episode_return(agent_data)
+        before = (one_step_error(models[0], agent_data)["rmse"], reward_error(models[0], agent_data))
+        assert dataset is not None  # collected in round 0 (or loaded on resume)
+        dataset = concatenate_datasets([dataset, agent_data])
+    collected = time.perf_counter()
+    models = fit_models(dataset, config, round_index, models)
+    trained = time.perf_counter()
+    evaluation = evaluate_return(make_agent(models[0], config, action_space, models[1]), config)
+    record = RoundRecord(
+        round=round_index,
+        env_steps=config.env_steps(round_index),
+        mean_return=evaluation["mean_return"],
+        std_return=evaluation["std_return"],
+        episode_returns=evaluation["episode_returns"],
+        model_rmse_before=None if before is None else before[0],
+        model_rmse_after=None if agent_data is None else one_step_error(models[0], agent_data)["rmse"],
+        reward_rmse_before=None if before is None else before[1],
+        reward_rmse_after=None if agent_data is None else reward_error(models[0], agent_data),
+        agent_return=agent_return,
+        train_time_s=trained - collected,
+        collect_time_s=collected - started,
+        eval_time_s=time.perf_counter() - trained,
+        median_plan_time_s=evaluation["median_plan_time_s"],
+        success_rate=evaluation["success_rate"],
+    )
+    return dataset, models, record
+
+
+def _load_round(folder: Path) -> tuple[TransitionDataset, _Models]:
+    """The dataset and models a finished round saved (to resume after it)."""
+    dataset = load_dataset(folder / "dataset.npz")
+    model = load_world_model(folder / "model.pt")
+    value = load_world_model(folder / "value.pt") if (folder / "value.pt").is_file() else None
+    return dataset, (model, value)  # type: ignore[return-value]
 
 
 def plot_learning_curves(
@@ -578,109 +566,3 @@ def _save_round(
         save_world_model(models[1], folder / "value.pt")
     dataset.save(folder / "dataset.npz")
     (folder / "record.json").write_text(json.dumps(record.to_json(), indent=2))
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def register_mbrl(subparsers: Any) -> None:
-    """Add the ``mbrl`` subcommand. Flags left out take the env's recipe (:func:`mbrl_recipe`) where it has
-    one, else the ``MBRLConfig`` defaults."""
-    p = subparsers.add_parser(
-        "mbrl", help="model-based RL loop: collect, train a world model with a reward head, act with GraspMPC, repeat"
-    )
-    p.add_argument(
-        "env_id", metavar="ENV_ID", help="Gymnasium env id with a bounded Box action space, e.g. Pendulum-v1"
-    )
-    p.add_argument("--rounds", type=int, help="rounds of agent data after the random seed round")
-    p.add_argument(
-        "--out-dir", required=True, help="output folder (checkpoints per round, history.json, learning_curve.png)"
-    )
-    p.add_argument("--seed-steps", type=int, help="random-exploration steps of round 0")
-    p.add_argument("--steps-per-round", type=int, help="agent env steps per round")
-    p.add_argument(
-        "--planner",
-        choices=("grasp", "cem", "mppi", "gd"),
-        help="planner inside GraspMPC (a new one drops the recipe's options)",
-    )
-    p.add_argument("--horizon", type=int)
-    p.add_argument(
-        "--reward", choices=("learned", "known"), help="plan with the model's reward head, or the env's known formula"
-    )
-    p.add_argument(
-        "--terminal-value",
-        action="store_true",
-        default=None,
-        help="learn V(s) by TD(0) and plan with it as terminal value",
-    )
-    p.add_argument("--hidden-sizes", help="world-model hidden layers, e.g. 200,200")
-    p.add_argument("--epochs", type=int, help="epochs of the first fit")
-    p.add_argument("--retrain-epochs", type=int, help="epochs of each warm refit")
-    p.add_argument("--eval-episodes", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        dest="planner_options",
-        help="planner option (replaces the recipe's planner options), e.g. iterations=50 (repeatable)",
-    )
-    p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue in --out-dir, skipping finished rounds")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(handler=_run_mbrl_command)
-
-
-def config_from_args(args: argparse.Namespace) -> MBRLConfig:
-    """The ``MBRLConfig`` of an ``mbrl`` command line: the env's recipe (or the defaults) with the flags given."""
-    from mpc_grasp.cli.commands import CLIError, parse_key_value
-    from mpc_grasp.cli.run import typed_planner_options
-
-    given: dict[str, Any] = {
-        name: getattr(args, name)
-        for name in (
-            "rounds",
-            "seed_steps",
-            "steps_per_round",
-            "planner",
-            "horizon",
-            "reward",
-            "terminal_value",
-            "epochs",
-            "retrain_epochs",
-            "eval_episodes",
-            "seed",
-        )
-        if getattr(args, name) is not None
-    }
-    if args.hidden_sizes is not None:
-        try:
-            given["hidden_sizes"] = tuple(int(size) for size in str(args.hidden_sizes).split(",") if size.strip())
-        except ValueError:
-            raise CLIError(f"--hidden-sizes must be comma-separated integers, got {args.hidden_sizes!r}") from None
-    if args.env_kwarg:
-        given["env_kwargs"] = parse_key_value(args.env_kwarg, flag="--env-kwarg")
-    if args.planner_options:
-        planner = given.get("planner", MBRL_RECIPES.get(args.env_id, {}).get("planner", MBRLConfig.planner))
-        given["planner_options"] = typed_planner_options(args.planner_options, planner)
-    return mbrl_recipe(args.env_id, **given) if args.env_id in MBRL_RECIPES else MBRLConfig(env_id=args.env_id, **given)
-
-
-def _run_mbrl_command(args: argparse.Namespace) -> int:
-    from mpc_grasp.cli.commands import CLIError, parse_key_value
-
-    torch.set_num_threads(max(1, args.threads))
-    env = make_env(args.env_id, **parse_key_value(args.env_kwarg, flag="--env-kwarg"))  # clear error for an unknown id
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise CLIError(f"{args.env_id} has a {type(env.action_space).__name__} action space; mbrl needs a bounded Box")
-    env.close()
-    config = config_from_args(args)
-    records = run_mbrl(config, args.out_dir, resume=args.resume, progress=not args.no_progress)
-    for record in records:
-        success = "" if record.success_rate is None else f", success {record.success_rate:.2f}"
-        print(
-            f"round {record.round}: {record.env_steps} env steps, mean return {record.mean_return:.1f} ± {record.std_return:.1f}{success}"
-        )
-    print(f"wrote {Path(args.out_dir) / 'history.json'}, {Path(args.out_dir) / 'learning_curve.png'}")
-    return 0

@@ -35,6 +35,7 @@ from mpc_grasp.models.pixel.data import PixelDataset, collect_pixel_dataset
 from mpc_grasp.models.pixel.diagnostics import decode_latent_strip, image_strip, latent_distance_correlation
 from mpc_grasp.models.pixel.model import PixelWorldModel, load_pixel_world_model, save_pixel_world_model
 from mpc_grasp.models.pixel.training import (
+    PixelTrainingConfig,
     evaluate_pixel_world_model,
     load_or_train_pixel_world_model,
     train_pixel_world_model,
@@ -42,6 +43,7 @@ from mpc_grasp.models.pixel.training import (
 
 __all__ = [
     "PixelDataset",
+    "PixelTrainingConfig",
     "PixelWorldModel",
     "collect_pixel_dataset",
     "decode_latent_strip",

@@ -137,19 +137,7 @@ class PixelDataset:
         row's start / end frame; by default they come from ``dataset.extras["state"]`` /
         ``["next_state"]`` when present. Frames without a known state get NaN.
         """
-        try:
-            obs = np.asarray(dataset.observations)
-            act = np.asarray(dataset.actions, dtype=np.float32)
-            nxt = np.asarray(dataset.next_observations)
-            episodes = np.asarray(getattr(dataset, "episode_ids", np.zeros(len(obs), dtype=np.int64)))
-        except AttributeError as error:
-            raise ValueError(
-                f"transition dataset needs observations/actions/next_observations arrays: {error}"
-            ) from error
-        if obs.dtype != np.uint8 or obs.ndim != 4 or nxt.shape != obs.shape:
-            raise ValueError(
-                f"observations must be uint8 images [N, H, W, C] (collect from a Pixel* env with obs_key='observation'), got {obs.dtype} {obs.shape}"
-            )
+        obs, act, nxt, episodes = _transition_arrays(dataset)
         extras = getattr(dataset, "extras", None) or {}
         if states is None and next_states is None and "state" in extras and "next_state" in extras:
             states, next_states = extras["state"], extras["next_state"]
@@ -159,19 +147,7 @@ class PixelDataset:
                 raise ValueError(f"{name} has {len(value)} rows but the dataset has {n} transitions")
         step_ids = getattr(dataset, "step_ids", None)
         order = np.lexsort((np.asarray(step_ids), episodes)) if step_ids is not None and n else np.arange(n)
-        some_states = states if states is not None else next_states
-        has_states = some_states is not None
-        state_dim = np.shape(some_states)[1:] if some_states is not None else ()
-        nan_state = np.full(state_dim, np.nan)
-
-        def state_of(values: np.ndarray | None, t: int) -> np.ndarray:
-            return nan_state if values is None else np.asarray(values[t], dtype=np.float64)
-
-        frames: list[np.ndarray] = []
-        actions: list[np.ndarray] = []
-        segments: list[int] = []
-        frame_states: list[np.ndarray] = []
-        segment = -1
+        chain = _FrameChain(states, next_states)
         previous = -1
         for t in order:
             chained = (
@@ -180,26 +156,72 @@ class PixelDataset:
                 and (step_ids is None or step_ids[t] == step_ids[previous] + 1)
                 and np.array_equal(obs[t], nxt[previous])
             )
-            if not chained:
-                segment += 1
-                frames.append(obs[t])
-                actions.append(act[t])
-                segments.append(segment)
-                frame_states.append(state_of(states, t))
-            else:
-                actions[-1] = act[t]  # the previous next-frame is this frame: record its action
-                if states is not None:
-                    frame_states[-1] = state_of(states, t)
-            frames.append(nxt[t])
-            actions.append(np.zeros_like(act[t]))
-            segments.append(segment)
-            frame_states.append(state_of(next_states, t))
+            chain.add(t, obs[t], act[t], nxt[t], chained)
             previous = t
+        return chain.dataset(cls, act)
+
+
+def _transition_arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(observations, actions, next_observations, episode_ids)`` of a transition dataset of uint8 images."""
+    try:
+        obs = np.asarray(dataset.observations)
+        act = np.asarray(dataset.actions, dtype=np.float32)
+        nxt = np.asarray(dataset.next_observations)
+        episodes = np.asarray(getattr(dataset, "episode_ids", np.zeros(len(obs), dtype=np.int64)))
+    except AttributeError as error:
+        raise ValueError(f"transition dataset needs observations/actions/next_observations arrays: {error}") from error
+    if obs.dtype != np.uint8 or obs.ndim != 4 or nxt.shape != obs.shape:
+        raise ValueError(
+            f"observations must be uint8 images [N, H, W, C] (collect from a Pixel* env with obs_key='observation'), got {obs.dtype} {obs.shape}"
+        )
+    return obs, act, nxt, episodes
+
+
+class _FrameChain:
+    """Frame sequences built row by row by :meth:`PixelDataset.from_transitions`: a row that continues the
+    previous one adds only its next frame; any other row starts a new segment with both frames."""
+
+    def __init__(self, states: np.ndarray | None, next_states: np.ndarray | None) -> None:
+        self.states, self.next_states = states, next_states
+        some_states = states if states is not None else next_states
+        self.has_states = some_states is not None
+        self.nan_state = np.full(np.shape(some_states)[1:] if some_states is not None else (), np.nan)
+        self.frames: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+        self.segments: list[int] = []
+        self.frame_states: list[np.ndarray] = []
+        self.segment = -1
+
+    def _state(self, values: np.ndarray | None, t: int) -> np.ndarray:
+        return self.nan_state if values is None else np.asarray(values[t], dtype=np.float64)
+
+    def add(self, t: int, frame: np.ndarray, action: np.ndarray, next_frame: np.ndarray, chained: bool) -> None:
+        """Row ``t``: ``frame`` --``action``--> ``next_frame``; ``chained``: ``frame`` is the last frame added."""
+        if not chained:
+            self.segment += 1
+            self.frames.append(frame)
+            self.actions.append(action)
+            self.segments.append(self.segment)
+            self.frame_states.append(self._state(self.states, t))
+        else:
+            self.actions[-1] = action  # the previous next-frame is this frame: record its action
+            if self.states is not None:
+                self.frame_states[-1] = self._state(self.states, t)
+        self.frames.append(next_frame)
+        self.actions.append(np.zeros_like(action))
+        self.segments.append(self.segment)
+        self.frame_states.append(self._state(self.next_states, t))
+
+    def dataset(self, cls: type[PixelDataset], act: np.ndarray) -> PixelDataset:
+        """The chained frames as a ``cls`` (``act``: the transitions' actions, for the empty case's shape)."""
+        frames = self.frames
         return cls(
             np.stack(frames) if frames else np.zeros((0, 1, 1, 1), np.uint8),
-            np.stack(actions) if actions else np.zeros((0, act.shape[-1] if act.ndim == 2 else 1), np.float32),
-            np.asarray(segments, dtype=np.int64),
-            np.stack(frame_states) if has_states and frames else None,
+            np.stack(self.actions)
+            if self.actions
+            else np.zeros((0, act.shape[-1] if act.ndim == 2 else 1), np.float32),
+            np.asarray(self.segments, dtype=np.int64),
+            np.stack(self.frame_states) if self.has_states and frames else None,
         )
 
 
@@ -226,9 +248,7 @@ def collect_pixel_dataset(
     Episodes end at termination or after ``episode_length`` steps. ``info["state"]`` (when the
     env reports it) is recorded as ``states`` for evaluation only.
     """
-    import gymnasium
-
-    from mpc_grasp.data import collect_transitions, make_env
+    from mpc_grasp.data import collect_transitions
 
     if int(n_steps) != n_steps or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
@@ -236,6 +256,34 @@ def collect_pixel_dataset(
         raise ValueError(f"episode_length must be a positive integer, got {episode_length}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    info_keys = ("state",) if "state" in _probe_pixel_env(env, seed) else ()
+    source, env_kwargs = _time_limited(env, int(episode_length))
+    transitions = collect_transitions(
+        source,
+        n_steps,
+        policy=None if policy is None else _seeded_policy(policy, seed),
+        seed=seed,
+        num_envs=num_envs,
+        exploration="correlated",
+        obs_key="observation",
+        progress=progress,
+        env_kwargs=env_kwargs,
+        policy_noise=0.0,
+        correlation=smoothing,
+        noise_scale=1.0,
+        info_keys=info_keys,
+        reset_options=reset_options,
+    )
+    return PixelDataset.from_transitions(transitions)
+
+
+def _probe_pixel_env(env: Any, seed: int) -> dict[str, Any]:
+    """Check that ``env`` (an env or id) observes uint8 images ``[H, W, C]`` (or a dict with one under
+    ``"observation"``); returns the ``info`` of a reset with ``seed`` (an id's env is closed again)."""
+    import gymnasium
+
+    from mpc_grasp.data import make_env
+
     probe = make_env(env) if isinstance(env, str) else env
     try:
         space = probe.observation_space
@@ -254,39 +302,29 @@ def collect_pixel_dataset(
                 f"'observation'), got {image_space}; use a Pixel* env such as mpc_grasp/PixelGridWorldWall-v0"
             )
         _, info = probe.reset(seed=seed)
-        info_keys = ("state",) if "state" in info else ()
+        return dict(info)
     finally:
         if isinstance(env, str):
             probe.close()
+
+
+def _time_limited(env: Any, episode_length: int) -> tuple[Any, dict[str, Any]]:
+    """``collect_transitions``'s env and ``env_kwargs`` with episodes cut at ``episode_length`` steps."""
+    import gymnasium
+
     if isinstance(env, str):
-        source: Any = env
-        env_kwargs: dict[str, Any] = {"max_episode_steps": int(episode_length)}
-    else:
-        source, env_kwargs = gymnasium.wrappers.TimeLimit(env, max_episode_steps=int(episode_length)), {}
-    wrapped_policy = None
-    if policy is not None:
-        policy_rng = np.random.default_rng([seed, 2**16])
+        return env, {"max_episode_steps": episode_length}
+    return gymnasium.wrappers.TimeLimit(env, max_episode_steps=episode_length), {}
 
-        def wrapped_policy(obs: Any) -> np.ndarray:
-            return np.asarray(policy(obs, policy_rng))
 
-    transitions = collect_transitions(
-        source,
-        n_steps,
-        policy=wrapped_policy,
-        seed=seed,
-        num_envs=num_envs,
-        exploration="correlated",
-        obs_key="observation",
-        progress=progress,
-        env_kwargs=env_kwargs,
-        policy_noise=0.0,
-        correlation=smoothing,
-        noise_scale=1.0,
-        info_keys=info_keys,
-        reset_options=reset_options,
-    )
-    return PixelDataset.from_transitions(transitions)
+def _seeded_policy(policy: Callable[[Any, np.random.Generator], np.ndarray], seed: int) -> Callable[[Any], np.ndarray]:
+    """``policy(obs, rng)`` as ``obs -> action`` with its own generator, seeded by ``seed``."""
+    policy_rng = np.random.default_rng([seed, 2**16])
+
+    def seeded(obs: Any) -> np.ndarray:
+        return np.asarray(policy(obs, policy_rng))
+
+    return seeded
 
 
 def _as_pixel_dataset(

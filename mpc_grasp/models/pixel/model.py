@@ -63,6 +63,58 @@ def _mlp(inputs: int, hidden: int, outputs: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
+def _check_pixel_architecture(
+    action_dim: int,
+    latent_dim: int,
+    image_size: int,
+    channels: int,
+    hidden_dim: int,
+    encoder_width: int,
+    dynamics_layers: int,
+) -> None:
+    """Raise ``ValueError`` for a :class:`PixelWorldModel` size that cannot be built."""
+    if int(action_dim) != action_dim or action_dim < 1:
+        raise ValueError(f"action_dim must be a positive integer, got {action_dim}")
+    if int(latent_dim) != latent_dim or latent_dim < 2 or latent_dim % 2:
+        raise ValueError(f"latent_dim must be an even integer >= 2 (x, y per keypoint), got {latent_dim}")
+    if int(image_size) != image_size or image_size < 16 or image_size % 4:
+        raise ValueError(f"image_size must be a multiple of 4 and >= 16, got {image_size}")
+    if int(channels) != channels or channels < 1:
+        raise ValueError(f"channels must be a positive integer, got {channels}")
+    if hidden_dim < 1 or encoder_width < 4 or dynamics_layers < 1:
+        raise ValueError(
+            f"hidden_dim and dynamics_layers must be >= 1 and encoder_width >= 4, got {hidden_dim}, {dynamics_layers}, {encoder_width}"
+        )
+
+
+def _keypoint_encoder(channels: int, width: int, keypoints: int) -> nn.Sequential:
+    """CNN from ``[image, image - background]`` (``2 * channels``) to ``keypoints`` feature maps at 1/4 resolution."""
+    return nn.Sequential(
+        nn.Conv2d(2 * channels, width // 2, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width // 2, width, 4, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, keypoints, 3, padding=1),
+    )
+
+
+def _sprite_decoder(keypoints: int, width: int, channels: int) -> nn.Sequential:
+    """Keypoint heatmaps (x and y per keypoint) -> colour + opacity layers at full resolution.
+
+    Local convolutions composited over a learned full-resolution background: being local, the layers
+    cannot paint the static scene, so reconstruction pulls every keypoint toward the moving object it
+    must draw (a free-form decoder learns to use them for background)."""
+    first = nn.Conv2d(2 * keypoints, width, 3, padding=1)
+    middle = nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1)
+    output = nn.ConvTranspose2d(width // 2, channels + 1, 4, stride=2, padding=1)
+    with torch.no_grad():  # start transparent: the decoder initially draws the background only
+        assert output.bias is not None
+        output.bias[-1].fill_(-4.0)
+    return nn.Sequential(first, nn.ReLU(), middle, nn.ReLU(), output)
+
+
 class PixelWorldModel(nn.Module):
     """World model on images: ``encode`` (CNN + spatial softmax), ``decode`` (sprites over a
     learned background), latent MLP dynamics.
@@ -106,18 +158,9 @@ class PixelWorldModel(nn.Module):
         dynamics_layers: int = 3,
     ) -> None:
         super().__init__()
-        if int(action_dim) != action_dim or action_dim < 1:
-            raise ValueError(f"action_dim must be a positive integer, got {action_dim}")
-        if int(latent_dim) != latent_dim or latent_dim < 2 or latent_dim % 2:
-            raise ValueError(f"latent_dim must be an even integer >= 2 (x, y per keypoint), got {latent_dim}")
-        if int(image_size) != image_size or image_size < 16 or image_size % 4:
-            raise ValueError(f"image_size must be a multiple of 4 and >= 16, got {image_size}")
-        if int(channels) != channels or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels}")
-        if hidden_dim < 1 or encoder_width < 4 or dynamics_layers < 1:
-            raise ValueError(
-                f"hidden_dim and dynamics_layers must be >= 1 and encoder_width >= 4, got {hidden_dim}, {dynamics_layers}, {encoder_width}"
-            )
+        _check_pixel_architecture(
+            action_dim, latent_dim, image_size, channels, hidden_dim, encoder_width, dynamics_layers
+        )
         if not keypoint_temperature > 0:
             raise ValueError(f"keypoint_temperature must be > 0, got {keypoint_temperature}")
         if not 0.0 < heatmap_sigma < 1.0:
@@ -136,32 +179,9 @@ class PixelWorldModel(nn.Module):
         width = self.encoder_width
         k = self.num_keypoints
 
-        self.encoder = nn.Sequential(
-            nn.Conv2d(2 * self.channels, width // 2, 4, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width // 2, width, 4, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width, k, 3, padding=1),
-        )
+        self.encoder = _keypoint_encoder(self.channels, width, k)
         self.keypoints = SpatialSoftmax(grid, grid, self.keypoint_temperature)
-
-        # sprite decoder: local convolutions turn the keypoint heatmaps into colour + opacity
-        # layers composited over a learned full-resolution background. Being local, the layers
-        # cannot paint the static scene, so reconstruction pulls every keypoint toward the
-        # moving object it must draw (a free-form decoder learns to use them for background).
-        self.decoder = nn.Sequential(
-            nn.Conv2d(2 * k, width, 3, padding=1),
-            nn.ReLU(),
-            nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1),
-            nn.ReLU(),
-            nn.ConvTranspose2d(width // 2, self.channels + 1, 4, stride=2, padding=1),
-        )
-        with torch.no_grad():  # start transparent: the decoder initially draws the background only
-            output_bias = self.decoder[-1].bias
-            assert isinstance(output_bias, Tensor)
-            output_bias[-1].fill_(-4.0)
+        self.decoder = _sprite_decoder(k, width, self.channels)
         self.background_logits = nn.Parameter(torch.zeros(self.channels, self.image_size, self.image_size))
         coords = (torch.arange(grid, dtype=torch.float32) + 0.5) / grid * 2.0 - 1.0
         self.register_buffer("heatmap_coords", coords, persistent=False)

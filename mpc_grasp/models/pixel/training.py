@@ -9,6 +9,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +22,8 @@ from mpc_grasp.models.checkpoint import CheckpointError
 from mpc_grasp.models.pixel.data import PixelDataset, _as_pixel_dataset, _background_image, _batch_images
 from mpc_grasp.models.pixel.diagnostics import latent_distance_correlation
 from mpc_grasp.models.pixel.model import PixelWorldModel, _mlp, load_pixel_world_model, save_pixel_world_model
+from mpc_grasp.options import config_from_options
+from mpc_grasp.validation import is_integer_at_least
 
 
 def _weighted_mse(prediction: Tensor, target: Tensor, background: Tensor | None, foreground_weight: float) -> Tensor:
@@ -195,116 +198,203 @@ def evaluate_pixel_world_model(
     return out
 
 
+@dataclass(frozen=True)
+class PixelTrainingConfig:
+    """How :func:`train_pixel_world_model` builds and fits a :class:`PixelWorldModel`.
+
+    The data (and, when it is an env, how much to collect), the device, the progress bar and a model to
+    continue training are arguments of ``train_pixel_world_model``, not fields. The architecture fields are
+    ignored when a model is given."""
+
+    latent_dim: int = 16
+    """Latent size: ``latent_dim / 2`` keypoints (x, y each)."""
+    hidden_dim: int = 256
+    """Width of the latent dynamics MLP."""
+    dynamics_layers: int = 3
+    encoder_width: int = 32
+    """Channels of the CNN encoder and sprite decoder."""
+    iterations: int = 600
+    """Phase 1: AdamW steps on image windows."""
+    batch_size: int = 32
+    """Phase 1: windows per step."""
+    rollout_steps: int = 4
+    """Phase 1: actions per window (multi-step latent prediction)."""
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    dynamics_weight: float = 1.0
+    """Phase 1: weight of the multi-step latent prediction error."""
+    predicted_recon_weight: float = 0.5
+    """Phase 1: weight of the reconstruction of the last frame from the rolled-out latent."""
+    foreground_weight: float = 20.0
+    """Extra weight of pixels that differ from the static background (small moving objects)."""
+    dynamics_iterations: int = 3000
+    """Phase 2: steps of the dynamics MLP alone on cached encodings (0: keep phase 1's dynamics)."""
+    dynamics_rollout_steps: int = 4
+    """Phase 2: rollout length of its loss."""
+    validation_fraction: float = 0.1
+    """Fraction of whole segments held out for the reported metrics."""
+    seed: int = 0
+    """Seeds collection (for an env), the split, the weights and the batches."""
+
+    def __post_init__(self) -> None:
+        positive = ("latent_dim", "hidden_dim", "dynamics_layers", "encoder_width", "iterations", "batch_size")
+        for name in (*positive, "rollout_steps", "dynamics_rollout_steps"):
+            if not is_integer_at_least(getattr(self, name), 1):
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not is_integer_at_least(self.dynamics_iterations, 0):
+            raise ValueError(f"dynamics_iterations must be an integer >= 0, got {self.dynamics_iterations!r}")
+        if not is_integer_at_least(self.seed, 0):
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        for name in ("weight_decay", "dynamics_weight", "predicted_recon_weight", "foreground_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+
+
 def train_pixel_world_model(
     data: Any,
+    config: PixelTrainingConfig | None = None,
     *,
-    latent_dim: int = 16,
-    iterations: int = 600,
-    batch_size: int = 32,
-    rollout_steps: int = 4,
-    lr: float = 2e-3,
-    weight_decay: float = 1e-5,
-    dynamics_weight: float = 1.0,
-    predicted_recon_weight: float = 0.5,
-    foreground_weight: float = 20.0,
-    dynamics_iterations: int = 3000,
-    dynamics_rollout_steps: int = 4,
     n_steps: int = 10000,
     episode_length: int = 50,
     collect_kwargs: Mapping[str, Any] | None = None,
-    validation_fraction: float = 0.1,
-    hidden_dim: int = 256,
-    dynamics_layers: int = 3,
-    encoder_width: int = 32,
-    seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
     model: PixelWorldModel | None = None,
+    **options: Any,
 ) -> PixelWorldModel:
-    """Train a :class:`PixelWorldModel` from images and actions (never true states).
+    """Train a :class:`PixelWorldModel` from images and actions (never true states); deterministic given
+    ``seed`` (on CPU).
 
-    ``data``: a :class:`PixelDataset`, a transition dataset of images, a saved dataset ``.npz``, a
-    Gymnasium pixel env or an env id such as ``"mpc_grasp/PixelGridWorldWall-v0"`` (then
-    ``n_steps`` steps are collected with correlated random actions, episodes of ``episode_length``;
-    ``collect_kwargs`` go to :func:`collect_pixel_dataset`, e.g. ``reset_options``).
+    ``config`` (default ``PixelTrainingConfig()``) with any :class:`PixelTrainingConfig` field given as a
+    keyword option replaced. ``data``: a :class:`PixelDataset`, a transition dataset of images, a saved
+    dataset ``.npz``, a Gymnasium pixel env or an env id such as ``"mpc_grasp/PixelGridWorldWall-v0"``
+    (then ``n_steps`` steps are collected with correlated random actions, episodes of ``episode_length``;
+    ``collect_kwargs`` go to :func:`collect_pixel_dataset`). ``model`` continues training a model.
 
-    Phase 1 (``iterations`` AdamW steps on windows of ``rollout_steps`` actions): foreground-weighted
-    reconstruction of the first frame + ``dynamics_weight`` × multi-step latent prediction error
-    against the (detached) encodings of the frames reached + ``predicted_recon_weight`` ×
-    reconstruction of the last frame from the rolled-out latent; weight decay regularises.
-    Phase 2 (``dynamics_iterations`` steps, batch 256): the dynamics MLP, re-initialised with
-    normalisation statistics of the final encodings, alone on cached encodings with a
-    ``dynamics_rollout_steps``-step rollout loss (with ``dynamics_iterations=0`` the phase-1
-    dynamics and unit normalisation are kept). Deterministic given ``seed`` (on CPU).
-
-    The returned model (eval mode) carries ``model.training_info``: data sizes, timings, loss
-    histories and held-out metrics (``validation``: reconstruction MSE, 1-step and 10-step latent
-    prediction error relative to predicting no motion, and, when the data has true states,
-    Spearman/Pearson correlation of latent with true pairwise distances).
+    Phase 1 (:func:`_model_loss` on image windows) shapes the encoder and decoder with reconstruction and
+    multi-step latent prediction; phase 2 (:func:`_fit_dynamics`) refits the dynamics MLP alone on cached
+    encodings with data-derived normalisation. The returned model (eval mode) carries
+    ``model.training_info``: data sizes, timings, loss histories and held-out metrics (``validation``:
+    reconstruction MSE, 1-step and 10-step latent prediction error relative to predicting no motion, and,
+    when the data has true states, correlations of latent with true pairwise distances).
     """
-    if iterations < 1 or batch_size < 1 or rollout_steps < 1:
-        raise ValueError(
-            f"iterations, batch_size and rollout_steps must be >= 1, got {iterations}, {batch_size}, {rollout_steps}"
-        )
-    if (
-        lr <= 0
-        or min(weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations) < 0
-    ):
-        raise ValueError(
-            "lr must be > 0 and weight_decay, dynamics_weight, predicted_recon_weight, foreground_weight, dynamics_iterations >= 0"
-        )
-    if dynamics_rollout_steps < 1:
-        raise ValueError(f"dynamics_rollout_steps must be >= 1, got {dynamics_rollout_steps}")
-    from tqdm.auto import tqdm
-
+    config = config_from_options(PixelTrainingConfig, config, options)
     total_start = time.perf_counter()
-    dataset, source = _as_pixel_dataset(data, n_steps, seed, episode_length, progress, dict(collect_kwargs or {}))
-    train_set, val_set = dataset.split(validation_fraction, seed=seed)
+    dataset, source = _as_pixel_dataset(
+        data, n_steps, config.seed, episode_length, progress, dict(collect_kwargs or {})
+    )
+    train_set, val_set = dataset.split(config.validation_fraction, seed=config.seed)
+    starts = _training_windows(train_set, config.rollout_steps)
+    model = _initial_pixel_model(model, dataset, config).to(device)
+    model.train()
+    rng = np.random.default_rng(config.seed)
+    background = _set_background(model, train_set, rng, device)
+    train_start = time.perf_counter()
+    history = _train_on_images(model, train_set, starts, background, config, rng, device, progress)
+    train_seconds = time.perf_counter() - train_start
+    model.eval()
+    dynamics_start = time.perf_counter()
+    dynamics_history = _refit_dynamics(model, train_set, config, rng, device, progress)
+    model.training_info = {
+        **source,
+        **_data_sizes(dataset, train_set, val_set),
+        **{name: getattr(config, name) for name in ("iterations", "batch_size", "rollout_steps", "seed")},
+        "train_seconds": train_seconds,
+        "dynamics_seconds": time.perf_counter() - dynamics_start,
+        "history": history,
+        "dynamics_history": dynamics_history,
+        "validation": _held_out_metrics(model, train_set, val_set, config.seed),
+    }
+    model.training_info["total_seconds"] = time.perf_counter() - total_start
+    return model
+
+
+def _training_windows(train_set: PixelDataset, rollout_steps: int) -> np.ndarray:
+    """Start frames of the windows of ``rollout_steps`` actions within one segment; raises if there are none."""
     starts = train_set.window_starts(rollout_steps)
     if len(starts) == 0:
         raise ValueError(
             f"no training window of {rollout_steps} consecutive transitions in {len(train_set)} frames; "
             "collect longer episodes or lower rollout_steps"
         )
+    return starts
+
+
+def _initial_pixel_model(
+    model: PixelWorldModel | None, dataset: PixelDataset, config: PixelTrainingConfig
+) -> PixelWorldModel:
+    """``model`` checked against the data's image and action shapes, or a fresh one; seeds torch's global
+    RNG with ``config.seed`` first (the fresh weights and everything after depend on it)."""
     height, width, channels = dataset.frames.shape[1:]
     if height != width:
         raise ValueError(f"images must be square, got {height}x{width}")
-    torch.manual_seed(seed)
+    torch.manual_seed(config.seed)
     if model is None:
-        model = PixelWorldModel(
+        return PixelWorldModel(
             action_dim=dataset.actions.shape[1],
-            latent_dim=latent_dim,
+            latent_dim=config.latent_dim,
             image_size=height,
             channels=channels,
-            hidden_dim=hidden_dim,
-            encoder_width=encoder_width,
-            dynamics_layers=dynamics_layers,
+            hidden_dim=config.hidden_dim,
+            encoder_width=config.encoder_width,
+            dynamics_layers=config.dynamics_layers,
         )
-    elif model.image_shape != (height, width, channels) or model.action_dim != dataset.actions.shape[1]:
+    if model.image_shape != (height, width, channels) or model.action_dim != dataset.actions.shape[1]:
         raise ValueError(
             f"model expects images {model.image_shape} and {model.action_dim}-dim actions, data has "
             f"{(height, width, channels)} and {dataset.actions.shape[1]}"
         )
-    model.to(device)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=lr * 0.05)
-    rng = np.random.default_rng(seed)
+    return model
+
+
+def _set_background(
+    model: PixelWorldModel, train_set: PixelDataset, rng: np.random.Generator, device: torch.device | str
+) -> Tensor:
+    """The static scene of the training frames ``[H, W, C]``; a fresh model takes it as its background
+    (a trained model keeps its own)."""
     background = _background_image(train_set.frames, rng).to(device)
-    if not bool(model.background_image.any()):  # fresh model (a given trained model keeps its own)
+    if not bool(model.background_image.any()):
         with torch.no_grad():
             model.background_image.copy_(background.permute(2, 0, 1))
             model.background_logits.copy_(torch.logit(model.background_image.clamp(0.02, 0.98)))
+    return background
+
+
+def _train_on_images(
+    model: PixelWorldModel,
+    train_set: PixelDataset,
+    starts: np.ndarray,
+    background: Tensor,
+    config: PixelTrainingConfig,
+    rng: np.random.Generator,
+    device: torch.device | str,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Phase 1: ``config.iterations`` AdamW steps (cosine decay, gradients clipped at 10) of
+    :func:`_model_loss` on windows drawn from ``starts``; returns the loss history (every 25 steps)."""
+    from tqdm.auto import tqdm
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.iterations, eta_min=config.lr * 0.05)
     history: list[dict[str, float]] = []
-    train_start = time.perf_counter()
-    bar = tqdm(range(iterations), desc="train pixel model", disable=not progress)
+    bar = tqdm(range(config.iterations), desc="train pixel model", disable=not progress)
     for it in bar:
-        chosen = rng.choice(starts, size=batch_size, replace=len(starts) < batch_size)
-        index = chosen[:, None] + np.arange(rollout_steps + 1)
+        chosen = rng.choice(starts, size=config.batch_size, replace=len(starts) < config.batch_size)
+        index = chosen[:, None] + np.arange(config.rollout_steps + 1)
         images = _batch_images(train_set.frames, index).to(device)
         actions = torch.from_numpy(train_set.actions[index[:, :-1]]).to(device)
         loss, stats = _model_loss(
-            model, images, actions, dynamics_weight, predicted_recon_weight, background, foreground_weight
+            model,
+            images,
+            actions,
+            config.dynamics_weight,
+            config.predicted_recon_weight,
+            background,
+            config.foreground_weight,
         )
         if not math.isfinite(stats["loss"]):
             raise FloatingPointError(f"pixel model loss became {stats['loss']} at iteration {it}; lower lr")
@@ -313,60 +403,66 @@ def train_pixel_world_model(
         nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
         scheduler.step()
-        if it % 25 == 0 or it == iterations - 1:
+        if it % 25 == 0 or it == config.iterations - 1:
             history.append({"iteration": float(it), **stats})
             bar.set_postfix(recon=f"{stats['recon']:.2e}", dyn=f"{stats['dynamics']:.2e}")
-    train_seconds = time.perf_counter() - train_start
-    model.eval()
-    dynamics_start = time.perf_counter()
-    dynamics_history = (
-        _fit_dynamics(
-            model,
-            train_set,
-            iterations=dynamics_iterations,
-            batch_size=256,
-            rollout_steps=dynamics_rollout_steps,
-            lr=lr,
-            rng=rng,
-            seed=seed,
-            device=device,
-            progress=progress,
-        )
-        if dynamics_iterations > 0
-        else []
+    return history
+
+
+def _refit_dynamics(
+    model: PixelWorldModel,
+    train_set: PixelDataset,
+    config: PixelTrainingConfig,
+    rng: np.random.Generator,
+    device: torch.device | str,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Phase 2 (:func:`_fit_dynamics`, batch 256) when ``config.dynamics_iterations > 0``; its loss history."""
+    if config.dynamics_iterations == 0:
+        return []
+    return _fit_dynamics(
+        model,
+        train_set,
+        iterations=config.dynamics_iterations,
+        batch_size=256,
+        rollout_steps=config.dynamics_rollout_steps,
+        lr=config.lr,
+        rng=rng,
+        seed=config.seed,
+        device=device,
+        progress=progress,
     )
-    dynamics_seconds = time.perf_counter() - dynamics_start
-    info: dict[str, Any] = {
-        **source,
+
+
+def _data_sizes(dataset: PixelDataset, train_set: PixelDataset, val_set: PixelDataset) -> dict[str, Any]:
+    """Frame and transition counts of the data and its splits, and the data's memory in MiB."""
+    return {
         "frames": len(dataset),
         "transitions": dataset.num_transitions,
         "train_frames": len(train_set),
         "validation_frames": len(val_set),
         "dataset_megabytes": dataset.nbytes / 2**20,
-        "iterations": iterations,
-        "batch_size": batch_size,
-        "rollout_steps": rollout_steps,
-        "seed": seed,
-        "train_seconds": train_seconds,
-        "dynamics_seconds": dynamics_seconds,
-        "history": history,
-        "dynamics_history": dynamics_history,
     }
+
+
+def _held_out_metrics(
+    model: PixelWorldModel, train_set: PixelDataset, val_set: PixelDataset, seed: int
+) -> dict[str, Any]:
+    """:func:`evaluate_pixel_world_model` on the validation split (the training split if it has no
+    transition), plus latent/true distance correlations when the data has true states."""
     eval_set = val_set if len(val_set.window_starts(1)) else train_set
-    info["validation"] = evaluate_pixel_world_model(model, eval_set, seed=seed)
+    metrics: dict[str, Any] = evaluate_pixel_world_model(model, eval_set, seed=seed)
     if eval_set.states is not None:
         take = np.random.default_rng(seed).choice(len(eval_set), size=min(400, len(eval_set)), replace=False)
         corr = latent_distance_correlation(model, eval_set.frames[take], eval_set.states[take], seed=seed)
-        info["validation"].update(
+        metrics.update(
             {
                 "latent_spearman": corr["spearman"],
                 "latent_pearson": corr["pearson"],
                 "latent_monotonic": corr["monotonic"],
             }
         )
-    info["total_seconds"] = time.perf_counter() - total_start
-    model.training_info = info
-    return model
+    return metrics
 
 
 def load_or_train_pixel_world_model(
