@@ -147,7 +147,7 @@ def test_run_command_writes_summary_plot_and_gif(
     assert "success 0/1" in captured.out or "success 1/1" in captured.out
     assert "95% Wilson" in captured.out and "median plan time" in captured.out
     assert (
-        "horizon 8, 1 episode," in captured.out
+        "horizon 8, 1 episode\n" in captured.out
         and "over 1 episode |" in captured.out
         and "1 episodes" not in captured.out
     )

@@ -145,6 +145,7 @@ def test_state_noise_is_fresh_per_state_and_iteration_and_follows_schedule(sched
         noise_scale=0.1,
         noise_schedule=schedule,
         init_state_noise=0.0,
+        state_scale=2.0,  # the noise acts in units of the natural state scale
         callback=lambda iteration, virtual, actions: snapshots.append(virtual.clone()),
     )
     result = planner.plan([0.0, 0.0], [2.0, 2.0])
@@ -159,9 +160,9 @@ def test_state_noise_is_fresh_per_state_and_iteration_and_follows_schedule(sched
     expected = [GraspConfig(noise_scale=0.1, noise_schedule=schedule, iterations=40).noise_at(k) for k in range(40)]
     assert np.allclose(result.info["noise_scale"], expected)
     for k in (1, 20, 38):
-        assert float(increments[k - 1].std()) == pytest.approx(expected[k], rel=0.1, abs=1e-6)
+        assert float(increments[k - 1].std()) == pytest.approx(2.0 * expected[k], rel=0.1, abs=1e-6)
     if schedule == "linear":
-        assert expected[-1] < 0.01 and float(increments[-1].std()) < 0.01
+        assert expected[-1] < 0.01 and float(increments[-1].std()) < 0.02
 
 
 @pytest.mark.parametrize("name", sorted(PLANNERS))
@@ -242,18 +243,18 @@ def test_grasp_diagnostics_are_complete() -> None:
         assert np.isfinite(info[key]).all()
     assert info["loss"][-1] < info["loss"][0]
     assert info["wall_time"] > 0
-    # 60 lifted calls + 3 syncs x (10 steps x 10 rollout calls + 10 reset calls); the run ends on a
-    # sync, so the final selection reuses its rollout
-    assert info["model_calls"] == 60 + 3 * (10 * 10 + 10)
+    # 10 calls estimating the state scale + 60 lifted calls + 3 syncs x (10 steps x 10 rollout calls + 10 reset
+    # calls); the run ends on a sync, so the final selection reuses its rollout
+    assert info["model_calls"] == 10 + 60 + 3 * (10 * 10 + 10)
     assert result.virtual_states.shape == (9, 2)
     assert info["candidate_costs"].shape == (4,)
     # the default's sampling sync: per sync one rollout of the samples and one of the MPPI means; the
     # state reset reuses them (no third rollout)
     default = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=60, num_candidates=4, sync_every=20)
-    assert default.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 60 + 3 * (2 * 10)
+    assert default.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 10 + 60 + 3 * (2 * 10)
     # a run that does not end on a sync rolls its candidates out once more to select
     offset = make_planner("grasp", LinearSystem.point(), horizon=10, iterations=50, num_candidates=4, sync_every=20)
-    assert offset.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 50 + 2 * (2 * 10) + 10
+    assert offset.plan([0.0, 0.0], [1.0, 1.0]).info["model_calls"] == 10 + 50 + 2 * (2 * 10) + 10
 
 
 def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
@@ -308,6 +309,7 @@ def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
         final_sync_samples=None,
         action_low=-100.0,
         action_high=100.0,
+        state_scale=1.0,  # no estimation rollout: the spy below sees only the syncs' rollouts
     )
     assert planner.config.warm_sync_sample_std == pytest.approx(planner.config.sync_sample_std / 2)
     samples_per_candidate = planner.config.sync_samples + 1
@@ -500,7 +502,9 @@ def test_a_plan_ending_on_a_sync_reports_the_true_rollout_of_its_actions() -> No
     result = planner.plan([2.0, 3.0], [6.0, 3.0])
     rollout = planner.rollout(torch.tensor([[2.0, 3.0]]), result.actions[None, None])[0, 0]
     torch.testing.assert_close(result.states, rollout)
-    assert float(result.cost) == pytest.approx(float(((rollout[-1] - torch.tensor([6.0, 3.0])) ** 2).sum()), rel=1e-5)
+    scale = result.info["state_scale"]  # no state_weights: the goal cost is in units of the natural scale
+    expected = float((((rollout[-1] - torch.tensor([6.0, 3.0])) / scale) ** 2).sum())
+    assert float(result.cost) == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_compiled_world_model_plans_like_the_model_itself() -> None:

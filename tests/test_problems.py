@@ -41,7 +41,13 @@ def _solved(problem_name: str, planner: str, count: int, **options) -> int:
 
 def test_default_grasp_brakes_on_the_double_integrator_where_the_paper_preset_overshoots() -> None:
     assert _solved("double_integrator_2d", "grasp", 3) == 3
-    assert _solved("double_integrator_2d", "grasp", 3, config=GraspConfig.paper()) == 0  # the greedy fixed point
+    unit = {"state_weights": (1.0, 1.0, 1.0, 1.0)}  # positions and velocities weighed alike, in raw units
+    assert _solved("double_integrator_2d", "grasp", 3, **unit) == 3
+    assert (
+        _solved("double_integrator_2d", "grasp", 3, config=GraspConfig.paper(), **unit) == 0
+    )  # the greedy fixed point
+    # in natural units (the default goal weights 1 / scale²) the paper preset's shooting syncs stop the mass too
+    assert _solved("double_integrator_2d", "grasp", 3, config=GraspConfig.paper()) == 3
 
 
 def test_default_grasp_swings_up_the_exact_cartpole() -> None:

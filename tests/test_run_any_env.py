@@ -74,7 +74,8 @@ def test_run_on_env_without_success_reports_return(
     )
     assert code == 0, err
     assert "success n/a (Pendulum-v1 does not report info['is_success'])" in stdout and "mean return" in stdout
-    assert "1 episode," in stdout and "1 episodes" not in stdout and "over 20 plans" in stdout
+    assert "1 episode\n" in stdout and "1 episodes" not in stdout and "over 20 plans" in stdout
+    assert "GraspConfig(" not in stdout  # the resolved config goes to summary.json, not the console
     summary = json.loads((out / "summary.json").read_text())
     assert summary["successes"] is None and summary["success_rate"] is None and summary["success_ci95"] is None
     assert summary["success_episodes"] == 0 and summary["episodes_detail"][0]["success"] is None
@@ -104,6 +105,20 @@ def test_missing_goal_names_the_goal_flag_before_planning(
     assert code == 1
     assert "Pendulum-v1 has no goal in its observations; pass --goal '[...]' (a JSON list of 3 numbers" in err
     assert "goal=" not in err and "goal_observation" not in err  # no Python argument names
+
+
+def test_an_output_folder_that_cannot_be_one_fails_before_the_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_planning: None
+) -> None:
+    a_file = tmp_path / "model.pt"
+    a_file.write_text("not a folder")
+    missing_model = str(tmp_path / "never-read.pt")  # the folder check comes first: the model is never opened
+    code, _, err = _run(capsys, PENDULUM, "--model", missing_model, "--goal", "[1, 0, 0]", "--out-dir", str(a_file))
+    assert code == 1 and f"--out-dir {a_file} is a file, not a folder" in err and "Traceback" not in err
+    code, _, err = _run(
+        capsys, PENDULUM, "--model", missing_model, "--goal", "[1, 0, 0]", "--out-dir", str(a_file / "sub")
+    )
+    assert code == 1 and f"cannot create --out-dir {a_file / 'sub'}" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

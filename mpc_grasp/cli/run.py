@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
 import re
 import sys
 import time
@@ -91,13 +92,50 @@ def register_run(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
+    """``mpc-grasp run``: check every input and the output folder, run the episodes, write the outputs."""
     from mpc_grasp.control.episodes import check_model_matches_env, run_episodes, summarize_episodes
-    from mpc_grasp.control.media import annotate_frames, plot_episodes, save_gif
-    from mpc_grasp.data import make_env
     from mpc_grasp.models import load_world_model
     from mpc_grasp.planners import PlanningError
+
+    env_kwargs, options, goal = _checked_inputs(args)
+    out_dir = _output_folder(args)  # before any compute: an unwritable folder fails now, not after the episodes
+    env, gif = _open_env(args, env_kwargs)
+    model: Any = load_world_model(args.model, device=args.device)  # a world model: state_dim, action_dim, ...
+    obs_key = getattr(model, "obs_key", None) or "observation"
+    for warning in check_model_matches_env(model, env, obs_key=obs_key):
+        print(f"mpc-grasp run: warning: {warning}", file=sys.stderr)
+    goal_key = str(options.get("goal_key", "desired_goal"))
+    _check_goal(goal, env, args.env_id, int(model.state_dim), args.seed, goal_key)  # before any planning
+    agent = _make_agent(model, env, goal, obs_key, options, args)
+    print(f"{args.planner} MPC on {args.env_id}: horizon {args.horizon}, {plural(args.episodes, 'episode')}")
+    try:
+        records = run_episodes(
+            env,
+            agent,
+            args.episodes,
+            seed=args.seed,
+            max_steps=args.max_steps,
+            record_frames=1 if gif else 0,
+            obs_key=obs_key,
+            goal_key=goal_key,
+            progress=not args.no_progress,
+        )
+    except PlanningError as error:
+        raise CLIError(str(error)) from None
+    summary = summarize_episodes(records)
+    outputs = _write_media(env, records, summary, args, out_dir, goal, gif)
+    env.close()
+    payload = _summary_payload(args, env_kwargs, model, agent, options, goal, summary, records, outputs)
+    summary_path = out_dir / "summary.json"
+    summary_path.write_text(json.dumps(payload, indent=2, default=_json_default))
+    print(_summary_line(summary, args.env_id))
+    print(f"wrote {summary_path}, " + ", ".join(str(path) for path in outputs.values() if path))
+    return 0
+
+
+def _checked_inputs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """(env kwargs, planner options, goal) from the flags, each bad value a ``CLIError`` line."""
+    import torch
 
     torch.set_num_threads(max(1, args.threads))
     for name in ("horizon", "episodes", "replan_every"):
@@ -115,58 +153,68 @@ def _run(args: argparse.Namespace) -> int:
                 f"--iterations {args.iterations} and --set iterations={options['iterations']} both given; use one"
             )
         options["iterations"] = args.iterations  # also caps warm and first plans (PlannerConfig.resolve)
-    goal = _parse_goal(args.goal)
+    return env_kwargs, options, _parse_goal(args.goal)
+
+
+def _output_folder(args: argparse.Namespace) -> Path:
+    """The output folder (``--out-dir``, else ``runs/<env>``), created and checked writable."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.env_id.split("/")[-1])
+    out_dir = Path(args.out_dir) if args.out_dir else Path("runs") / name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CLIError(f"--out-dir {out_dir} is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CLIError(f"cannot create --out-dir {out_dir}: {error.strerror or error}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise CLIError(f"--out-dir {out_dir} is not writable")
+    return out_dir
+
+
+def _open_env(args: argparse.Namespace, env_kwargs: dict[str, Any]) -> tuple[Any, bool]:
+    """The env (rendering frames when a GIF is asked for and the env can) and whether a GIF is recorded."""
+    from mpc_grasp.data import make_env
 
     env = make_env(args.env_id, **env_kwargs)  # clear error for an unknown id / bad kwargs
     _require_box_actions(env, args.env_id)
-    gif = args.gif
+    gif = bool(args.gif)
     if gif and "rgb_array" not in (env.metadata.get("render_modes") or []):
         print(f"mpc-grasp run: warning: {args.env_id} cannot render rgb_array frames; no GIF", file=sys.stderr)
         gif = False
     if gif:
         env.close()
         env = make_env(args.env_id, render_mode="rgb_array", **env_kwargs)
+    return env, gif
 
-    model: Any = load_world_model(args.model, device=args.device)  # a world model: state_dim, action_dim, ...
-    obs_key = getattr(model, "obs_key", None) or "observation"
-    for warning in check_model_matches_env(model, env, obs_key=obs_key):
-        print(f"mpc-grasp run: warning: {warning}", file=sys.stderr)
-    goal_key = str(options.get("goal_key", "desired_goal"))
-    _check_goal(goal, env, args.env_id, int(model.state_dim), args.seed, goal_key)  # before any planning
-    agent = _make_agent(model, env, goal, obs_key, options, args)
-    print(
-        f"{args.planner} MPC on {args.env_id}: horizon {args.horizon}, {plural(args.episodes, 'episode')}, planner {agent.planner.config}"
-    )
-    try:
-        records = run_episodes(
-            env,
-            agent,
-            args.episodes,
-            seed=args.seed,
-            max_steps=args.max_steps,
-            record_frames=1 if gif else 0,
-            obs_key=obs_key,
-            goal_key=goal_key,
-            progress=not args.no_progress,
-        )
-    except PlanningError as error:
-        raise CLIError(str(error)) from None
-    summary = summarize_episodes(records)
 
-    out_dir = (
-        Path(args.out_dir)
-        if args.out_dir
-        else Path("runs") / re.sub(r"[^A-Za-z0-9_.-]+", "_", args.env_id.split("/")[-1])
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _write_media(
+    env: Any, records: Any, summary: dict[str, Any], args: argparse.Namespace, out_dir: Path, goal: Any, gif: bool
+) -> dict[str, Path | None]:
+    """``plans.png`` and, when recorded, ``episode.gif``; their paths."""
+    from mpc_grasp.control.media import annotate_frames, plot_episodes, save_gif
+
     plot_path = plot_episodes(env, records, out_dir / "plans.png", title=_plot_title(summary, args), goal=goal)
     gif_path = None
     if gif:
         fps = int(env.metadata.get("render_fps") or 10)
         gif_path = save_gif(annotate_frames(env, records[0]), out_dir / "episode.gif", fps=fps)
-    env.close()
+    return {"plot": plot_path, "gif": gif_path}
+
+
+def _summary_payload(
+    args: argparse.Namespace,
+    env_kwargs: dict[str, Any],
+    model: Any,
+    agent: Any,
+    options: dict[str, Any],
+    goal: Any,
+    summary: dict[str, Any],
+    records: Any,
+    outputs: dict[str, Path | None],
+) -> dict[str, Any]:
+    """``summary.json``: the command's arguments, the resolved planner config and schedule, the results."""
     meta = getattr(model, "metadata", {}) or {}
-    payload = {
+    return {
         "arguments": {k: v for k, v in vars(args).items() if k != "handler"},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "env_id": args.env_id,
@@ -182,16 +230,11 @@ def _run(args: argparse.Namespace) -> int:
         "replan_threshold": args.replan_threshold,
         "warm_start": args.warm_start,
         "seed": args.seed,
-        "goal": None if goal is None else goal.tolist(),
+        "goal": None if goal is None else np.asarray(goal).tolist(),
         **summary,
         "episodes_detail": [record.to_json() for record in records],
-        "outputs": {"plot": str(plot_path), "gif": None if gif_path is None else str(gif_path)},
+        "outputs": {name: None if path is None else str(path) for name, path in outputs.items()},
     }
-    summary_path = out_dir / "summary.json"
-    summary_path.write_text(json.dumps(payload, indent=2, default=_json_default))
-    print(_summary_line(summary, args.env_id))
-    print(f"wrote {summary_path}, {plot_path}" + (f", {gif_path}" if gif_path else ""))
-    return 0
 
 
 # --------------------------------------------------------------------------- --set planner options

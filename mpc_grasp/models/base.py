@@ -49,6 +49,28 @@ def check_action_space(action_space: Any, model: Any) -> None:
         )
 
 
+def declared_state_scale(model: Any) -> Tensor | None:
+    """The model's natural per-dimension state scale [S] (``model.state_scale``: the spread of its states in
+    their own units, e.g. a data normaliser's std), or None when the model declares none.
+
+    Planners express state-side step sizes, noise and the default goal weighting in units of this scale, so
+    their defaults hold in any units. A bring-your-own model sets ``state_scale`` (a tensor or a sequence of S
+    positive numbers); without one the planner estimates it from random-action rollouts.
+    """
+    scale = getattr(model, "state_scale", None)
+    if scale is None:
+        return None
+    state_dim = int(model.state_dim)
+    tensor = torch.as_tensor(scale, dtype=torch.float32).detach().reshape(-1)
+    if tensor.numel() == 1:
+        tensor = tensor.expand(state_dim)
+    if tensor.numel() != state_dim or not bool(torch.isfinite(tensor).all()) or not bool((tensor > 0).all()):
+        raise ValueError(
+            f"{type(model).__name__}.state_scale must hold {state_dim} positive finite numbers, got {scale!r}"
+        )
+    return tensor.clone()
+
+
 def plans_in_latent_space(model: Any) -> bool:
     """True for models whose planning state is a learned latent (``model.plans_in_latent_space``).
 

@@ -177,6 +177,11 @@ class MLPWorldModel(nn.Module):
         )
 
     @property
+    def state_scale(self) -> Tensor:
+        """[S] the natural scale planners work in: the std of the training states (the input normaliser)."""
+        return self.state_std
+
+    @property
     def has_reward_head(self) -> bool:
         """Whether the model predicts rewards (:meth:`reward`)."""
         return self.reward_net is not None

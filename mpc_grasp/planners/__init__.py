@@ -31,6 +31,7 @@ _PLANNER_KWARGS = (
     "action_low",
     "action_high",
     "state_weights",
+    "state_scale",
     "dense_goal_weight",
     "running_cost",
     "reward_fn",
@@ -53,7 +54,7 @@ def make_planner(
     """Build planner ``name`` ("grasp" | "cem" | "mppi" | "gd") for ``model`` and ``horizon``.
 
     ``options`` mixes config fields (e.g. ``iterations=200, num_candidates=8``) with planner
-    arguments (``action_low``, ``action_high``, ``state_weights``, ``dense_goal_weight``,
+    arguments (``action_low``, ``action_high``, ``state_weights``, ``state_scale``, ``dense_goal_weight``,
     ``running_cost``, ``reward_fn``, ``terminal_value``, ``discount``, ``device``, ``callback``).
     ``action_space`` (a Gymnasium Box) sets the bounds.
     """

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mpc_grasp.models.base import check_world_model, model_device, plans_in_latent_space
+from mpc_grasp.models.base import check_world_model, declared_state_scale, model_device, plans_in_latent_space
 from mpc_grasp.planners.types import (
     Candidates,
     IterationCallback,
@@ -96,7 +96,8 @@ class Planner(ABC):
     The objective (a cost, minimised) of a plan with rollout s_0..s_T is
     ``‖s_T − g‖²_w + dense_goal_weight · mean_t ‖s_t − g‖²_w + Σ_t running_cost(s_{t+1}, a_t)
     − Σ_t discount^t reward_fn(s_t, a_t, s_{t+1}) − discount^T terminal_value(s_T)``,
-    with ``w`` the per-dimension ``state_weights``; the goal terms only with a goal, the others only
+    with ``w`` the per-dimension ``state_weights`` (default ``1 / state_scale²``: every dimension in its natural
+    scale, so the default objective is the same in any units); the goal terms only with a goal, the others only
     when given. Every planner's result is scored by it. With a ``running_cost``, ``reward_fn`` or
     ``terminal_value`` the goal is optional (the task objective alone is then maximised/minimised).
 
@@ -118,6 +119,7 @@ class Planner(ABC):
         action_low: Any = -1.0,
         action_high: Any = 1.0,
         state_weights: Any = None,
+        state_scale: Any = None,
         dense_goal_weight: float = 0.0,
         running_cost: RunningCost | None = None,
         reward_fn: RewardFn | None = None,
@@ -138,15 +140,19 @@ class Planner(ABC):
         self.action_dim = int(model.action_dim)
         self.device = torch.device(device) if device is not None else model_device(model)
         self.action_low, self.action_high = self._bounds(action_low, action_high)
-        self.state_weights = (
-            torch.ones(self.state_dim, device=self.device)
-            if state_weights is None
-            else as_float_tensor(
-                state_weights, "state_weights", device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,)
-            )
-        )
-        if bool((self.state_weights < 0).any()):
+        self.state_weights = None if state_weights is None else self._per_dimension(state_weights, "state_weights")
+        """The user's goal weights [S], or None: weights ``1 / scale²`` from each problem's state scale."""
+        if self.state_weights is not None and bool((self.state_weights < 0).any()):
             raise ValueError("state_weights must be non-negative")
+        declared = (
+            declared_state_scale(model) if state_scale is None else self._per_dimension(state_scale, "state_scale")
+        )
+        if declared is not None and not bool((declared > 0).all()):
+            raise ValueError("state_scale must be positive in every dimension")
+        self.state_scale = None if declared is None else declared.to(self.device)
+        """The natural state scale [S] (the ``state_scale`` argument, else the model's), or None: estimated per
+        problem by :meth:`estimate_state_scale`. State-side options and the default goal weights use it."""
+        self._goal_weights = torch.ones(1, self.state_dim, device=self.device)  # [N, S], set per plan
         check_positive(dense_goal_weight, "dense_goal_weight", allow_zero=True)
         self.dense_goal_weight = float(dense_goal_weight)
         self.running_cost = running_cost
@@ -183,6 +189,12 @@ class Planner(ABC):
         self._model_transitions = 0
         self._probe_model()
         self._probe_objective()
+
+    def _per_dimension(self, value: Any, name: str) -> Tensor:
+        """[S] from S numbers, or from one number for every dimension."""
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            value = [float(value)] * self.state_dim
+        return as_float_tensor(value, name, device=self.device, trailing_shape=(self.state_dim,), allowed_ndims=(1,))
 
     def _probe_model(self) -> None:
         """One model call on a zero (state, action) row: a model whose output is not [rows, state_dim]
@@ -308,6 +320,10 @@ class Planner(ABC):
         self._model_transitions = 0
         self._non_finite_outputs = {}
         started = time.perf_counter()
+        problem.scale = self._problem_scale(problem)
+        self._goal_weights = (
+            problem.scale.pow(-2) if self.state_weights is None else self.state_weights.expand(problem.size, -1)
+        )
         if self._freeze_solved_warm_starts(problem):
             init = problem.init
             assert init is not None  # only warm starts are frozen
@@ -325,6 +341,7 @@ class Planner(ABC):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         result.info["wall_time"] = time.perf_counter() - started
+        result.info["state_scale"] = problem.scale.detach().cpu()  # [N, S]: a warm start carries it on
         return result
 
     def reset(self) -> None:  # noqa: B027 (a hook: planners with state override it)
@@ -355,9 +372,33 @@ class Planner(ABC):
         return torch.stack(states, dim=2)
 
     def goal_distance(self, states: Tensor, goal: Tensor) -> Tensor:
-        """Weighted squared distance ``‖s − g‖²_w`` for states [N, B, ..., S] and goal [N, S]."""
-        goal = goal.reshape(goal.shape[0], *([1] * (states.ndim - 2)), self.state_dim)
-        return ((states - goal) ** 2 * self.state_weights).sum(-1)
+        """Weighted squared distance ``‖s − g‖²_w`` for states [N, B, ..., S] and goal [N, S] (``w``: the
+        ``state_weights``, else ``1 / scale²`` of each problem)."""
+        lead = (*([1] * (states.ndim - 2)), self.state_dim)
+        weights = self._goal_weights.reshape(self._goal_weights.shape[0], *lead)  # one row outside a plan
+        return ((states - goal.reshape(goal.shape[0], *lead)) ** 2 * weights).sum(-1)
+
+    def estimate_state_scale(self, start: Tensor) -> Tensor:
+        """Each problem's natural state scale [N, S] for start states [N, S]: the std of the states visited by
+        32 random action sequences (uniform in the bounds, drawn from a fixed seed, the same for every problem)
+        over the horizon, floored at 10% of the largest dimension's (a dimension no action moves must not
+        dominate). A function of the start alone: batching and call order never change it."""
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        shape = (1, 32, self.horizon, self.action_dim)
+        uniform = torch.rand(shape, generator=generator, device=self.device)
+        actions = (self.action_low + (self.action_high - self.action_low) * uniform).expand(start.shape[0], -1, -1, -1)
+        with torch.no_grad():
+            spread = self.rollout(start, actions).flatten(1, 2).std(dim=1)  # [N, S]
+        spread = torch.nan_to_num(spread, nan=0.0, posinf=0.0)
+        return spread.clamp_min(0.1 * spread.amax(-1, keepdim=True)).clamp_min(1e-6)
+
+    def _problem_scale(self, problem: Problem) -> Tensor:
+        """[N, S]: a warm start's scale (an episode keeps one objective), else the declared one, else estimated."""
+        if problem.init is not None and problem.init.state_scale is not None:
+            return problem.init.state_scale
+        if self.state_scale is not None:
+            return self.state_scale.expand(problem.size, -1)
+        return self.estimate_state_scale(problem.start)
 
     def trajectory_cost(self, states: Tensor, actions: Tensor, goal: Tensor | None) -> Tensor:
         """The shared objective for rollouts states [N, B, T+1, S], actions [N, B, T, A] -> [N, B]."""
@@ -656,7 +697,7 @@ class Planner(ABC):
     def _validate_init(self, init: PlanInit | PlanResult | Tensor, batched: bool) -> PlanInit:
         """Check a warm start's shapes; accept a PlanInit, a previous PlanResult or bare actions."""
         if isinstance(init, PlanResult):
-            init = PlanInit(actions=init.actions, virtual_states=init.virtual_states)
+            init = PlanInit(init.actions, init.virtual_states, init.info.get("state_scale"))
         elif not isinstance(init, PlanInit):
             init = PlanInit(actions=init)
         lead = (None,) if batched else ()
@@ -676,17 +717,30 @@ class Planner(ABC):
                 allowed_ndims=(len(lead) + 2,),
                 trailing_shape=(self.num_virtual_states, self.state_dim),
             )
+        scale = None
+        if init.state_scale is not None:
+            scale = as_float_tensor(
+                init.state_scale,
+                "init.state_scale",
+                device=self.device,
+                allowed_ndims=(len(lead) + 1,),
+                trailing_shape=(self.state_dim,),
+            )
+            if not bool((scale > 0).all()):
+                raise ValueError("init.state_scale must be positive")
         if not batched:
             actions = actions[None]
             virtual = None if virtual is None else virtual[None]
-        return PlanInit(actions=self.clamp_actions(actions), virtual_states=virtual)
+            scale = None if scale is None else scale[None]
+        return PlanInit(actions=self.clamp_actions(actions), virtual_states=virtual, state_scale=scale)
 
     def _expand_init(self, init: PlanInit, size: int) -> PlanInit:
         if init.actions.shape[0] not in (1, size):
             raise ValueError(f"init.actions has {init.actions.shape[0]} rows for {size} problems")
         actions = init.actions.to(self.device).expand(size, -1, -1)
         virtual = None if init.virtual_states is None else init.virtual_states.to(self.device).expand(size, -1, -1)
-        return PlanInit(actions=actions, virtual_states=virtual)
+        scale = None if init.state_scale is None else init.state_scale.to(self.device).expand(size, -1)
+        return PlanInit(actions=actions, virtual_states=virtual, state_scale=scale)
 
     @property
     def num_virtual_states(self) -> int:
@@ -704,6 +758,7 @@ _PER_PROBLEM_INFO = {
     "reached_under_model",
     "problem_iterations",
     "predicted_return",
+    "state_scale",
 }
 
 

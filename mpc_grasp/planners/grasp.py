@@ -4,7 +4,9 @@ Read top to bottom, one iteration is:
 
 1. lifted loss — the T model calls F(s_t, a_t) for t = 0..T-1 are ONE batched call on [N·B·T]
    rows, and
-       L = Σ_t ‖F(s_t, a_t) − s_{t+1}‖²  +  γ Σ_t ‖F(s_t, a_t) − g‖²      (s_0 fixed, s_T := g);
+       L = Σ_t ‖(F(s_t, a_t) − s_{t+1}) / c‖²  +  γ Σ_t ‖F(s_t, a_t) − g‖²_w      (s_0 fixed, s_T := g),
+   with c the state scale (every state-side option acts in its units: the virtual states are optimised as
+   s / c) and w the objective's goal weights (default 1 / c²);
    with ``detach_states`` the model's state input is s̄ = stop-gradient(s) (the paper's *gradient
    reshaping*);
 2. Adam step on actions (then clip to bounds) and on virtual states s_1..s_{T-1};
@@ -60,7 +62,8 @@ class GraspConfig(PlannerConfig):
     a swing-up: fewer rows make the control step cheaper but fail more. See
     docs/decisions.md#graspconfigwarm_num_candidates."""
     lr_states: float = 0.1
-    """Adam learning rate of the virtual states."""
+    """Adam learning rate of the virtual states, in units of the state scale (``Planner.state_scale``: the
+    iterates are s / scale, so the step holds in any units)."""
     lr_actions: float = 0.05
     """Adam learning rate of the actions (the authors' 0.005 suits 750+ iterations)."""
     action_grad_scale: float = 1.0
@@ -78,14 +81,14 @@ class GraspConfig(PlannerConfig):
     (their full Jacobian is what lets the lifted loss plan non-greedily: swing-up, braking). See
     docs/decisions.md#graspconfigdetach_states."""
     noise_scale: float = 0.05
-    """σ_0 of the Gaussian noise added to the virtual states each iteration (state units)."""
+    """σ_0 of the Gaussian noise added to the virtual states each iteration, in units of the state scale."""
     noise_schedule: str = "linear"
     """'constant' or 'linear' (σ decays linearly to 0 over ``noise_decay_iterations``)."""
     noise_decay_iterations: int | None = None
     """Length of the linear decay; None means the first half of the run (the second half then
     converges without noise: exploration early, precision at the end)."""
     init_state_noise: float = 0.05
-    """ε of the initial virtual states s_t = (t/T) g + (1 − t/T) s_0 + N(0, ε²)."""
+    """ε of the initial virtual states s_t = (t/T) g + (1 − t/T) s_0 + scale · N(0, ε²) (units of the state scale)."""
     action_noise: float = 0.0
     """Std of Gaussian noise on the initial actions of candidates 2..B, in units of the half action
     range (candidate 1 keeps the init)."""
@@ -259,15 +262,17 @@ class GraspPlanner(Planner):
         warm-started plan (``sync_every <= warm_iterations``). See docs/decisions.md#graspconfiglifted_updates.
         """
         size, candidates = actions.shape[:2]
+        scale = problem.scale[:, None, None, :]
+        states = virtual_states * scale  # the iterates live in natural units (see _initial_states)
         start = problem.start[:, None, None, :].expand(size, candidates, 1, self.state_dim)
-        inputs = torch.cat([start, virtual_states], dim=2)[:, :, : self.horizon]  # s_0..s_{T-1}
+        inputs = torch.cat([start, states], dim=2)[:, :, : self.horizon]  # s_0..s_{T-1}
         if self.config.detach_states:
             inputs = inputs.detach()  # the gradient reshaping: no gradient into the state input
         if problem.goal is not None:
             goal = problem.goal[:, None, None, :].expand(size, candidates, 1, self.state_dim)
-            targets = torch.cat([virtual_states, goal], dim=2)  # s_1..s_{T-1}, g
+            targets = torch.cat([states, goal], dim=2)  # s_1..s_{T-1}, g
         else:
-            targets = virtual_states  # s_1..s_T, s_T free
+            targets = states  # s_1..s_T, s_T free
 
         if self.config.dynamics_loss == "nll":
             flat_mean, flat_std = self.model.predict_distribution(
@@ -277,10 +282,10 @@ class GraspPlanner(Planner):
             self._model_transitions += inputs[..., 0].numel()
             predicted = flat_mean.reshape(inputs.shape)
             std = flat_std.reshape(inputs.shape)
-            dynamics = (((predicted - targets) / std) ** 2 / 2 + std.log()).mul(self.state_weights).sum((-1, -2))
+            dynamics = (((predicted - targets) / std) ** 2 / 2 + std.log()).sum((-1, -2))
         else:
             predicted = self.predict(inputs, actions)
-            dynamics = ((predicted - targets) ** 2 * self.state_weights).sum((-1, -2))
+            dynamics = ((predicted - targets) / scale).square().sum((-1, -2))  # the residual in natural units
 
         zero = torch.zeros_like(dynamics)
         goal_term = self.goal_distance(predicted, problem.goal).sum(-1) if problem.goal is not None else zero
@@ -304,6 +309,7 @@ class GraspPlanner(Planner):
         }
         iteration, early_stopped, synced_states = 0, False, None
         sync_every = config.sync_every or 0  # resolved: never None here
+        scale = problem.scale[:, None, None, :]
         for iteration in range(budget):
             if optimizer is not None:
                 self._lifted_step(problem, virtual_states, actions, optimizer, iteration, budget, history)
@@ -315,9 +321,12 @@ class GraspPlanner(Planner):
                     with torch.no_grad():
                         history["loss"][iteration] = self.trajectory_cost(synced_states, actions, problem.goal).mean()
             if self.callback is not None:
-                self.callback(iteration, virtual_states.detach(), actions.detach())
+                self.callback(iteration, virtual_states.detach() * scale, actions.detach())
             if self.should_stop(
-                iteration, problem, actions.detach(), lambda: (actions, virtual_states[:, :, : self.num_virtual_states])
+                iteration,
+                problem,
+                actions.detach(),
+                lambda: (actions, (virtual_states * scale)[:, :, : self.num_virtual_states]),
             ):
                 early_stopped = True
                 break
@@ -325,7 +334,7 @@ class GraspPlanner(Planner):
         iterations = iteration + 1
         return Candidates(
             actions=actions.detach(),
-            virtual_states=virtual_states.detach()[:, :, : self.num_virtual_states],
+            virtual_states=(virtual_states.detach() * scale)[:, :, : self.num_virtual_states],
             history={name: values[:iterations] for name, values in history.items()},
             iterations=iterations,
             early_stopped=early_stopped,
@@ -412,6 +421,7 @@ class GraspPlanner(Planner):
                 with torch.no_grad():
                     warm = self.rollout(problem.start, problem.init.actions[:, None])[:, :, 1 : count + 1]
             states[:, : self.warm_candidates(candidates)] = warm
+        states = states / problem.scale[:, None, None, :]  # optimised in units of the natural scale
         if config.init_state_noise > 0:
             states = states + config.init_state_noise * self.randn(shape[1:])
         return states
@@ -439,7 +449,7 @@ class GraspPlanner(Planner):
             actions.copy_(synced)
             if config.sync_reset_states:
                 states = self.rollout(problem.start, synced) if states is None else states
-                virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1])
+                virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1] / problem.scale[:, None, None, :])
         return states
 
     def _sample_sync(self, problem: Problem, actions: Tensor, sample_count: int) -> tuple[Tensor, Tensor]:

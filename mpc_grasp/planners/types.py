@@ -93,6 +93,9 @@ class PlanInit:
     """[T, A] (or [N, T, A] for ``plan_batch``)."""
     virtual_states: Tensor | None = None
     """[T-1, S] intermediate states s_1..s_{T-1} (or [N, T-1, S]); planners without them ignore it."""
+    state_scale: Tensor | None = None
+    """[S] (or [N, S]) the natural state scale the previous plan used; the warm plan keeps it, so an MPC
+    episode optimises one objective. None: the planner's own."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class PlanResult:
         virtual = None
         if self.virtual_states is not None and self.virtual_states.shape[-2] > 0:
             virtual = _shift_with_fill(self.virtual_states, steps, zero=False)
-        return PlanInit(actions=actions, virtual_states=virtual)
+        return PlanInit(actions=actions, virtual_states=virtual, state_scale=self.info.get("state_scale"))
 
 
 def path_integral_weights(costs: Tensor, temperature: float, normalize: bool = True) -> Tensor:
@@ -159,6 +162,7 @@ class Problem:
     init: PlanInit | None  # batched: [N, T, A], [N, T-1, S]
     seeds: tuple[int, ...] = ()  # one seed per problem (its own random generator); () = config.seed + i
     iterations: int | None = None  # this call's iteration budget; None = the config's (cold or warm)
+    scale: Tensor = field(default_factory=lambda: torch.ones(1, 1))  # [N, S] natural state scale, set per plan
 
     @property
     def size(self) -> int:

@@ -74,18 +74,11 @@ __all__ = [
 ENV = ENVS["pixel_wall"]
 ENV_ID = ENV.env_id
 FAMILIES = ("random", "across")
-LATENT_GRASP: dict[str, Any] = {"lr_states": 0.01, "noise_scale": 0.01, "init_state_noise": 0.01}
-"""GRASP's state step size and noise in latent units: a latent step (``model.delta_std`` ~0.05) is ~5x smaller
-than a grid-world step (0.25), so lr_states / noise / initial noise are 0.01 instead of 0.1 / 0.05 / 0.05.
-Chosen on the first 8 ``random`` pairs at H=30 (300 it., 16 cand.): 4/8 real successes vs 2/8 with the
-defaults, whose virtual states leave the latent manifold (dynamics loss ~240 vs ~5 after 300 iterations)."""
-_PAPER = dataclasses.asdict(GraspConfig.paper(num_candidates=16, **LATENT_GRASP))
+_PAPER = dataclasses.asdict(GraspConfig.paper(num_candidates=16))
 VARIANTS: dict[str, PlannerVariant] = {
     # budgets: GRASP and GD at a few hundred gradient steps, CEM/MPPI at the usual 30 x 256 samples
-    "grasp": PlannerVariant("grasp", "grasp", tuple(LATENT_GRASP.items()), "GRASP, latent-scaled state step and noise"),
-    "grasp_no_detach": PlannerVariant(
-        "grasp_no_detach", "grasp", (*LATENT_GRASP.items(), ("detach_states", False)), "GRASP, full gradients"
-    ),
+    "grasp": PlannerVariant("grasp", "grasp", (), "GRASP (defaults: state-side options in units of the latent scale)"),
+    "grasp_no_detach": PlannerVariant("grasp_no_detach", "grasp", (("detach_states", False),), "GRASP, full gradients"),
     "grasp_paper": PlannerVariant(  # the published planner, as options (goal_tolerance is set per run)
         "grasp_paper", "grasp", tuple((k, v) for k, v in _PAPER.items() if k != "goal_tolerance"), "GraspConfig.paper()"
     ),

@@ -217,6 +217,11 @@ class PixelWorldModel(nn.Module):
         }
 
     @property
+    def state_scale(self) -> Tensor:
+        """[latent_dim] the natural scale planners work in: the std of the training encodings."""
+        return self.latent_std
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         """Expected observation shape ``(H, W, C)``."""
         return (self.image_size, self.image_size, self.channels)
