@@ -28,7 +28,7 @@ import contextlib
 import io
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import gymnasium as gym
@@ -47,6 +47,8 @@ __all__ = [
     "free_cells",
     "import_gymnasium_robotics",
     "make_point_maze",
+    "next_cell_toward",
+    "waypoint_policy",
     "register_point_maze_envs",
     "sample_start_goal",
     "shortest_path_length",
@@ -175,6 +177,39 @@ def sample_start_goal(
     return pairs[int(rng.integers(len(pairs)))]
 
 
+def next_cell_toward(maze: str | Sequence[Sequence[Any]], cell: Sequence[int], goal: Sequence[int]) -> Cell:
+    """The first cell of a shortest 4-connected path from ``cell`` to ``goal`` (``goal`` itself when adjacent,
+    ``cell`` when already there)."""
+    to_goal = bfs_distances(maze, goal)
+    here = (int(cell[0]), int(cell[1]))
+    if here not in to_goal:
+        raise ValueError(f"cell {here} cannot reach the goal cell {tuple(goal)}")
+    neighbours = [(here[0] + di, here[1] + dj) for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+    closer = [n for n in neighbours if to_goal.get(n, 1 << 30) < to_goal[here]]
+    return closer[0] if closer else here
+
+
+def waypoint_policy(
+    env: PointMazeAdapter, noise: float = 0.3, random_fraction: float = 0.1, gain: float = 2.0, damping: float = 0.5
+) -> Callable[[Any, np.random.Generator], np.ndarray]:
+    """A noisy expert for ``env``: a PD controller toward the next cell centre of the shortest path to the env's
+    current goal (toward the goal itself in its cell), plus Gaussian ``noise`` on the force; a ``random_fraction``
+    of steps take a uniform random force. Reads the true state (``info``-free: from the adapter), so it serves
+    data collection, never planning. Signature ``policy(obs, rng) -> action``."""
+
+    def act(observation: Any, rng: np.random.Generator) -> np.ndarray:
+        del observation  # the expert reads the true state from the env
+        if rng.random() < random_fraction:
+            return rng.uniform(-1.0, 1.0, size=2)
+        position, velocity = env.ball_state()
+        cell, goal_cell = env.cell_of(position), env.cell_of(env.goal)
+        target = env.goal if cell == goal_cell else env.cell_center(next_cell_toward(env.maze_map, cell, goal_cell))
+        force = gain * (target - position) - damping * velocity + rng.normal(0.0, noise, size=2)
+        return np.clip(force, -1.0, 1.0)
+
+    return act
+
+
 # --------------------------------------------------------------------------- the adapter
 
 
@@ -183,6 +218,9 @@ class PointMazeAdapter(gym.Env):
 
     ``maze``: "umaze", "medium" or a maze map (list of rows, 1 = wall). ``position_noise_range``:
     the uniform noise (in cells) added to start and goal positions (the env's default 0.25).
+    ``pixels=True``: ``observation`` is a top-down ``image_size``² RGB frame of the maze and the ball (the goal
+    marker hidden), ``desired_goal`` the same frame with the ball at rest on the goal, and ``state`` the true
+    ``[x, y, vx, vy]`` (for evaluation and scripted experts only; also ``info["state"]``).
     ``env_kwargs`` go to the robotics env (e.g. ``reward_type``). The step limit is the caller's
     (``gym.make`` of a registered id adds a TimeLimit over *adapter* steps).
     """
@@ -197,6 +235,8 @@ class PointMazeAdapter(gym.Env):
         continuing_task: bool = False,
         position_noise_range: float | None = None,
         render_mode: str | None = None,
+        pixels: bool = False,
+        image_size: int = 64,
         **env_kwargs: Any,
     ) -> None:
         if int(action_repeat) != action_repeat or action_repeat < 1:
@@ -211,6 +251,12 @@ class PointMazeAdapter(gym.Env):
         self.maze_name = maze if isinstance(maze, str) else "custom"
         self.action_repeat = int(action_repeat)
         self.render_mode = render_mode
+        self.pixels = bool(pixels)
+        if self.pixels:
+            if int(image_size) != image_size or not 16 <= image_size <= 512:
+                raise ValueError(f"image_size must be an integer in [16, 512], got {image_size!r}")
+            render_mode = "rgb_array"
+            env_kwargs.update(width=int(image_size), height=int(image_size))
         # The raw robotics env (no TimeLimit / checker wrappers): the step limit applies to adapter steps.
         # Typed Any: gymnasium-robotics ships no type information, and PointMazeEnv's helpers (maze, goal,
         # point_env, compute_reward, ...) are not on gymnasium.Env.
@@ -228,6 +274,11 @@ class PointMazeAdapter(gym.Env):
         state = spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float64)
         self.observation_space = spaces.Dict({"observation": state, "achieved_goal": state, "desired_goal": state})
         self._last_raw: dict[str, np.ndarray] | None = None
+        self._goal_frame: np.ndarray | None = None
+        if self.pixels:
+            self._top_down_camera()
+            image = spaces.Box(0, 255, shape=(int(image_size), int(image_size), 3), dtype=np.uint8)
+            self.observation_space = spaces.Dict({"observation": image, "desired_goal": image, "state": state})
 
     # -- gym API -------------------------------------------------------------------------------
     def reset(
@@ -248,6 +299,7 @@ class PointMazeAdapter(gym.Env):
         if unknown:
             raise ValueError(f"unknown reset options {sorted(unknown)}; valid: path_length, reset_cell, goal_cell")
         raw, info = self.env.reset(seed=seed, options=options or None)
+        self._goal_frame = None
         return self._observe(raw), self._info(info)
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -263,6 +315,41 @@ class PointMazeAdapter(gym.Env):
 
     def render(self) -> Any:
         return self.env.render()
+
+    def render_at(self, xy: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The frame with the ball at rest at ``xy`` (the ball's state is restored afterwards)."""
+        point_env = self.env.point_env
+        qpos, qvel = point_env.data.qpos.copy(), point_env.data.qvel.copy()
+        point_env.set_state(np.asarray(xy, dtype=np.float64), np.zeros(2))
+        frame = np.asarray(self.env.render()).copy()
+        point_env.set_state(qpos, qvel)
+        return frame
+
+    def set_goal(self, xy: Sequence[float] | np.ndarray) -> None:
+        """Move the env's goal to ``xy`` (its success test and ``desired_goal`` follow)."""
+        self.env.goal = np.asarray(xy, dtype=np.float64).copy()
+        self.env.update_target_site_pos()
+        self._goal_frame = None
+        if self.pixels:
+            self._hide_goal_marker()
+
+    def ball_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """The true ball position and velocity."""
+        point_env = self.env.point_env
+        return point_env.data.qpos[:2].copy(), point_env.data.qvel[:2].copy()
+
+    def _top_down_camera(self) -> None:
+        """Look straight down on the maze (its free cells and half of the outer walls fill the frame) and hide the
+        goal marker."""
+        rows, cols = len(self.maze_map), len(self.maze_map[0])
+        extent = max(rows, cols) - 1.0  # cells across the frame: the outer wall ring is one cell thick
+        distance = extent / (2.0 * np.tan(np.radians(22.5)))  # MuJoCo's default fovy is 45 degrees
+        camera = {"distance": distance, "elevation": -90.0, "azimuth": 90.0, "lookat": np.zeros(3)}
+        self.env.point_env.mujoco_renderer.default_cam_config = camera
+        self._hide_goal_marker()
+
+    def _hide_goal_marker(self) -> None:
+        self.env.point_env.model.site_rgba[self.env.target_site_id] = (0.0, 0.0, 0.0, 0.0)
 
     def close(self) -> None:
         self.env.close()
@@ -282,7 +369,7 @@ class PointMazeAdapter(gym.Env):
         state = observation["observation"] if isinstance(observation, dict) else np.asarray(observation)
         return bool(np.linalg.norm(np.asarray(state)[:2] - self.goal) <= SUCCESS_RADIUS)
 
-    def cell_of(self, xy: Sequence[float]) -> Cell:
+    def cell_of(self, xy: Sequence[float] | np.ndarray) -> Cell:
         """Maze cell ``(row, col)`` containing position ``xy``."""
         row, col = self.env.maze.cell_xy_to_rowcol(np.asarray(xy, dtype=np.float64))
         return int(row), int(col)
@@ -305,12 +392,19 @@ class PointMazeAdapter(gym.Env):
     def _observe(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._last_raw = raw
         state = np.asarray(raw["observation"], dtype=np.float64).copy()
+        if self.pixels:
+            if self._goal_frame is None:
+                self._goal_frame = self.render_at(self.goal)
+            frame = np.asarray(self.env.render()).copy()
+            return {"observation": frame, "desired_goal": self._goal_frame.copy(), "state": state}
         goal = np.concatenate([np.asarray(raw["desired_goal"], dtype=np.float64), np.zeros(2)])
         return {"observation": state, "achieved_goal": state.copy(), "desired_goal": goal}
 
     def _info(self, info: dict[str, Any]) -> dict[str, Any]:
         info = dict(info)
         info["is_success"] = bool(info["success"])
+        assert self._last_raw is not None
+        info["state"] = np.asarray(self._last_raw["observation"], dtype=np.float64).copy()
         assert self._last_raw is not None
         info["distance"] = float(np.linalg.norm(self._last_raw["achieved_goal"] - self._last_raw["desired_goal"]))
         return info

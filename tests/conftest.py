@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless MuJoCo rendering (pixel Point-Maze)
 
 import torch  # noqa: E402
 

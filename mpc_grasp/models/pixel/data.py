@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import Tensor
 
 
@@ -123,6 +126,75 @@ class PixelDataset:
                 return cls(data["frames"], data["actions"], data["segment_ids"], states)
         except (OSError, KeyError, EOFError) as error:
             raise ValueError(f"could not read pixel dataset {path}: {error}") from error
+
+    def save_minari(self, dataset_id: str, root: str | os.PathLike[str], **metadata: Any) -> Path:
+        """Write the dataset as a Minari dataset (Farama's format for offline Gymnasium data; HDF5), one episode
+        per segment, observations ``{"pixels", "state"}`` (``state`` only when the dataset has true states).
+        ``root`` is the folder Minari keeps datasets in (``MINARI_DATASETS_PATH``); ``metadata`` goes to
+        ``minari.create_dataset_from_buffers`` (e.g. ``author``, ``description``). Returns the dataset folder."""
+        minari, episode_buffer = _import_minari()
+        frame_space = spaces.Box(0, 255, self.frames.shape[1:], np.uint8)
+        parts: dict[str, spaces.Space] = {"pixels": frame_space}
+        if self.states is not None:
+            parts["state"] = spaces.Box(-np.inf, np.inf, self.states.shape[1:], np.float64)
+        buffers = []
+        for index, segment in enumerate(np.unique(self.segment_ids)):
+            rows = np.flatnonzero(self.segment_ids == segment)
+            steps = len(rows) - 1
+            observations = {"pixels": self.frames[rows]}
+            if self.states is not None:
+                observations["state"] = self.states[rows]
+            done = np.zeros(steps, dtype=bool)
+            buffers.append(
+                episode_buffer(
+                    id=index,
+                    observations=observations,
+                    actions=self.actions[rows[:-1]],
+                    rewards=np.zeros(steps),
+                    terminations=done,
+                    truncations=np.r_[done[:-1], True],
+                    infos={},
+                )
+            )
+        action_space = spaces.Box(-np.inf, np.inf, self.actions.shape[1:], np.float32)
+        with _minari_root(root), warnings.catch_warnings():
+            # Minari's advice about optional metadata (author, code_permalink, eval_env, env_spec) the caller left out
+            warnings.filterwarnings("ignore", message=".*is set to None|env_spec is None", category=UserWarning)
+            minari.create_dataset_from_buffers(
+                dataset_id,
+                buffer=buffers,
+                observation_space=spaces.Dict(parts),
+                action_space=action_space,
+                algorithm_name=metadata.pop("algorithm_name", "mpc_grasp"),
+                **metadata,
+            )
+        return Path(root) / dataset_id
+
+    @classmethod
+    def load_minari(cls, dataset_id: str, root: str | os.PathLike[str]) -> PixelDataset:
+        """Read a Minari dataset of image observations (``{"pixels"[, "state"]}`` dicts, or bare images)."""
+        minari, _ = _import_minari()
+        with _minari_root(root):
+            try:
+                dataset = minari.load_dataset(dataset_id)
+            except (FileNotFoundError, ValueError) as error:
+                raise ValueError(f"no Minari dataset {dataset_id!r} under {root}: {error}") from None
+            frames, states, actions, segments = [], [], [], []
+            for index, episode in enumerate(dataset.iterate_episodes()):
+                observations = episode.observations
+                pixels = observations["pixels"] if isinstance(observations, dict) else observations
+                frames.append(np.asarray(pixels, dtype=np.uint8))
+                if isinstance(observations, dict) and "state" in observations:
+                    states.append(np.asarray(observations["state"], dtype=np.float64))
+                acts = np.asarray(episode.actions, dtype=np.float32)
+                actions.append(np.concatenate([acts, np.zeros_like(acts[:1])]))  # a segment's last action: unused
+                segments.append(np.full(len(pixels), index, dtype=np.int64))
+        return cls(
+            np.concatenate(frames),
+            np.concatenate(actions),
+            np.concatenate(segments),
+            np.concatenate(states) if len(states) == len(frames) and states else None,
+        )
 
     @classmethod
     def from_transitions(
@@ -360,3 +432,30 @@ def _background_image(frames: np.ndarray, rng: np.random.Generator, sample: int 
     """Per-pixel median of a frame sample, float ``[H, W, C]`` in [0, 1]: the static scene."""
     index = np.sort(rng.choice(len(frames), size=min(sample, len(frames)), replace=False))
     return torch.from_numpy(np.median(frames[index], axis=0).astype(np.float32) / 255.0)
+
+
+MINARI_HINT = "pip install 'mpc-grasp[minari]'"
+
+
+def _import_minari() -> tuple[Any, Any]:
+    """``(minari, EpisodeBuffer)``, or an ImportError naming the install command."""
+    try:
+        import minari
+        from minari.data_collector import EpisodeBuffer
+    except ImportError as error:
+        raise ImportError(f"Minari datasets need minari and h5py ({error}); install them with: {MINARI_HINT}") from None
+    return minari, EpisodeBuffer
+
+
+@contextlib.contextmanager
+def _minari_root(root: str | os.PathLike[str]) -> Iterator[None]:
+    """Point Minari at ``root`` (its datasets folder) for the duration of the block."""
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(Path(root).resolve())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
