@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -94,7 +95,10 @@ Cell = tuple[int, int]
 
 
 def import_gymnasium_robotics() -> Any:
-    """Import gymnasium-robotics (registering its ids) or raise an ImportError naming the install command."""
+    """Import gymnasium-robotics (registering its ids) or raise an ImportError naming the install command.
+    Without a display MuJoCo renders headless (``MUJOCO_GL=egl``) unless the caller chose otherwise."""
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         # The package prints a Farama notice about the Adroit envs to stderr on import; keep other output.
         captured = io.StringIO()

@@ -3,12 +3,14 @@
 Each control step: encode the observation with the world model, plan toward the goal (warm-started
 from the previous plan shifted by the steps already executed), return the first action clipped to
 the action space. Observations may be single or batched (a Gymnasium/SB3 vector env): all envs are
-planned in ONE batched planner call.
+planned in ONE batched planner call. A world model with a history of k > 1 observations
+(:func:`~mpc_grasp.models.base.history_length`) gets the stack of each env's last k observations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mpc_grasp.models.base import check_action_space, check_world_model, encode_observation, model_device
+from mpc_grasp.models.base import (
+    check_action_space,
+    check_world_model,
+    encode_observation,
+    history_length,
+    model_device,
+)
 from mpc_grasp.planners import Planner, PlannerConfig, PlanningError, PlanResult, make_planner
 from mpc_grasp.validation import as_float_tensor, is_integer_at_least
 
@@ -114,6 +122,14 @@ class GraspMPC:
     the model) given here or via ``set_goal``; else the env's own goal read from dict observations
     under ``goal_key`` (encoded like observations). ``predict`` follows stable-baselines3, so
     ``evaluate_policy(agent, env)`` works unchanged.
+
+    History models (``history_length(model) = k > 1``, e.g. ``PixelWorldModel(history=k)``): the agent keeps the
+    last k observations of each env (``reset`` clears them, and so does ``episode_start`` for the envs it flags);
+    the first observation of an episode is repeated k times. Observations and goal observations stay single
+    frames: the agent stacks them (a goal observation repeated k times) before ``model.encode``. Batches (vector
+    envs) are told from single observations by the model's ``observation_shape`` (or ``image_shape``). A vector
+    env that resets an env by itself without ``episode_start`` mixes two episodes in that env's history for k - 1
+    steps.
     """
 
     def __init__(
@@ -136,6 +152,10 @@ class GraspMPC:
         **planner_options: Any,
     ) -> None:
         check_world_model(model)
+        self.history = history_length(model)
+        """Observations per encoded state (the model's history k; 1 for most models)."""
+        self._frame_shape = _observation_shape(model)
+        self._frames: list[deque[Any]] = []
         self._seeds = _check_seed(seed)
         MPCSchedule(replan_every, replan_threshold, warm_start)  # bad replan settings fail before any compute
         if warm_start_fill not in ("repeat", "zero"):
@@ -188,15 +208,16 @@ class GraspMPC:
                 goal, "goal", device=self.device, trailing_shape=(self.planner.state_dim,), allowed_ndims=(1, 2)
             )
         elif goal_observation is not None:
-            self._goal = self._encode(goal_observation, "goal_observation")
+            self._goal = self._encode_goal(goal_observation, "goal_observation")
         else:
             self._goal = None
 
     def reset(self) -> None:
-        """Start a new episode: drop the warm start and the step counter."""
+        """Start a new episode: drop the warm start, the step counter and the observation history."""
         self._plan: PlanResult | None = None
         self._steps_since_plan = 0
         self._step = 0
+        self._frames = []
 
     def predict(
         self,
@@ -207,8 +228,12 @@ class GraspMPC:
     ) -> tuple[np.ndarray, None]:
         """Return ``(action, None)`` for one observation or a batch of them (SB3 policy protocol)."""
         if episode_start is not None and bool(np.any(episode_start)):
+            kept = self._frames
             self.reset()
+            self._frames = _surviving_histories(kept, episode_start, self.history)
         current, env_goal = self._split_observation(observation)
+        if self.history > 1:
+            current = self._stack_history(current)
         latent = self._encode(current, "observation")
         batched = latent.ndim == 2
         latent = latent if batched else latent[None]
@@ -284,6 +309,42 @@ class GraspMPC:
             return observation[self.obs_key], observation.get(self.goal_key)
         return observation, None
 
+    def _is_batch(self, frames: Any, name: str) -> bool:
+        """Whether ``frames`` is a batch of observations ``[n_envs, *observation_shape]`` (history models)."""
+        if self._frame_shape is None:
+            return False
+        shape = tuple(frames.shape)
+        if shape == self._frame_shape:
+            return False
+        if len(shape) == len(self._frame_shape) + 1 and shape[1:] == self._frame_shape:
+            return True
+        raise ValueError(
+            f"{name} has shape {shape}; the model (history {self.history}) expects one observation "
+            f"{self._frame_shape} or a batch [n_envs, *{self._frame_shape}]"
+        )
+
+    def _stack_history(self, observation: Any) -> Any:
+        """Record ``observation`` (one or a batch) in each env's history and return the stacks of the last
+        k observations, oldest first: ``[k, *obs]`` or ``[n_envs, k, *obs]``."""
+        frames = _as_frames(observation, self.obs_key)
+        batched = self._is_batch(frames, "observation")
+        per_env = list(frames) if batched else [frames]
+        if len(per_env) != len(self._frames):  # first step, or the number of envs changed: start afresh
+            self._frames = [deque(maxlen=self.history) for _ in per_env]
+        for history, frame in zip(self._frames, per_env):
+            history.extend([frame] * (self.history if not history else 1))
+        stacks = [_stack(list(history)) for history in self._frames]
+        return _stack(stacks) if batched else stacks[0]
+
+    def _encode_goal(self, observation: Any, name: str) -> Tensor:
+        """Encode a goal observation (one or a batch); a history model gets it repeated k times."""
+        if self.history > 1:
+            frames = _as_frames(observation, self.obs_key)
+            axis = 1 if self._is_batch(frames, name) else 0
+            repeated = [frames] * self.history
+            observation = torch.stack(repeated, axis) if isinstance(frames, Tensor) else np.stack(repeated, axis)
+        return self._encode(observation, name)
+
     def _encode(self, observation: Any, name: str) -> Tensor:
         is_float = isinstance(observation, np.ndarray) and observation.dtype != np.uint8
         if is_float and not np.isfinite(observation).all():
@@ -302,7 +363,7 @@ class GraspMPC:
     def _resolve_goal(self, env_goal: Any, count: int) -> Tensor | None:
         goal = self._goal
         if goal is None and env_goal is not None:
-            goal = self._encode(env_goal, "goal (from the observation)")
+            goal = self._encode_goal(env_goal, "goal (from the observation)")
         if goal is None:
             if not self.planner.goal_optional:
                 raise ValueError(
@@ -317,6 +378,41 @@ class GraspMPC:
         if goal.shape[0] != count:
             raise ValueError(f"goal has {goal.shape[0]} rows for {count} observations")
         return goal
+
+
+def _observation_shape(model: Any) -> tuple[int, ...] | None:
+    """One observation's shape as the model declares it (``observation_shape``, else ``image_shape``), or None."""
+    shape = getattr(model, "observation_shape", None)
+    if shape is None:
+        shape = getattr(model, "image_shape", None)
+    return None if shape is None else tuple(int(size) for size in shape)
+
+
+def _as_frames(observation: Any, obs_key: str) -> Any:
+    """A private copy of an observation (array or tensor; a dict's ``obs_key`` entry) to keep in a history."""
+    if isinstance(observation, Mapping):
+        if obs_key not in observation:
+            raise ValueError(f"dict observation has no key {obs_key!r} (keys: {sorted(observation)}); set obs_key")
+        observation = observation[obs_key]
+    if isinstance(observation, Tensor):
+        return observation.detach().clone()
+    return np.array(observation, copy=True)
+
+
+def _stack(items: list[Any]) -> Any:
+    """Stack frames (all tensors: ``torch.stack``; else ``np.stack``) along a new first axis."""
+    if all(isinstance(item, Tensor) for item in items):
+        return torch.stack(items)
+    return np.stack([np.asarray(item.cpu() if isinstance(item, Tensor) else item) for item in items])
+
+
+def _surviving_histories(kept: list[deque[Any]], episode_start: Any, history: int) -> list[deque[Any]]:
+    """The observation histories after ``episode_start`` (SB3: one flag per env): the flagged envs' cleared,
+    the others' kept; all cleared when the flags do not match the envs."""
+    starts = np.asarray(episode_start, dtype=bool).reshape(-1)
+    if len(starts) != len(kept):
+        return []
+    return [deque(maxlen=history) if start else frames for start, frames in zip(starts, kept)]
 
 
 def _check_seed(seed: Any) -> int | list[int] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpc_grasp.models.base import WorldModel, check_world_model, encode_observation, model_device
+from mpc_grasp.models.base import WorldModel, check_world_model, encode_observation, history_length, model_device
 from mpc_grasp.models.checkpoint import (
     CheckpointError,
     load_world_model,
@@ -46,6 +46,7 @@ __all__ = [
     "WorldModel",
     "check_world_model",
     "encode_observation",
+    "history_length",
     "load_world_model",
     "model_device",
     "multi_step_error",

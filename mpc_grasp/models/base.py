@@ -1,7 +1,7 @@
 """The world-model contract every planner relies on.
 
 Any ``torch.nn.Module`` with ``state_dim``, ``action_dim``, ``forward(state, action) -> next_state``
-on any leading batch shape (and optionally ``encode`` / ``predict_distribution``) plugs in.
+on any leading batch shape (and optionally ``encode`` / ``predict_distribution`` / ``history``) plugs in.
 """
 
 from __future__ import annotations
@@ -17,7 +17,28 @@ from mpc_grasp.validation import as_float_tensor, is_integer_at_least
 
 @runtime_checkable
 class WorldModel(Protocol):
-    """Deterministic (mean) dynamics ``F(state, action) -> next_state`` in the planning space."""
+    """Deterministic (mean) dynamics ``F(state, action) -> next_state`` in the planning space.
+
+    Required: ``state_dim``, ``action_dim`` and ``model(state, action)`` on any leading batch shape. Optional:
+    ``encode(observation) -> state`` (else observations are the states), ``state_scale``,
+    ``plans_in_latent_space``, ``predict_distribution``.
+
+    History (optional, :func:`history_length`): a model may declare ``history: int`` (1 when absent), the
+    number k of past observations its dynamics condition on (visual world models such as DINO-WM condition on
+    up to 3 frames). With k > 1 the planning state is the concatenation of the latents of the last k
+    observations, oldest first, so ``state_dim = k * latent_dim``:
+
+    * ``forward(state, action)`` returns the next stacked state: the k - 1 newest latents shifted down (to
+      the front) followed by the predicted new latent;
+    * ``encode(observations)`` takes a stack of the last k observations ``[..., k, *obs_shape]`` (oldest
+      first) and returns ``[..., k * latent_dim]``;
+    * ``observation_shape`` (optional, one observation's shape) lets :class:`~mpc_grasp.control.GraspMPC`
+      tell a batch of observations (vector envs) from a single one; without it every observation is one env's.
+
+    Planners need nothing more: they plan over the stacked state vector. :class:`~mpc_grasp.control.GraspMPC`
+    keeps the last k observations of each env itself (the first one of an episode repeated k times) and
+    repeats a goal observation k times before encoding it. With k = 1 (the default) nothing changes.
+    """
 
     state_dim: int
     action_dim: int
@@ -37,6 +58,25 @@ def check_world_model(model: Any) -> None:
         value = getattr(model, name)
         if not is_integer_at_least(value, 1):
             raise ValueError(f"world model {type(model).__name__}.{name} must be a positive integer, got {value!r}")
+    history = history_length(model)
+    if int(model.state_dim) % history:
+        raise ValueError(
+            f"world model {type(model).__name__} has history={history} but state_dim={int(model.state_dim)} is "
+            f"not a multiple of it (the state stacks {history} per-observation latents)"
+        )
+
+
+def history_length(model: Any) -> int:
+    """The number k of past observations ``model`` conditions on (``model.history``; 1 when absent).
+
+    With k > 1 its planning state stacks the latents of the last k observations, oldest first (see
+    :class:`WorldModel`). Raises ``ValueError`` for a ``history`` that is not a positive integer."""
+    history = getattr(model, "history", None)
+    if history is None:
+        return 1
+    if not is_integer_at_least(history, 1):
+        raise ValueError(f"world model {type(model).__name__}.history must be a positive integer, got {history!r}")
+    return int(history)
 
 
 def check_action_space(action_space: Any, model: Any) -> None:

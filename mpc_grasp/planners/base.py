@@ -140,38 +140,8 @@ class Planner(ABC):
         self.action_dim = int(model.action_dim)
         self.device = torch.device(device) if device is not None else model_device(model)
         self.action_low, self.action_high = self._bounds(action_low, action_high)
-        self.state_weights = None if state_weights is None else self._per_dimension(state_weights, "state_weights")
-        """The user's goal weights [S], or None: weights ``1 / scale²`` from each problem's state scale."""
-        if self.state_weights is not None and bool((self.state_weights < 0).any()):
-            raise ValueError("state_weights must be non-negative")
-        declared = (
-            declared_state_scale(model) if state_scale is None else self._per_dimension(state_scale, "state_scale")
-        )
-        if declared is not None and not bool((declared > 0).all()):
-            raise ValueError("state_scale must be positive in every dimension")
-        self.state_scale = None if declared is None else declared.to(self.device)
-        """The natural state scale [S] (the ``state_scale`` argument, else the model's), or None: estimated per
-        problem by :meth:`estimate_state_scale`. State-side options and the default goal weights use it."""
-        self._goal_weights = torch.ones(1, self.state_dim, device=self.device)  # [N, S], set per plan
-        check_positive(dense_goal_weight, "dense_goal_weight", allow_zero=True)
-        self.dense_goal_weight = float(dense_goal_weight)
-        self.running_cost = running_cost
-        for value, name in (
-            (running_cost, "running_cost"),
-            (reward_fn, "reward_fn"),
-            (terminal_value, "terminal_value"),
-        ):
-            if value is not None and not callable(value):
-                raise TypeError(f"{name} must be callable, got {type(value).__name__}")
-        if (
-            isinstance(discount, bool)
-            or not isinstance(discount, (int, float, np.floating, np.integer))
-            or not 0.0 < float(discount) <= 1.0
-        ):
-            raise ValueError(f"discount must be a number in (0, 1], got {discount!r}")
-        self.reward_fn = reward_fn
-        self.terminal_value = terminal_value
-        self.discount = float(discount)
+        self._set_units(model, state_weights, state_scale)
+        self._set_objective(dense_goal_weight, running_cost, reward_fn, terminal_value, discount)
         self.config = config.resolve(
             latent_model=plans_in_latent_space(model),
             maximises_return=reward_fn is not None or terminal_value is not None,
@@ -189,6 +159,48 @@ class Planner(ABC):
         self._model_transitions = 0
         self._probe_model()
         self._probe_objective()
+
+    def _set_units(self, model: Any, state_weights: Any, state_scale: Any) -> None:
+        """The goal weights and the state scale, each [S] or None (see the attributes)."""
+        self.state_weights = None if state_weights is None else self._per_dimension(state_weights, "state_weights")
+        """The user's goal weights [S], or None: weights ``1 / scale²`` from each problem's state scale."""
+        if self.state_weights is not None and bool((self.state_weights < 0).any()):
+            raise ValueError("state_weights must be non-negative")
+        declared = (
+            declared_state_scale(model) if state_scale is None else self._per_dimension(state_scale, "state_scale")
+        )
+        if declared is not None and not bool((declared > 0).all()):
+            raise ValueError("state_scale must be positive in every dimension")
+        self.state_scale = None if declared is None else declared.to(self.device)
+        """The natural state scale [S] (the ``state_scale`` argument, else the model's), or None: estimated per
+        problem by :meth:`estimate_state_scale`. State-side options and the default goal weights use it."""
+        self._goal_weights = torch.ones(1, self.state_dim, device=self.device)  # [N, S], set per plan
+
+    def _set_objective(
+        self,
+        dense_goal_weight: float,
+        running_cost: RunningCost | None,
+        reward_fn: RewardFn | None,
+        terminal_value: TerminalValue | None,
+        discount: float,
+    ) -> None:
+        """The objective's task terms, each checked (callables, weights, discount in (0, 1])."""
+        check_positive(dense_goal_weight, "dense_goal_weight", allow_zero=True)
+        for value, name in (
+            (running_cost, "running_cost"),
+            (reward_fn, "reward_fn"),
+            (terminal_value, "terminal_value"),
+        ):
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+        number = isinstance(discount, (int, float, np.floating, np.integer)) and not isinstance(discount, bool)
+        if not number or not 0.0 < float(discount) <= 1.0:
+            raise ValueError(f"discount must be a number in (0, 1], got {discount!r}")
+        self.dense_goal_weight = float(dense_goal_weight)
+        self.running_cost = running_cost
+        self.reward_fn = reward_fn
+        self.terminal_value = terminal_value
+        self.discount = float(discount)
 
     def _per_dimension(self, value: Any, name: str) -> Tensor:
         """[S] from S numbers, or from one number for every dimension."""

@@ -46,7 +46,7 @@ def latent_distance_correlation(
 ) -> dict[str, Any]:
     """How well latent distances track true-state distances on (held-out) frames.
 
-    Encodes ``observations [N, H, W, C]``, draws up to ``max_pairs`` random pairs and compares the
+    Encodes ``observations [N, H, W, C]`` frame by frame (``encode_frames``), draws up to ``max_pairs`` random pairs and compares the
     Euclidean latent distance with the Euclidean distance of ``true_states [N, D]``. Returns
     ``spearman`` and ``pearson`` correlations, ``bin_edges``/``binned_latent_distance`` (mean latent
     distance per true-distance quantile bin) and ``monotonic`` (whether that curve increases).
@@ -63,7 +63,7 @@ def latent_distance_correlation(
     was_training = model.training
     model.eval()
     latents = np.concatenate(
-        [model.encode(frames[i : i + batch_size]).detach().cpu().numpy() for i in range(0, n, batch_size)]
+        [model.encode_frames(frames[i : i + batch_size]).detach().cpu().numpy() for i in range(0, n, batch_size)]
     ).astype(np.float64)
     model.train(was_training)
     rng = np.random.default_rng(seed)
@@ -119,12 +119,15 @@ def decode_latent_strip(
 
     For figures of GRASP's virtual states or model rollouts. ``reference`` (optional images
     ``[T, H, W, C]``, e.g. the real frames reached) adds a second row underneath for comparison.
-    Stacked-frame models show the most recent frame (last three channels). ``scale`` enlarges
+    Stacked-frame models show the most recent frame (last three channels), and history models the newest
+    latent of each stacked state. ``scale`` enlarges
     pixels (nearest neighbour); gaps are white.
     """
-    z = model._as_latent(latents, "latents")
+    z = model.newest_latent(latents, "latents")
     if z.ndim != 2:
-        raise ValueError(f"latents must be [T, latent_dim], got shape {tuple(z.shape)}")
+        raise ValueError(
+            f"latents must be [T, latent_dim] (or stacked states [T, state_dim]), got shape {tuple(z.shape)}"
+        )
     if gap < 0 or scale < 1:
         raise ValueError(f"gap must be >= 0 and scale >= 1, got {gap}, {scale}")
     was_training = model.training

@@ -71,8 +71,11 @@ def _check_pixel_architecture(
     hidden_dim: int,
     encoder_width: int,
     dynamics_layers: int,
+    history: int = 1,
 ) -> None:
     """Raise ``ValueError`` for a :class:`PixelWorldModel` size that cannot be built."""
+    if isinstance(history, bool) or int(history) != history or history < 1:
+        raise ValueError(f"history must be a positive integer (frames of context), got {history!r}")
     if int(action_dim) != action_dim or action_dim < 1:
         raise ValueError(f"action_dim must be a positive integer, got {action_dim}")
     if int(latent_dim) != latent_dim or latent_dim < 2 or latent_dim % 2:
@@ -127,6 +130,13 @@ class PixelWorldModel(nn.Module):
       latent_dim``).
     * ``decode(latent)`` -> float image ``[..., H, W, C]`` in [0, 1] (for visualising plans).
 
+    ``history=k > 1`` conditions the dynamics on the last k frames (the WorldModel history contract,
+    :mod:`mpc_grasp.models.base`): the planning state is the k per-frame latents, oldest first
+    (``state_dim = k * latent_dim``); ``encode`` takes stacks ``[..., k, H, W, C]`` -> ``[..., k * latent_dim]``
+    (``encode_frames`` encodes frames one by one); ``forward`` feeds the k standardised latents and the action
+    to the MLP, which predicts the change of the newest latent, and returns the shifted stack; ``decode`` of a
+    stacked state draws its newest latent. ``latent_dim`` stays the per-frame size.
+
     ``latent_mean`` / ``latent_std`` / ``delta_std`` (buffers, saved with the model) are the
     statistics of the training latents and of their one-step changes: the dynamics normalisation,
     and reference scales for planner noise and tolerances. ``training_info`` holds what
@@ -156,10 +166,11 @@ class PixelWorldModel(nn.Module):
         heatmap_sigma: float = 0.1,
         keypoint_temperature: float = 0.1,
         dynamics_layers: int = 3,
+        history: int = 1,
     ) -> None:
         super().__init__()
         _check_pixel_architecture(
-            action_dim, latent_dim, image_size, channels, hidden_dim, encoder_width, dynamics_layers
+            action_dim, latent_dim, image_size, channels, hidden_dim, encoder_width, dynamics_layers, history
         )
         if not keypoint_temperature > 0:
             raise ValueError(f"keypoint_temperature must be > 0, got {keypoint_temperature}")
@@ -167,7 +178,9 @@ class PixelWorldModel(nn.Module):
             raise ValueError(f"heatmap_sigma must be in (0, 1) (image half-widths), got {heatmap_sigma}")
         self.action_dim = int(action_dim)
         self.latent_dim = int(latent_dim)
-        self.state_dim = self.latent_dim
+        self.history = int(history)
+        """Frames of context k: the planning state stacks the latents of the last k observations, oldest first."""
+        self.state_dim = self.history * self.latent_dim
         self.image_size = int(image_size)
         self.channels = int(channels)
         self.num_keypoints = self.latent_dim // 2
@@ -187,7 +200,7 @@ class PixelWorldModel(nn.Module):
         self.register_buffer("heatmap_coords", coords, persistent=False)
 
         self.dynamics_layers = int(dynamics_layers)
-        self.dynamics = _mlp(self.latent_dim + self.action_dim, self.hidden_dim, self.latent_dim, self.dynamics_layers)
+        self.dynamics = self.new_dynamics()
         # dynamics normalisation (set from data by training, saved with the model): inputs are
         # standardised latents, outputs are latent deltas in units of their typical one-step size.
         # Without it the small deltas make the MLP learn a blurred world (it drives through walls).
@@ -214,17 +227,29 @@ class PixelWorldModel(nn.Module):
             "heatmap_sigma": self.heatmap_sigma,
             "keypoint_temperature": self.keypoint_temperature,
             "dynamics_layers": self.dynamics_layers,
+            "history": self.history,
         }
+
+    def new_dynamics(self) -> nn.Sequential:
+        """A freshly initialised dynamics MLP (from torch's global RNG): the k standardised latents and the
+        action in, the newest latent's change (in units of ``delta_std``) out."""
+        return _mlp(self.state_dim + self.action_dim, self.hidden_dim, self.latent_dim, self.dynamics_layers)
 
     @property
     def state_scale(self) -> Tensor:
-        """[latent_dim] the natural scale planners work in: the std of the training encodings."""
-        return self.latent_std
+        """[state_dim] the natural scale planners work in: the std of the training encodings (per frame of the
+        stacked state when ``history > 1``)."""
+        return self.latent_std if self.history == 1 else self.latent_std.repeat(self.history)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """Expected observation shape ``(H, W, C)``."""
         return (self.image_size, self.image_size, self.channels)
+
+    @property
+    def observation_shape(self) -> tuple[int, int, int]:
+        """The shape of one observation frame (``image_shape``): how the agent tells one frame from a batch."""
+        return self.image_shape
 
     def _device(self) -> torch.device:
         return self.background_logits.device
@@ -276,8 +301,29 @@ class PixelWorldModel(nn.Module):
         return x, lead
 
     def encode(self, images: Any) -> Tensor:
-        """Images ``[..., H, W, C]`` (uint8 or float in [0, 1], numpy or torch) -> ``[..., latent_dim]``."""
+        """Images ``[..., H, W, C]`` (uint8 or float in [0, 1], numpy or torch) -> ``[..., latent_dim]``.
+
+        With ``history = k > 1``: stacks of the last k frames, oldest first, ``[..., k, H, W, C]`` -> planning
+        states ``[..., k * latent_dim]``."""
+        if self.history == 1:
+            return self.encode_frames(images)
         x, lead = self.preprocess(images)
+        k = self.history
+        if len(lead) == 0 or lead[-1] != k:
+            raise ValueError(
+                f"this model has history={k}: encode needs a stack of the last {k} frames, oldest first, "
+                f"[..., {k}, {', '.join(map(str, self.image_shape))}], got frames of leading shape {lead} "
+                f"(encode_frames encodes frames one by one; repeat a single frame {k} times to start an episode)"
+            )
+        return self._encode_preprocessed(x, lead).reshape(*lead[:-1], self.state_dim)
+
+    def encode_frames(self, images: Any) -> Tensor:
+        """Each image of ``[..., H, W, C]`` on its own -> per-frame latents ``[..., latent_dim]`` (``encode``
+        when ``history == 1``)."""
+        x, lead = self.preprocess(images)
+        return self._encode_preprocessed(x, lead)
+
+    def _encode_preprocessed(self, x: Tensor, lead: tuple[int, ...]) -> Tensor:
         if x.shape[0] == 0:
             return x.new_zeros(*lead, self.latent_dim)
         features = self.encoder(torch.cat([x, x - self.background_image], dim=1))
@@ -297,8 +343,9 @@ class PixelWorldModel(nn.Module):
         return maps.reshape(latent.shape[0], 2 * self.num_keypoints, *maps.shape[-2:])
 
     def decode(self, latent: Any) -> Tensor:
-        """Latents ``[..., latent_dim]`` -> float images ``[..., H, W, C]`` in [0, 1]."""
-        z = self._as_latent(latent, "latent")
+        """Latents ``[..., latent_dim]`` -> float images ``[..., H, W, C]`` in [0, 1]; a stacked state
+        ``[..., k * latent_dim]`` (``history = k > 1``) is drawn from its newest latent."""
+        z = self.newest_latent(latent, "latent")
         lead = tuple(z.shape[:-1])
         flat = z.reshape(-1, self.latent_dim)
         maps = self.heatmaps(flat)
@@ -308,29 +355,52 @@ class PixelWorldModel(nn.Module):
         return image.permute(0, 2, 3, 1).reshape(*lead, *self.image_shape)
 
     # ------------------------------------------------------------------ dynamics
-    def _as_latent(self, value: Any, name: str) -> Tensor:
+    def _as_latent(self, value: Any, name: str, size: int | None = None) -> Tensor:
+        """``value`` as a float tensor on the model's device whose last axis is ``size`` (default ``latent_dim``)."""
+        size = self.latent_dim if size is None else size
         tensor = value if isinstance(value, Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float32))
-        if tensor.ndim < 1 or tensor.shape[-1] != self.latent_dim:
-            raise ValueError(f"{name} must end in latent_dim={self.latent_dim}, got shape {tuple(tensor.shape)}")
+        if tensor.ndim < 1 or tensor.shape[-1] != size:
+            what = (
+                f"latent_dim={size}"
+                if size == self.latent_dim
+                else f"state_dim={size} (history {self.history} x latent_dim={self.latent_dim})"
+            )
+            raise ValueError(f"{name} must end in {what}, got shape {tuple(tensor.shape)}")
         return tensor.to(device=self._device(), dtype=torch.float32)
+
+    def newest_latent(self, value: Any, name: str = "latent") -> Tensor:
+        """The newest per-frame latent ``[..., latent_dim]`` of a latent or of a stacked state ``[..., state_dim]``."""
+        tensor = value if isinstance(value, Tensor) else torch.as_tensor(np.asarray(value, dtype=np.float32))
+        if self.history > 1 and tensor.ndim >= 1 and tensor.shape[-1] == self.state_dim:
+            return self._as_latent(tensor, name, self.state_dim)[..., -self.latent_dim :]
+        return self._as_latent(tensor, name)
 
     def forward(self, latent: Tensor, action: Tensor) -> Tensor:
         """Next latent ``latent + delta_std * MLP([(latent - latent_mean) / latent_std, action])``;
-        leading shapes broadcast (``[B, T, L]`` with ``[B, T, A]``, or one latent with many actions)."""
-        z = self._as_latent(latent, "latent")
+        leading shapes broadcast (``[B, T, L]`` with ``[B, T, A]``, or one latent with many actions).
+
+        With ``history = k > 1`` the state holds k latents (oldest first): the MLP sees all k standardised and
+        moves the newest, and the next state is the k - 1 newest latents followed by the predicted one."""
+        z = self._as_latent(latent, "latent", self.state_dim)
         a = action if isinstance(action, Tensor) else torch.as_tensor(np.asarray(action, dtype=np.float32))
         if a.ndim < 1 or a.shape[-1] != self.action_dim:
             raise ValueError(f"action must end in action_dim={self.action_dim}, got shape {tuple(a.shape)}")
         a = a.to(device=z.device, dtype=torch.float32)
         lead = torch.broadcast_shapes(z.shape[:-1], a.shape[:-1])
-        z = z.expand(*lead, self.latent_dim)
+        z = z.expand(*lead, self.state_dim)
         a = a.expand(*lead, self.action_dim)
-        features = torch.cat([(z - self.latent_mean) / self.latent_std, a], dim=-1)
-        return z + self.dynamics(features) * self.delta_std
+        if self.history == 1:
+            features = torch.cat([(z - self.latent_mean) / self.latent_std, a], dim=-1)
+            return z + self.dynamics(features) * self.delta_std
+        frames = z.unflatten(-1, (self.history, self.latent_dim))
+        normalised = ((frames - self.latent_mean) / self.latent_std).flatten(-2)
+        newest = frames[..., -1, :]
+        predicted = newest + self.dynamics(torch.cat([normalised, a], dim=-1)) * self.delta_std
+        return torch.cat([z[..., self.latent_dim :], predicted], dim=-1)
 
     def rollout(self, latent: Tensor, actions: Tensor) -> Tensor:
-        """Open-loop latent rollout: ``latent [..., L]``, ``actions [..., T, A]`` -> ``[..., T+1, L]``."""
-        states = [self._as_latent(latent, "latent")]
+        """Open-loop rollout: ``latent [..., S]``, ``actions [..., T, A]`` -> ``[..., T+1, S]`` (S = ``state_dim``)."""
+        states = [self._as_latent(latent, "latent", self.state_dim)]
         for t in range(actions.shape[-2]):
             states.append(self(states[-1], actions[..., t, :]))
         return torch.stack(states, dim=-2)

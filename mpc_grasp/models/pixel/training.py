@@ -21,7 +21,7 @@ from torch.nn import functional as nnf
 from mpc_grasp.models.checkpoint import CheckpointError
 from mpc_grasp.models.pixel.data import PixelDataset, _as_pixel_dataset, _background_image, _batch_images
 from mpc_grasp.models.pixel.diagnostics import latent_distance_correlation
-from mpc_grasp.models.pixel.model import PixelWorldModel, _mlp, load_pixel_world_model, save_pixel_world_model
+from mpc_grasp.models.pixel.model import PixelWorldModel, load_pixel_world_model, save_pixel_world_model
 from mpc_grasp.options import config_from_options
 from mpc_grasp.validation import is_integer_at_least
 
@@ -48,26 +48,29 @@ def _model_loss(
     background: Tensor | None = None,
     foreground_weight: float = 0.0,
 ) -> tuple[Tensor, dict[str, float]]:
-    """Loss on windows ``images [B, R+1, H, W, C]`` (float in [0, 1]) and ``actions [B, R, A]``.
+    """Loss on windows ``images [B, k+R, H, W, C]`` (float in [0, 1]; k = ``model.history`` context frames,
+    then the R frames reached) and ``actions [B, R, A]`` (taken from the last context frame on).
 
-    * reconstruction of the first frame of every window (shapes the encoder);
-    * multi-step latent rollout error against the encodings of frames 1..R; both the rollout start
-      and the targets are detached, so this term trains the dynamics only and cannot make the
-      encoder collapse to static (trivially predictable) latents;
-    * reconstruction of the last frame from the latent rolled out from the (attached) first
-      encoding: a pixel-grounded multi-step term that also makes decoded virtual states accurate.
+    * reconstruction of the last context frame of every window (the first frame when k = 1; shapes the
+      encoder);
+    * multi-step latent rollout error against the encodings of the R frames reached; both the rollout
+      start (the k context encodings) and the targets are detached, so this term trains the dynamics
+      only and cannot make the encoder collapse to static (trivially predictable) latents;
+    * reconstruction of the last frame from the latent rolled out from the (attached) context
+      encodings: a pixel-grounded multi-step term that also makes decoded virtual states accurate.
     Only two frames per window are decoded: decoding dominates the cost on CPU.
     """
-    latents = model.encode(images)  # [B, R+1, L]
-    recon_loss = _weighted_mse(model.decode(latents[:, 0]), images[:, 0], background, foreground_weight)
+    k = model.history
+    latents = model.encode_frames(images)  # [B, k+R, L]
+    recon_loss = _weighted_mse(model.decode(latents[:, k - 1]), images[:, k - 1], background, foreground_weight)
     targets = latents.detach()
     actions_r = actions.unbind(1)
-    pred = torch.stack(_rollout_steps(model, targets[:, 0], actions_r), dim=1)  # [B, R, L]
-    dyn_loss = (pred - targets[:, 1:]).pow(2).sum(-1).mean()
+    pred = _newest(model, _rollout_steps(model, _context(targets, k), actions_r))  # [B, R, L]
+    dyn_loss = (pred - targets[:, k:]).pow(2).sum(-1).mean()
     loss = recon_loss + dynamics_weight * dyn_loss
     stats = {"recon": recon_loss.item(), "dynamics": dyn_loss.item()}
     if predicted_recon_weight > 0:
-        last = _rollout_steps(model, latents[:, 0], actions_r)[-1]
+        last = _rollout_steps(model, _context(latents, k), actions_r)[-1]
         pred_recon_loss = _weighted_mse(model.decode(last), images[:, -1], background, foreground_weight)
         loss = loss + predicted_recon_weight * pred_recon_loss
         stats["pred_recon"] = pred_recon_loss.item()
@@ -76,7 +79,7 @@ def _model_loss(
 
 
 def _rollout_steps(model: PixelWorldModel, start: Tensor, actions: tuple[Tensor, ...]) -> list[Tensor]:
-    """Predicted latents after each of ``actions`` (a list of ``[B, A]``), from ``start``."""
+    """Predicted (stacked) states after each of ``actions`` (a list of ``[B, A]``), from ``start``."""
     states = []
     current = start
     for action in actions:
@@ -85,11 +88,21 @@ def _rollout_steps(model: PixelWorldModel, start: Tensor, actions: tuple[Tensor,
     return states
 
 
+def _context(latents: Tensor, k: int) -> Tensor:
+    """The planning state of the first ``k`` per-frame latents of windows ``[B, W, L]`` -> ``[B, k * L]``."""
+    return latents[:, 0] if k == 1 else latents[:, :k].flatten(1)
+
+
+def _newest(model: PixelWorldModel, states: list[Tensor]) -> Tensor:
+    """The newest latents ``[B, R, L]`` of a list of R stacked states ``[B, k * L]``."""
+    return torch.stack([state[..., -model.latent_dim :] for state in states], dim=1)
+
+
 @torch.no_grad()
 def _encode_frames(model: PixelWorldModel, frames: np.ndarray, device: torch.device | str, chunk: int = 256) -> Tensor:
-    """Encode uint8 frames ``[N, H, W, C]`` in chunks (no gradients) -> ``[N, latent_dim]``."""
+    """Encode uint8 frames ``[N, H, W, C]`` one by one, in chunks (no gradients) -> ``[N, latent_dim]``."""
     return torch.cat(
-        [model.encode(torch.from_numpy(frames[i : i + chunk]).to(device)) for i in range(0, len(frames), chunk)]
+        [model.encode_frames(torch.from_numpy(frames[i : i + chunk]).to(device)) for i in range(0, len(frames), chunk)]
     )
 
 
@@ -110,15 +123,16 @@ def _fit_dynamics(
 
     Sets ``latent_mean`` / ``latent_std`` / ``delta_std`` from the encodings, re-initialises the
     dynamics MLP (seeded) and minimises the ``rollout_steps``-step latent rollout error on cached
-    encodings. Encoding every frame once makes thousands of updates cost seconds, far cheaper than
+    encodings, each rollout starting from the ``model.history`` encodings before it. Encoding every frame once makes thousands of updates cost seconds, far cheaper than
     training the dynamics only inside the image-batch loop. The loss is reported in units of the
     mean squared one-step change (1.0 = as bad as a model that predicts no motion at all).
     """
     from tqdm.auto import tqdm
 
-    starts = dataset.window_starts(rollout_steps)
+    k = model.history
+    starts = dataset.window_starts(k - 1 + rollout_steps)
     if len(starts) == 0:
-        starts, rollout_steps = dataset.window_starts(1), 1
+        starts, rollout_steps = dataset.window_starts(k), 1
     latents = _encode_frames(model, dataset.frames, device)
     consecutive = torch.from_numpy(np.flatnonzero(dataset.segment_ids[1:] == dataset.segment_ids[:-1])).to(device)
     deltas = latents[consecutive + 1] - latents[consecutive]
@@ -130,9 +144,7 @@ def _fit_dynamics(
         delta_rms = deltas.pow(2).mean(0).sqrt()
         model.delta_std.copy_(delta_rms.clamp_min(max(1e-6, 0.05 * float(delta_rms.max()))))
         torch.manual_seed(seed + 1)
-        model.dynamics = _mlp(
-            model.latent_dim + model.action_dim, model.hidden_dim, model.latent_dim, model.dynamics_layers
-        ).to(device)
+        model.dynamics = model.new_dynamics().to(device)
     unit = float(deltas.pow(2).sum(-1).mean().clamp_min(1e-12))
     actions = torch.from_numpy(dataset.actions).to(device)
     optimizer = torch.optim.Adam(model.dynamics.parameters(), lr=lr)
@@ -140,10 +152,10 @@ def _fit_dynamics(
     history = []
     for it in tqdm(range(iterations), desc="fit latent dynamics", disable=not progress):
         chosen = rng.choice(starts, size=batch_size, replace=len(starts) < batch_size)
-        index = torch.from_numpy(chosen[:, None] + np.arange(rollout_steps + 1)).to(device)
-        z = latents[index]  # [B, R+1, L]
-        pred = torch.stack(_rollout_steps(model, z[:, 0], actions[index[:, :-1]].unbind(1)), dim=1)
-        loss = (pred - z[:, 1:]).pow(2).sum(-1).mean() / unit
+        index = torch.from_numpy(chosen[:, None] + np.arange(k + rollout_steps)).to(device)
+        z = latents[index]  # [B, k+R, L]
+        pred = _newest(model, _rollout_steps(model, _context(z, k), actions[index[:, k - 1 : -1]].unbind(1)))
+        loss = (pred - z[:, k:]).pow(2).sum(-1).mean() / unit
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -167,30 +179,33 @@ def evaluate_pixel_world_model(
     ``recon_mse``: per-pixel MSE (images in [0, 1]) of ``decode(encode(x))``. ``one_step_error`` and
     ``h_step_error``: mean squared latent error of 1-step / ``horizon``-step open-loop predictions
     divided by that of the "nothing moves" prediction ``z_0`` (< 1 means better than standing still).
+    A history model (k = ``model.history``) predicts from the k frames up to ``z_0``; the errors are those of
+    the newest latent.
     """
     model.eval()
     rng = np.random.default_rng(seed)
     out: dict[str, float] = {}
-    starts = dataset.window_starts(horizon)
+    k = model.history
+    starts = dataset.window_starts(k - 1 + horizon)
     if len(starts) == 0:
-        starts = dataset.window_starts(1)
+        starts = dataset.window_starts(k)
         horizon = 1
     if len(starts) == 0:
-        raise ValueError("dataset has no transitions to evaluate on")
+        raise ValueError(f"dataset has no window of {k} consecutive frames to evaluate on")
     chosen = rng.choice(starts, size=min(max_windows, len(starts)), replace=False)
-    index = chosen[:, None] + np.arange(horizon + 1)
+    index = chosen[:, None] + np.arange(k + horizon)
     mse = []
     latents = []
     for part in np.array_split(np.arange(len(chosen)), max(1, len(chosen) // 32)):
         images = _batch_images(dataset.frames, index[part])
-        z = model.encode(images)
-        mse.append(float(nnf.mse_loss(model.decode(z[:, :1]), images[:, :1], reduction="sum")))
+        z = model.encode_frames(images)
+        mse.append(float(nnf.mse_loss(model.decode(z[:, k - 1 : k]), images[:, k - 1 : k], reduction="sum")))
         latents.append(z)
     z = torch.cat(latents)
-    actions = torch.from_numpy(dataset.actions[index[:, :-1]])
-    pred = model.rollout(z[:, 0], actions)
-    still = (z[:, 0:1] - z[:, 1:]).pow(2).sum(-1).mean(0)  # [H]
-    err = (pred[:, 1:] - z[:, 1:]).pow(2).sum(-1).mean(0)
+    actions = torch.from_numpy(dataset.actions[index[:, k - 1 : -1]])
+    pred = model.rollout(_context(z, k), actions)[..., -model.latent_dim :]
+    still = (z[:, k - 1 : k] - z[:, k:]).pow(2).sum(-1).mean(0)  # [H]
+    err = (pred[:, 1:] - z[:, k:]).pow(2).sum(-1).mean(0)
     out["recon_mse"] = float(sum(mse) / (len(chosen) * np.prod(dataset.frames.shape[1:])))
     out["one_step_error"] = float(err[0] / still[0].clamp_min(1e-12))
     out["h_step_error"] = float(err[-1] / still[-1].clamp_min(1e-12))
@@ -211,6 +226,8 @@ class PixelTrainingConfig:
     hidden_dim: int = 256
     """Width of the latent dynamics MLP."""
     dynamics_layers: int = 3
+    history: int = 1
+    """Frames of context k of the dynamics (the planning state stacks k latents); 1 = the last frame only."""
     encoder_width: int = 32
     """Channels of the CNN encoder and sprite decoder."""
     iterations: int = 600
@@ -237,8 +254,8 @@ class PixelTrainingConfig:
     """Seeds collection (for an env), the split, the weights and the batches."""
 
     def __post_init__(self) -> None:
-        positive = ("latent_dim", "hidden_dim", "dynamics_layers", "encoder_width", "iterations", "batch_size")
-        for name in (*positive, "rollout_steps", "dynamics_rollout_steps"):
+        positive = ("latent_dim", "hidden_dim", "dynamics_layers", "history", "encoder_width", "iterations")
+        for name in (*positive, "batch_size", "rollout_steps", "dynamics_rollout_steps"):
             if not is_integer_at_least(getattr(self, name), 1):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not is_integer_at_least(self.dynamics_iterations, 0):
@@ -276,7 +293,8 @@ def train_pixel_world_model(
     ``collect_kwargs`` go to :func:`collect_pixel_dataset`). ``model`` continues training a model.
 
     Phase 1 (:func:`_model_loss` on image windows) shapes the encoder and decoder with reconstruction and
-    multi-step latent prediction; phase 2 (:func:`_fit_dynamics`) refits the dynamics MLP alone on cached
+    multi-step latent prediction; with ``history = k > 1`` every window holds k context frames before the
+    ``rollout_steps`` frames predicted (phase 2 likewise); phase 2 (:func:`_fit_dynamics`) refits the dynamics MLP alone on cached
     encodings with data-derived normalisation. The returned model (eval mode) carries
     ``model.training_info``: data sizes, timings, loss histories and held-out metrics (``validation``:
     reconstruction MSE, 1-step and 10-step latent prediction error relative to predicting no motion, and,
@@ -288,13 +306,14 @@ def train_pixel_world_model(
         data, n_steps, config.seed, episode_length, progress, dict(collect_kwargs or {})
     )
     train_set, val_set = dataset.split(config.validation_fraction, seed=config.seed)
-    starts = _training_windows(train_set, config.rollout_steps)
+    history = model.history if model is not None else config.history
+    starts = _training_windows(train_set, config.rollout_steps, history)
     model = _initial_pixel_model(model, dataset, config).to(device)
     model.train()
     rng = np.random.default_rng(config.seed)
     background = _set_background(model, train_set, rng, device)
     train_start = time.perf_counter()
-    history = _train_on_images(model, train_set, starts, background, config, rng, device, progress)
+    loss_history = _train_on_images(model, train_set, starts, background, config, rng, device, progress)
     train_seconds = time.perf_counter() - train_start
     model.eval()
     dynamics_start = time.perf_counter()
@@ -305,7 +324,7 @@ def train_pixel_world_model(
         **{name: getattr(config, name) for name in ("iterations", "batch_size", "rollout_steps", "seed")},
         "train_seconds": train_seconds,
         "dynamics_seconds": time.perf_counter() - dynamics_start,
-        "history": history,
+        "history": loss_history,
         "dynamics_history": dynamics_history,
         "validation": _held_out_metrics(model, train_set, val_set, config.seed),
     }
@@ -313,12 +332,14 @@ def train_pixel_world_model(
     return model
 
 
-def _training_windows(train_set: PixelDataset, rollout_steps: int) -> np.ndarray:
-    """Start frames of the windows of ``rollout_steps`` actions within one segment; raises if there are none."""
-    starts = train_set.window_starts(rollout_steps)
+def _training_windows(train_set: PixelDataset, rollout_steps: int, history: int = 1) -> np.ndarray:
+    """Start frames of the windows of ``history`` context frames and ``rollout_steps`` actions from the last of
+    them, within one segment; raises if there are none."""
+    starts = train_set.window_starts(history - 1 + rollout_steps)
     if len(starts) == 0:
+        context = f"{history} context frames and " if history > 1 else ""
         raise ValueError(
-            f"no training window of {rollout_steps} consecutive transitions in {len(train_set)} frames; "
+            f"no training window of {context}{rollout_steps} consecutive transitions in {len(train_set)} frames; "
             "collect longer episodes or lower rollout_steps"
         )
     return starts
@@ -342,6 +363,7 @@ def _initial_pixel_model(
             hidden_dim=config.hidden_dim,
             encoder_width=config.encoder_width,
             dynamics_layers=config.dynamics_layers,
+            history=config.history,
         )
     if model.image_shape != (height, width, channels) or model.action_dim != dataset.actions.shape[1]:
         raise ValueError(
@@ -375,18 +397,20 @@ def _train_on_images(
     progress: bool,
 ) -> list[dict[str, float]]:
     """Phase 1: ``config.iterations`` AdamW steps (cosine decay, gradients clipped at 10) of
-    :func:`_model_loss` on windows drawn from ``starts``; returns the loss history (every 25 steps)."""
+    :func:`_model_loss` on windows (``model.history`` context frames, ``config.rollout_steps`` actions) drawn
+    from ``starts``; returns the loss history (every 25 steps)."""
     from tqdm.auto import tqdm
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.iterations, eta_min=config.lr * 0.05)
     history: list[dict[str, float]] = []
     bar = tqdm(range(config.iterations), desc="train pixel model", disable=not progress)
+    k = model.history
     for it in bar:
         chosen = rng.choice(starts, size=config.batch_size, replace=len(starts) < config.batch_size)
-        index = chosen[:, None] + np.arange(config.rollout_steps + 1)
+        index = chosen[:, None] + np.arange(k + config.rollout_steps)
         images = _batch_images(train_set.frames, index).to(device)
-        actions = torch.from_numpy(train_set.actions[index[:, :-1]]).to(device)
+        actions = torch.from_numpy(train_set.actions[index[:, k - 1 : -1]]).to(device)
         loss, stats = _model_loss(
             model,
             images,
@@ -450,7 +474,7 @@ def _held_out_metrics(
 ) -> dict[str, Any]:
     """:func:`evaluate_pixel_world_model` on the validation split (the training split if it has no
     transition), plus latent/true distance correlations when the data has true states."""
-    eval_set = val_set if len(val_set.window_starts(1)) else train_set
+    eval_set = val_set if len(val_set.window_starts(model.history)) else train_set
     metrics: dict[str, Any] = evaluate_pixel_world_model(model, eval_set, seed=seed)
     if eval_set.states is not None:
         take = np.random.default_rng(seed).choice(len(eval_set), size=min(400, len(eval_set)), replace=False)
