@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--goal-offsets", nargs="+", type=int, default=[25], help="env steps between start and goal")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation pairs per cell")
     parser.add_argument("--train-episodes", type=int, default=200, help="expert trajectories to train on")
+    parser.add_argument("--history", type=int, default=1, help="frames the pixel model conditions on (k)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=Path("results"))
     parser.add_argument(
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
         goal_offsets=tuple(args.goal_offsets),
         episodes=args.episodes,
         train_episodes=args.train_episodes,
+        pixel_training=(("history", args.history),) if args.history != 1 else (),
         seed=args.seed,
         out_dir=args.out_dir,
         resume=args.resume,

@@ -180,7 +180,7 @@ def test_run_command_errors_are_clear(
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(wall_checkpoint.read_bytes()[:500])
     code, err = run(WALL, "--model", str(corrupt))
-    assert code == 1 and "corrupt or truncated" in err
+    assert code == 1 and "is truncated or corrupt: its zip archive cannot be read" in err
 
     code, err = run(WALL, "--model", str(tmp_path / "missing.pt"))
     assert code == 1 and "does not exist" in err

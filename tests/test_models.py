@@ -163,13 +163,17 @@ def test_checkpoint_rejects_bad_files(tmp_path: Path) -> None:
 
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(blob[: len(blob) // 2])
-    with pytest.raises(CheckpointError, match="truncated.pt.*corrupt or truncated"):
+    with pytest.raises(CheckpointError, match="truncated.pt' is truncated or corrupt: its zip archive cannot be read$"):
         load_world_model(truncated)
 
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00not a checkpoint" * 50)
-    with pytest.raises(CheckpointError, match="garbage.pt.*corrupt"):
+    with pytest.raises(CheckpointError, match="garbage.pt' is not a torch checkpoint"):
         load_world_model(garbage)
+    text = tmp_path / "notes.pt"
+    text.write_text("epoch 101: loss 0.3\n")  # a text file: torch would say KeyError: 101
+    with pytest.raises(CheckpointError, match=r"notes.pt' is not a torch checkpoint \(no zip archive"):
+        load_world_model(text)
 
     payload = torch.load(path, weights_only=True)
     wrong_version = tmp_path / "v2.pt"

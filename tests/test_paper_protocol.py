@@ -13,7 +13,7 @@ from bench.suites import paper_protocol as pp  # noqa: E402
 TINY = {
     "episodes": 2,
     "train_episodes": 3,
-    "planners": ("grasp",),
+    "planners": ("grasp_paper",),
     "pixel_training": (("iterations", 4), ("dynamics_iterations", 4), ("batch_size", 4)),
     "state_training": (("epochs", 2),),
     "progress": False,

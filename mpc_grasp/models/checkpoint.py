@@ -123,12 +123,13 @@ def load_world_model(path: str | os.PathLike[str], device: str | torch.device = 
     where = f"checkpoint {str(path)!r}"
     if not path.is_file():
         raise FileNotFoundError(f"{where} does not exist")
+    with path.open("rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise CheckpointError(f"{where} is not a torch checkpoint (no zip archive: a text file or another format?)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises RuntimeError / EOFError / UnpicklingError / ... here
-        raise CheckpointError(
-            f"{where} is corrupt or truncated (cannot be read by torch.load): {type(error).__name__}: {error}"
-        ) from None
+    except Exception:  # torch raises RuntimeError / EOFError / UnpicklingError / ... with its internals' text
+        raise CheckpointError(f"{where} is truncated or corrupt: its zip archive cannot be read") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(

@@ -39,14 +39,14 @@ EPISODE_STEPS = 60
 IMAGE_SIZE = 64
 SUCCESS_RADIUS = 0.45
 TASKS = {"pointmaze_umaze": "umaze", "pointmaze_medium": "medium"}
-PLANNERS = {
-    "grasp": {},
-    "grasp_paper": {"config": GraspConfig.paper(num_candidates=16)},
-    "cem": {},
-    "mppi": {},
-    "gd": {},
+PLANNERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "grasp": ("grasp", {}),
+    "grasp_paper": ("grasp", {"config": GraspConfig.paper(num_candidates=16)}),
+    "cem": ("cem", {}),
+    "mppi": ("mppi", {}),
+    "gd": ("gd", {}),
 }
-"""Every planner at its defaults (the paper preset as a config)."""
+"""Row name -> (planner, options): every planner at its defaults (the paper preset as a config)."""
 CACHE = REPO_ROOT / "checkpoints" / "paper_protocol"
 
 
@@ -253,14 +253,16 @@ def run_cell(task: Mapping[str, Any]) -> dict[str, Any]:
 
 def _agent(model: Any, task: Mapping[str, Any], env: Any, horizon: int, pair: Mapping[str, Any]) -> GraspMPC:
     """A GraspMPC at the planner's defaults toward the pair's goal; open loop = one plan executed in full."""
-    options: dict[str, Any] = dict(PLANNERS[task["planner"]])
+    name, defaults = PLANNERS[task["planner"]]
+    options: dict[str, Any] = dict(defaults)
     if task["observation"] == "pixels":
         options["goal_observation"] = pair["goal_frame"]
     else:
         options["goal"] = np.asarray(pair["goal_state"], dtype=np.float32)
     if task["mode"] == "open_loop":
         options["replan_every"] = horizon
-    return GraspMPC(model, task["planner"], horizon, action_space=env.action_space, seed=0, **options)
+    seed = None if "config" in options else 0  # a ready config carries its own seed (0)
+    return GraspMPC(model, name, horizon, action_space=env.action_space, seed=seed, **options)
 
 
 def _place(env: Any, pair: Mapping[str, Any]) -> dict[str, Any]:
