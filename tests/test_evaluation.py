@@ -75,6 +75,14 @@ def test_run_episodes_seeds_like_evaluate_agent_and_counts_steps() -> None:
     assert summary["env_steps"] == sum(r.steps for r in records)
 
 
+def test_a_piped_log_gets_one_line_per_episode_and_no_progress_bars(capsys: pytest.CaptureFixture[str]) -> None:
+    records = run_episodes(gym.make("mpc_grasp/GridWorldOpen-v0"), TowardGoal(), 2, seed=7, progress=True)
+    err = capsys.readouterr().err  # captured: not a terminal
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "\r" not in err and "it/s" not in err
+    assert lines[0].startswith("episode 1/2: success, ") and f"{records[0].steps} steps" in lines[0]
+
+
 def test_run_episodes_hands_cartpole_goal_to_agent_and_records_frames(tmp_path: Path) -> None:
     env = gym.make(CARTPOLE, render_mode="rgb_array")
     agent = TowardGoal()

@@ -14,6 +14,7 @@ for any other env (``Pendulum-v1``, ...) success is ``None`` and the return is t
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,7 +156,10 @@ def run_episodes(
         raise ValueError("record_frames needs an env made with render_mode='rgb_array'")
     limit = _episode_limit(env, max_steps)
     records: list[EpisodeRecord] = []
-    bar = tqdm(total=int(episodes), desc="episodes", unit="ep", disable=not progress, dynamic_ncols=True)
+    on_terminal = sys.stderr.isatty()  # a piped log gets one line per episode instead of redrawn bars
+    bar = tqdm(
+        total=int(episodes), desc="episodes", unit="ep", disable=not (progress and on_terminal), dynamic_ncols=True
+    )
     for index in range(int(episodes)):
         records.append(
             _run_one(
@@ -169,13 +173,24 @@ def run_episodes(
                 index < record_frames,
                 obs_key,
                 goal_key,
-                progress,
+                progress and on_terminal,
             )
         )
         bar.set_postfix(_progress_postfix(records), refresh=False)
         bar.update(1)
+        if progress and not on_terminal:
+            print(_episode_line(records[-1], int(episodes)), file=sys.stderr, flush=True)
     bar.close()
     return records
+
+
+def _episode_line(record: EpisodeRecord, episodes: int) -> str:
+    """One log line per finished episode (for logs that are not a terminal)."""
+    outcome = {None: "", True: "success, ", False: "no success, "}[record.success]
+    return (
+        f"episode {record.index + 1}/{episodes}: {outcome}{record.steps} steps, return {record.episode_return:.1f} "
+        f"({record.wall_time:.1f} s)"
+    )
 
 
 def _run_one(
@@ -192,17 +207,7 @@ def _run_one(
     progress: bool,
 ) -> EpisodeRecord:
     started = time.perf_counter()
-    obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
-    if callable(getattr(agent, "reset", None)):
-        agent.reset()
-    goal = env_goal_state(obs, info, goal_key)
-    if (
-        goal_from_info
-        and not isinstance(obs, Mapping)
-        and goal is not None
-        and callable(getattr(agent, "set_goal", None))
-    ):
-        agent.set_goal(goal)
+    obs, info, goal = _start_episode(env, agent, seed, reset_options, goal_from_info, goal_key)
     states = [_state_of(obs, obs_key)]
     frames: list[Any] = [env.render()] if record else []  # rgb_array frames
     plans: list[PlanSnapshot] = []
@@ -246,6 +251,25 @@ def _run_one(
         frames=tuple(frames),
         wall_time=time.perf_counter() - started,
     )
+
+
+def _start_episode(
+    env: gym.Env,
+    agent: Any,
+    seed: int | None,
+    reset_options: Mapping[str, Any] | None,
+    goal_from_info: bool,
+    goal_key: str,
+) -> tuple[Any, dict[str, Any], np.ndarray | None]:
+    """Reset env and agent; hand a plain-observation env's ``info["goal"]`` to the agent. (obs, info, goal)."""
+    obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
+    if callable(getattr(agent, "reset", None)):
+        agent.reset()
+    goal = env_goal_state(obs, info, goal_key)
+    hands_goal = goal_from_info and not isinstance(obs, Mapping) and goal is not None
+    if hands_goal and callable(getattr(agent, "set_goal", None)):
+        agent.set_goal(goal)
+    return obs, info, goal
 
 
 def _reported_success(info: Mapping[str, Any], previous: bool | None) -> bool | None:
