@@ -5,6 +5,7 @@ env's own test; pixel and state models side by side. Writes ``results/paper_prot
 
     python experiments/paper_protocol.py --episodes 10 --planners grasp cem      # a quick look
     python experiments/paper_protocol.py                                          # 50 pairs, goal 25 steps ahead
+    python experiments/paper_protocol.py --history 1                              # pixel model on one frame
     python experiments/paper_protocol.py --goal-offsets 25 100 --planners grasp grasp_paper cem mppi gd --resume
 """
 
@@ -28,7 +29,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--goal-offsets", nargs="+", type=int, default=[25], help="env steps between start and goal")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation pairs per cell")
     parser.add_argument("--train-episodes", type=int, default=200, help="expert trajectories to train on")
-    parser.add_argument("--history", type=int, default=1, help="frames the pixel model conditions on (k)")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=3,
+        help="frames the pixel model conditions on (k; the field's models use up to 3)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=Path("results"))
     parser.add_argument(
