@@ -23,6 +23,12 @@
   block then starts exactly at that pose, as observed: gym-pusht's own ``reset_to_state`` moves it
   by its centre-of-gravity offset when the angle is not 0, which the adapter compensates).
 
+* pixels (``pixels=True``): ``observation`` is an ``image_size``² RGB frame of the agent and the block drawn as the
+  env draws them (the goal T left out: the goal is an image), ``desired_goal`` the same frame at the goal state,
+  ``state`` the 8 features (evaluation and scripted experts only; also ``info["state"]``);
+* ``action_repeat=k`` applies each action k times (the field's frameskip 5); ``continuing_task=True`` never
+  terminates (data collection: the coverage test would end an expert's trajectory early).
+
 Registered lazily (gym-pusht is imported only by ``gym.make``) as ``mpc_grasp/PushT-v0``
 (300 steps, as ``gym_pusht/PushT-v0``). Needs ``pip install 'mpc-grasp[pusht]'`` followed by
 ``pip install --no-deps gym-pusht`` (gym-pusht requires ``pygame``, which would overwrite the
@@ -32,6 +38,7 @@ gym-pusht calls). ``scripts/setup.sh`` does both when ``EXTRAS`` contains ``push
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -45,6 +52,7 @@ __all__ = [
     "PushTAdapter",
     "features_from_state",
     "import_gym_pusht",
+    "pusher_policy",
     "register_pusht_envs",
     "sample_pusht_task",
     "state_from_features",
@@ -138,11 +146,26 @@ class PushTAdapter(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, *, render_mode: str | None = "rgb_array", **env_kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        render_mode: str | None = "rgb_array",
+        action_repeat: int = 1,
+        continuing_task: bool = False,
+        pixels: bool = False,
+        image_size: int = 64,
+        **env_kwargs: Any,
+    ) -> None:
         envs = import_gym_pusht()
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
+        if isinstance(action_repeat, bool) or int(action_repeat) != action_repeat or action_repeat < 1:
+            raise ValueError(f"action_repeat must be a positive integer, got {action_repeat!r}")
+        if pixels and (int(image_size) != image_size or not 16 <= image_size <= 512):
+            raise ValueError(f"image_size must be an integer in [16, 512], got {image_size!r}")
         self.render_mode = render_mode
+        self.action_repeat, self.continuing_task = int(action_repeat), bool(continuing_task)
+        self.pixels, self.image_size = bool(pixels), int(image_size)
         self.env = envs.PushTEnv(obs_type="state", render_mode="rgb_array", **env_kwargs)
         import pymunk  # a gym-pusht dependency: the T's centre of gravity, from the env's own geometry
 
@@ -154,7 +177,11 @@ class PushTAdapter(gym.Env):
         self.observation_space = spaces.Dict(
             {"observation": features, "achieved_goal": features, "desired_goal": features}
         )
+        if self.pixels:
+            image = spaces.Box(0, 255, shape=(self.image_size, self.image_size, 3), dtype=np.uint8)
+            self.observation_space = spaces.Dict({"observation": image, "desired_goal": image, "state": features})
         self._goal_state = DEFAULT_GOAL.copy()
+        self._goal_frame: np.ndarray | None = None
 
     # -- gym API -------------------------------------------------------------------------------
     def reset(
@@ -176,16 +203,22 @@ class PushTAdapter(gym.Env):
             )
         env_options = None if start is None else {"reset_to_state": self._legacy_reset_state(start)}
         raw, info = self.env.reset(seed=seed, options=env_options)
-        self._goal_state = DEFAULT_GOAL.copy() if goal is None else self._as_goal_state(goal)
-        self.env.goal_pose = self._goal_state[2:5].copy()  # the env's coverage test and rendering read it
+        self.set_goal(DEFAULT_GOAL if goal is None else goal)
         coverage = float(self.env._get_coverage())
         info = dict(info, coverage=coverage, is_success=coverage > self.env.success_threshold)
-        return self._observe(raw, info), info
+        observation = self._observe(raw, info)
+        return observation, dict(info, state=self._features(raw, info))
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        raw, reward, terminated, truncated, info = self.env.step(self.env_action(action))
-        info = dict(info, is_success=bool(info["is_success"]))
-        return self._observe(raw, info), float(reward), bool(terminated), bool(truncated), info
+        target, total = self.env_action(action), 0.0
+        for _ in range(self.action_repeat):
+            raw, reward, terminated, _, info = self.env.step(target)
+            total += float(reward)
+            if terminated and not self.continuing_task:
+                break
+        info = dict(info, is_success=bool(info["is_success"]), state=self._features(raw, info))
+        terminated = bool(terminated) and not self.continuing_task
+        return self._observe(raw, info), total, terminated, False, info
 
     def render(self) -> Any:
         return None if self.render_mode is None else self.env.render()
@@ -208,6 +241,47 @@ class PushTAdapter(gym.Env):
     def goal_state(self) -> np.ndarray:
         """The goal in the model's state space (8 features; agent at the goal's agent position, at rest)."""
         return features_from_state(self._goal_state)
+
+    def set_goal(self, goal: Any) -> None:
+        """Make ``goal`` (a block pose ``[x, y, angle]`` or a state ``[ax, ay, bx, by, angle]``, env units) the
+        goal: the env's coverage test, its drawing and ``desired_goal`` follow."""
+        self._goal_state = self._as_goal_state(goal)
+        self.env.goal_pose = self._goal_state[2:5].copy()
+        self._goal_frame = None
+
+    def state(self) -> np.ndarray:
+        """The true state ``[ax, ay, bx, by, angle]`` (env units)."""
+        angle = float(self.env.block.angle) % (2 * np.pi)
+        return np.array([*self.env.agent.position, *self.env.block.position, angle], dtype=np.float64)
+
+    def render_frame(self, state: Any = None) -> np.ndarray:
+        """An ``image_size``² RGB frame of the agent and the block (no goal T), at the current state or at
+        ``state`` ``[ax, ay, bx, by, angle]`` (the bodies are put back afterwards; nothing is simulated)."""
+        import pygame
+        from gym_pusht.envs.pymunk_override import DrawOptions
+
+        saved = None if state is None else self._pose_bodies(np.asarray(state, dtype=np.float64).reshape(-1))
+        screen = pygame.Surface((512, 512))
+        screen.fill((255, 255, 255))
+        self.env.space.debug_draw(DrawOptions(screen))
+        if saved is not None:
+            self._pose_bodies(saved)
+        image = np.transpose(np.array(pygame.surfarray.pixels3d(screen)), (1, 0, 2))
+        return _resize(image, self.image_size)
+
+    def _pose_bodies(self, state: np.ndarray) -> np.ndarray:
+        """Put the agent and block at ``state`` (angle before position, so the block's origin lands exactly
+        there); returns the state they had. Velocities are untouched."""
+        if state.shape != (5,):
+            raise ValueError(f"state must be [agent_x, agent_y, block_x, block_y, block_angle], got {state.shape}")
+        agent, block = self.env.agent, self.env.block
+        saved = np.array([*agent.position, *block.position, block.angle], dtype=np.float64)
+        agent.position = (float(state[0]), float(state[1]))
+        block.angle = float(state[4])
+        block.position = (float(state[2]), float(state[3]))
+        for body in (agent, block):
+            self.env.space.reindex_shapes_for_body(body)
+        return saved
 
     def coverage(self) -> float:
         """The env's coverage of the goal T by the block (success iff > 0.95)."""
@@ -239,9 +313,74 @@ class PushTAdapter(gym.Env):
             f"goal must be a block pose [x, y, angle] or a state [ax, ay, bx, by, angle], got shape {goal.shape}"
         )
 
+    @staticmethod
+    def _features(raw: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        return features_from_state(raw, info["vel_agent"])
+
     def _observe(self, raw: np.ndarray, info: dict[str, Any]) -> dict[str, np.ndarray]:
-        state = features_from_state(raw, info["vel_agent"])
+        state = self._features(raw, info)
+        if self.pixels:
+            if self._goal_frame is None:
+                self._goal_frame = self.render_frame(self._goal_state)
+            return {"observation": self.render_frame(), "desired_goal": self._goal_frame.copy(), "state": state}
         return {"observation": state, "achieved_goal": state.copy(), "desired_goal": self.goal_state()}
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    import cv2  # a gym-pusht dependency
+
+    return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA))
+
+
+def block_centre(pose: Any, cog: Any = (0.0, 45.0)) -> np.ndarray:
+    """The T's centre of gravity in pixels from its pose ``[x, y, angle]`` (the body origin and angle)."""
+    x, y, angle = np.asarray(pose, dtype=np.float64)[:3]
+    cos, sin = np.cos(angle), np.sin(angle)
+    return np.array([x + cos * cog[0] - sin * cog[1], y + sin * cog[0] + cos * cog[1]])
+
+
+def pusher_policy(
+    env: PushTAdapter,
+    noise: float = 10.0,
+    random_fraction: float = 0.1,
+    reach: float = 90.0,
+    max_stride: float = 50.0,
+) -> Callable[[Any, np.random.Generator], np.ndarray]:
+    """A noisy goal-directed pusher for ``env``: it walks around the T to the side away from the goal (``reach``
+    pixels from its centre), then pushes the T's centre toward the goal's; near the goal (within 20 pixels) it
+    pokes the T at random. Each target lies at most ``max_stride`` pixels from the agent (slow, deliberate pushes
+    like a human demonstrator's), with Gaussian ``noise`` (pixels); a ``random_fraction`` of steps take a random
+    target within that stride. Reads the true state from the env, so it serves data collection, never planning.
+    Signature ``policy(obs, rng) -> action`` in [-1, 1]^2."""
+
+    def act(observation: Any, rng: np.random.Generator) -> np.ndarray:
+        del observation  # the expert reads the true state from the env
+        state = env.state()
+        centre, goal = block_centre(state[2:5], env._block_cog), block_centre(env.goal_pose, env._block_cog)
+        offset = goal - centre
+        if rng.random() < random_fraction or np.linalg.norm(offset) < 20.0:
+            target = state[:2] + rng.uniform(-max_stride, max_stride, size=2)
+        else:
+            target = _push_target(state[:2], centre, offset / np.linalg.norm(offset), reach)
+        stride = target - state[:2]
+        target = state[:2] + stride * min(1.0, max_stride / (np.linalg.norm(stride) + 1e-9))
+        target = target + rng.normal(0.0, noise, size=2)
+        return np.clip((target - CENTER) / POSITION_SCALE, -1.0, 1.0)
+
+    return act
+
+
+def _push_target(agent: np.ndarray, centre: np.ndarray, direction: np.ndarray, reach: float) -> np.ndarray:
+    """Where the pusher aims: through the T when it is behind it, else around it toward the far side."""
+    relative = agent - centre
+    along, lateral = float(relative @ direction), float(relative @ np.array([-direction[1], direction[0]]))
+    if along < 0 and abs(lateral) < 0.4 * reach:
+        return centre + 0.6 * reach * direction  # behind the T, roughly in line: push through it
+    if along < -0.3 * reach:
+        return centre - reach * direction  # behind but off to a side: line up
+    side = np.array([-direction[1], direction[0]])
+    side = side if lateral >= 0 else -side
+    return centre + reach * side - 0.7 * reach * direction  # walk around on the side it is already on
 
 
 def register_pusht_envs() -> tuple[str, ...]:

@@ -1,12 +1,14 @@
 """The field's evaluation protocol on pixel Point-Maze (DINO-WM / stable-worldmodel / LeWM): expert trajectories
 with images, frameskip 5, goals from held-out trajectories k env steps ahead, open loop and MPC, success by the
-env's own test; pixel and state models side by side. Writes ``results/paper_protocol.{json,md}``. The suite is
+env's own test; pixel and state models side by side. Writes ``results/paper_protocol.{json,md,png}`` and a filmstrip per task. The suite is
 :mod:`bench.suites.paper_protocol`.
 
     python experiments/paper_protocol.py --episodes 10 --planners grasp cem      # a quick look
     python experiments/paper_protocol.py                                          # 50 pairs, goal 25 steps ahead
     python experiments/paper_protocol.py --history 1                              # pixel model on one frame
     python experiments/paper_protocol.py --goal-offsets 25 100 --planners grasp grasp_paper cem mppi gd --resume
+    python experiments/paper_protocol.py --tasks pusht --report-name paper_protocol_pusht
+    python experiments/paper_protocol.py --goal-offsets 100 --modes open_loop --equal-time cem    # equal s per plan
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from bench.report import command_line, write_report
-from bench.suites.paper_protocol import PLANNERS, TASKS, ProtocolConfig, markdown, run_protocol
+from bench.suites.paper_protocol import PLANNERS, TASKS, ProtocolConfig, filmstrip, markdown, plot, run_protocol
 
 from mpc_grasp.parallel import ParallelOptions, add_parallel_arguments
 
@@ -37,6 +39,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=Path("results"))
+    parser.add_argument("--report-name", default="paper_protocol", help="file stem of the report under --out-dir")
+    parser.add_argument(
+        "--equal-time",
+        choices=list(PLANNERS),
+        help="give every planner the median s per plan of this one (iteration budgets scaled, calibrated first)",
+    )
     parser.add_argument(
         "--resume", action="store_true", help="reuse the cells of an earlier run with the same settings"
     )
@@ -52,16 +60,23 @@ def main(argv: list[str] | None = None) -> dict:
         episodes=args.episodes,
         train_episodes=args.train_episodes,
         pixel_training=(("history", args.history),) if args.history != 1 else (),
+        equal_time=args.equal_time,
         seed=args.seed,
+        name=args.report_name,
         out_dir=args.out_dir,
         resume=args.resume,
         progress=not args.no_progress,
         parallel=ParallelOptions.from_args(args),
     )
     report = run_protocol(config, command_line("experiments/paper_protocol.py", argv))
-    paths = write_report(config.out_dir, "paper_protocol", report, markdown)
+    paths = write_report(config.out_dir, config.name, report, markdown, plot)
+    if "pixels" in config.observations:
+        for task in config.tasks:
+            film = config.out_dir / f"{config.name}_filmstrip_{task}.png"
+            filmstrip(task, config, film, offset=min(config.goal_offsets))
+            paths[f"filmstrip {task}"] = film
     print(markdown(report))
-    print(f"wrote {paths['json']} and {paths['md']}")
+    print("wrote " + ", ".join(str(path) for path in paths.values()))
     return report
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from mpc_grasp.atomic import atomic_write_text
 from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import run_episodes, summarize_episodes
 from mpc_grasp.control.media import plot_episodes
@@ -86,8 +87,7 @@ def run_demo(
         "episodes_detail": [record.to_json() for record in records],
         "command": " ".join(sys.argv),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "demo.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out_dir / "demo.json", json.dumps(summary, indent=2))
     figure = plot_episodes(
         env,
         records,

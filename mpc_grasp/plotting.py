@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mpc_grasp.atomic import atomic_path  # noqa: E402
+
 
 def draw_layout(ax: Any, layout: str) -> None:
     """Draw the walls of grid-world ``layout`` (unit cells, y up) on ``ax``."""
@@ -53,11 +55,14 @@ def draw_paths(
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:
-    """Save ``fig`` (creating parent folders) and close it."""
+    """Save ``fig`` to exactly ``path`` (format from its suffix, PNG without one; parent folders created),
+    atomically, and close it (also when saving fails)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, dpi=120, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 

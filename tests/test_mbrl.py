@@ -241,6 +241,39 @@ def test_the_loop_resumes_where_it_stopped(tiny_run, tmp_path: Path) -> None:
     assert (out / "round_002" / "record.json").is_file()
 
 
+def test_the_cli_says_where_it_resumes_and_words_errors_in_flags(tiny_run, tmp_path: Path, capsys, monkeypatch) -> None:
+    import shutil
+
+    import mpc_grasp.cli.mbrl as cli_mbrl
+
+    source, _ = tiny_run
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    tiny_flags = ["--env-kwarg", "max_episode_steps=40", "--seed-steps", "240", "--steps-per-round", "80"]
+    tiny_flags += ["--eval-episodes", "1", "--epochs", "40", "--retrain-epochs", "30", "--hidden-sizes", "64,64"]
+    for option in ("iterations=12", "num_candidates=4", "warm_iterations=4", "sync_every=2"):
+        tiny_flags += ["--set", option]
+    command = ["mbrl", "Pendulum-v1", "--out-dir", str(out), "--no-progress", *tiny_flags]
+
+    def error_of(*flags: str) -> str:
+        assert main([*command, *flags]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "resume=True" not in err
+        return err
+
+    assert "already holds rounds of a run: add --resume to continue it" in error_of("--rounds", "1", "--horizon", "8")
+    err = error_of("--rounds", "1", "--horizon", "9", "--resume")
+    assert f"cannot --resume in {out}: its run used other settings: --horizon (saved 8, now 9)" in err
+    assert "--seed-steps must be a positive integer, got 0" in error_of("--seed-steps", "0", "--resume")
+    assert main([*command, "--rounds", "1", "--horizon", "8", "--resume"]) == 0  # both rounds done: nothing runs
+    assert f"--resume: all 2 rounds in {out} are finished; nothing left to run" in capsys.readouterr().out
+    monkeypatch.setattr(cli_mbrl, "run_mbrl", lambda *args, **kwargs: [])  # the line comes before any compute
+    assert main([*command, "--rounds", "3", "--horizon", "8", "--resume"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"resuming at round 2 in {out}: rounds 0-1 are finished and kept, 2 to run"
+    )
+
+
 def test_the_cli_runs_a_tiny_loop(tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
     status = main(

@@ -237,3 +237,40 @@ def test_grasp_plans_on_pusht_with_an_untrained_model(gym_pusht):
     assert np.all(np.abs(actions) <= 1.0)
     obs, *_ = env.step(actions[0])
     env.close()
+
+
+def test_pusht_pixels_show_the_state_and_the_goal_frame_is_the_goal_state(gym_pusht):
+    env = pusht.PushTAdapter(pixels=True, image_size=32, action_repeat=5)
+    start, goal = np.array([100.0, 400.0, 300.0, 300.0, 0.5]), np.array([400.0, 100.0, 200.0, 200.0, 2.0])
+    obs, info = env.reset(seed=0, options={"state": start, "goal": goal})
+    assert env.observation_space.contains(obs) and obs["observation"].shape == (32, 32, 3)
+    np.testing.assert_allclose(pusht.state_from_features(obs["state"])[0], start, atol=1e-6)
+    np.testing.assert_array_equal(obs["desired_goal"], env.render_frame(goal))  # the goal drawn, not the T outline
+    np.testing.assert_array_equal(obs["observation"], env.render_frame())
+    np.testing.assert_allclose(env.state(), start, atol=1e-6)  # drawing the goal left the bodies where they were
+    assert not np.array_equal(obs["observation"], obs["desired_goal"])
+    single = pusht.PushTAdapter(pixels=True, image_size=32)
+    single.reset(seed=0, options={"state": start, "goal": goal})
+    target = np.array([0.5, -0.5])
+    for _ in range(5):
+        single.step(target)
+    env.step(target)  # one step of 5 repeats = 5 single steps
+    np.testing.assert_allclose(env.state(), single.state(), atol=1e-9)
+    with pytest.raises(ValueError, match="action_repeat"):
+        pusht.PushTAdapter(action_repeat=0)
+
+
+def test_pusht_pusher_brings_the_block_toward_its_goal(gym_pusht):
+    env = pusht.PushTAdapter(action_repeat=5, continuing_task=True)
+    rng = np.random.default_rng(0)
+    closer = 0
+    for seed in range(4):
+        env.reset(seed=seed, options={"block_distance": 150.0, "block_rotation": 0.5})
+        policy = pusht.pusher_policy(env)
+        distance = [np.linalg.norm(pusht.block_centre(env.state()[2:]) - pusht.block_centre(env.goal_pose))]
+        for _ in range(40):
+            _, _, terminated, _, _ = env.step(policy(None, rng))
+            assert not terminated  # continuing: the expert's trajectory runs its full length
+        distance.append(np.linalg.norm(pusht.block_centre(env.state()[2:]) - pusht.block_centre(env.goal_pose)))
+        closer += distance[1] < 0.5 * distance[0]
+    assert closer >= 3

@@ -81,6 +81,8 @@ def test_run_on_env_without_success_reports_return(
     assert summary["success_episodes"] == 0 and summary["episodes_detail"][0]["success"] is None
     assert summary["episodes_detail"][0]["steps"] == 20 and summary["plans"] == 20
     assert isinstance(summary["mean_return"], float) and summary["goal"] == [1.0, 0.0, 0.0]
+    assert summary["episodes_detail"][0]["goal"] == [1.0, 0.0, 0.0]  # the goal the episode planned to
+    assert "longer than the episode limit" not in err
     config = summary["planner_config"]
     assert (
         config["num_candidates"] == 4 and config["goal_tolerance"] is None and config["keep_solved_warm_start"] is False
@@ -96,6 +98,40 @@ def test_run_on_env_without_success_reports_return(
     assert summary["schedule"]["cold_iterations"] == 3 and summary["schedule"]["warm_iterations"] == 3
     assert summary["episodes_detail"][0]["median_iterations"] <= 3
     assert (out / "plans.png").stat().st_size > 10_000 and (out / "episode.gif").stat().st_size > 1_000
+
+
+def test_a_horizon_longer_than_the_episode_warns_once(
+    pendulum_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(
+        capsys,
+        PENDULUM,
+        "--model",
+        str(pendulum_checkpoint),
+        "--goal",
+        "[1, 0, 0]",
+        "--env-kwarg",
+        "max_episode_steps=3",
+        "--horizon",
+        "6",
+        "--episodes",
+        "2",
+        "--iterations",
+        "1",
+        "--set",
+        "num_candidates=2",
+        "--no-gif",
+        "--out-dir",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "longer than the episode limit" in line]
+    assert warnings == [
+        "mpc-grasp run: warning: --horizon 6 is longer than the episode limit of 3 steps "
+        "(Pendulum-v1's max_episode_steps); plan steps past the episode's end are never executed"
+    ]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [episode["goal"] for episode in summary["episodes_detail"]] == [[1.0, 0.0, 0.0]] * 2
 
 
 def test_missing_goal_names_the_goal_flag_before_planning(

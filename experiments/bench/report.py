@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 from bench.engine import REPO_ROOT
+from mpc_grasp.atomic import atomic_write_text
 from mpc_grasp.stats import median, success_rate, wilson_interval
 
 
@@ -78,9 +79,9 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     report.setdefault("commit", git_commit(mark_dirty=True))
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md"}
-    paths["json"].write_text(json.dumps(report, indent=2, default=repr) + "\n")
+    atomic_write_text(paths["json"], json.dumps(report, indent=2, default=repr) + "\n")
     footer = f"\n\nCommand: `{report.get('command', '?')}` — commit `{report['commit'] or 'unknown'}`.\n"
-    paths["md"].write_text(markdown(report).rstrip() + footer)
+    atomic_write_text(paths["md"], markdown(report).rstrip() + footer)
     if csv_rows is not None:
         rows = csv_rows(report)
         paths["csv"] = out / f"{stem}.csv"

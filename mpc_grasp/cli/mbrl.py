@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 
 from mpc_grasp.cli.commands import CLIError, parse_key_value
 from mpc_grasp.data import make_env
-from mpc_grasp.rl.mbrl import MBRL_RECIPES, MBRLConfig, mbrl_recipe, run_mbrl
+from mpc_grasp.rl.mbrl import MBRL_RECIPES, MBRLConfig, finished_rounds, mbrl_recipe, resume_conflicts, run_mbrl
 
 __all__ = ["config_from_args", "register_mbrl"]
 
@@ -29,6 +30,13 @@ _CONFIG_FLAGS = (
     "seed",
 )
 """``MBRLConfig`` fields set by a flag of the same name (only when the flag is given)."""
+
+_FLAG_OF_FIELD = {
+    **{name: "--" + name.replace("_", "-") for name in (*_CONFIG_FLAGS, "hidden_sizes")},
+    "env_kwargs": "--env-kwarg",
+    "planner_options": "--set",
+}
+"""The command-line flag of each ``MBRLConfig`` field that has one."""
 
 
 def register_mbrl(subparsers: Any) -> None:
@@ -95,7 +103,47 @@ def config_from_args(args: argparse.Namespace) -> MBRLConfig:
     if args.planner_options:
         planner = given.get("planner", MBRL_RECIPES.get(args.env_id, {}).get("planner", MBRLConfig.planner))
         given["planner_options"] = typed_planner_options(args.planner_options, planner)
-    return mbrl_recipe(args.env_id, **given) if args.env_id in MBRL_RECIPES else MBRLConfig(env_id=args.env_id, **given)
+    try:
+        return (
+            mbrl_recipe(args.env_id, **given)
+            if args.env_id in MBRL_RECIPES
+            else MBRLConfig(env_id=args.env_id, **given)
+        )
+    except ValueError as error:
+        raise CLIError(_in_flag_words(str(error))) from None
+
+
+def _in_flag_words(message: str) -> str:
+    """``message`` with a leading ``MBRLConfig`` field name replaced by its flag (``seed_steps`` -> ``--seed-steps``)."""
+    field = re.match(r"\w+", message)
+    if field is None or field.group() not in _FLAG_OF_FIELD:
+        return message
+    return _FLAG_OF_FIELD[field.group()] + message[field.end() :]
+
+
+def _resume_line(args: argparse.Namespace, config: MBRLConfig) -> str | None:
+    """Check ``--out-dir`` against ``--resume`` (a ``CLIError`` in flag words) and, with ``--resume``, return the
+    line that says where the run continues."""
+    out = Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out-dir {out} is a file, not a folder")
+    if not args.resume:
+        if any(out.glob("round_*")):
+            raise CLIError(
+                f"--out-dir {out} already holds rounds of a run: add --resume to continue it, or use an empty folder"
+            )
+        return None
+    differing = resume_conflicts(out, config)
+    if differing:
+        changes = ", ".join(f"{_FLAG_OF_FIELD.get(k, k)} (saved {s!r}, now {g!r})" for k, (s, g) in differing.items())
+        raise CLIError(f"cannot --resume in {out}: its run used other settings: {changes}")
+    done = finished_rounds(out)
+    if done == 0:
+        return f"--resume: no finished round in {out}; starting at round 0"
+    if done > config.rounds:
+        return f"--resume: all {done} rounds in {out} are finished; nothing left to run"
+    kept = "round 0 is" if done == 1 else f"rounds 0-{done - 1} are"
+    return f"resuming at round {done} in {out}: {kept} finished and kept, {config.rounds + 1 - done} to run"
 
 
 def _run_mbrl_command(args: argparse.Namespace) -> int:
@@ -105,6 +153,9 @@ def _run_mbrl_command(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.env_id} has a {type(env.action_space).__name__} action space; mbrl needs a bounded Box")
     env.close()
     config = config_from_args(args)
+    line = _resume_line(args, config)
+    if line:
+        print(line, flush=True)
     records = run_mbrl(config, args.out_dir, resume=args.resume, progress=not args.no_progress)
     for record in records:
         success = "" if record.success_rate is None else f", success {record.success_rate:.2f}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mpc_grasp.atomic import atomic_write_text
 from mpc_grasp.cli.commands import CLIError, convert_option, parse_key_value, plural, split_key_value
 
 __all__ = ["planner_option_types", "register_run", "typed_planner_options"]
@@ -100,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     env_kwargs, options, goal = _checked_inputs(args)
     out_dir = _output_folder(args)  # before any compute: an unwritable folder fails now, not after the episodes
     env, gif = _open_env(args, env_kwargs)
+    _warn_long_horizon(args, env)
     model: Any = load_world_model(args.model, device=args.device)  # a world model: state_dim, action_dim, ...
     obs_key = getattr(model, "obs_key", None) or "observation"
     for warning in check_model_matches_env(model, env, obs_key=obs_key):
@@ -118,16 +120,18 @@ def _run(args: argparse.Namespace) -> int:
             record_frames=1 if gif else 0,
             obs_key=obs_key,
             goal_key=goal_key,
+            goal_from_info=goal is None,  # --goal wins over an env's info["goal"], as over its dict goal
             progress=not args.no_progress,
         )
     except PlanningError as error:
         raise CLIError(str(error)) from None
+    if goal is not None:  # the goal every episode planned to (the records hold the env's own, if any)
+        records = [dataclasses.replace(record, goal=goal) for record in records]
     summary = summarize_episodes(records)
     outputs = _write_media(env, records, summary, args, out_dir, goal, gif)
     env.close()
     payload = _summary_payload(args, env_kwargs, model, agent, options, goal, summary, records, outputs)
-    summary_path = out_dir / "summary.json"
-    summary_path.write_text(json.dumps(payload, indent=2, default=_json_default))
+    summary_path = atomic_write_text(out_dir / "summary.json", json.dumps(payload, indent=2, default=_json_default))
     print(_summary_line(summary, args.env_id))
     print(f"wrote {summary_path}, " + ", ".join(str(path) for path in outputs.values() if path))
     return 0
@@ -169,6 +173,21 @@ def _output_folder(args: argparse.Namespace) -> Path:
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise CLIError(f"--out-dir {out_dir} is not writable")
     return out_dir
+
+
+def _warn_long_horizon(args: argparse.Namespace, env: Any) -> None:
+    """One warning line when ``--horizon`` exceeds the episode limit (``--max-steps`` or the env's
+    ``max_episode_steps``, the smaller one known); nothing when no limit is known."""
+    spec_limit = env.spec.max_episode_steps if env.spec is not None else None
+    named = [(args.max_steps, "--max-steps"), (spec_limit, f"{args.env_id}'s max_episode_steps")]
+    limits = [(int(limit), name) for limit, name in named if limit is not None]
+    if limits and args.horizon > min(limits)[0]:
+        limit, name = min(limits)
+        print(
+            f"mpc-grasp run: warning: --horizon {args.horizon} is longer than the episode limit of {limit} steps "
+            f"({name}); plan steps past the episode's end are never executed",
+            file=sys.stderr,
+        )
 
 
 def _open_env(args: argparse.Namespace, env_kwargs: dict[str, Any]) -> tuple[Any, bool]:

@@ -14,7 +14,11 @@ for any other env (``Pendulum-v1``, ...) success is ``None`` and the return is t
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ __all__ = [
     "PlanSnapshot",
     "check_model_matches_env",
     "env_goal_state",
+    "quiet_renderer",
     "run_episodes",
     "summarize_episodes",
 ]
@@ -145,7 +150,8 @@ def run_episodes(
     observations, the env's ``info["goal"]`` after reset is handed to ``agent.set_goal`` (cart-pole
     announces its upright goal that way; dict observations carry theirs). The first
     ``record_frames`` episodes keep ``env.render()`` frames (make the env with
-    ``render_mode="rgb_array"``). Episodes end at termination, truncation or ``max_steps``.
+    ``render_mode="rgb_array"``; :func:`quiet_renderer` is applied). Episodes end at termination, truncation
+    or ``max_steps``.
     Envs that never report ``info["is_success"]`` get records with ``success=None``.
     """
     if int(episodes) != episodes or episodes < 1:
@@ -154,6 +160,8 @@ def run_episodes(
         raise TypeError(f"agent must have predict(obs, ...) -> (action, state), got {type(agent).__name__}")
     if record_frames and getattr(env, "render_mode", None) != "rgb_array":
         raise ValueError("record_frames needs an env made with render_mode='rgb_array'")
+    if record_frames:
+        quiet_renderer()
     limit = _episode_limit(env, max_steps)
     records: list[EpisodeRecord] = []
     on_terminal = sys.stderr.isatty()  # a piped log gets one line per episode instead of redrawn bars
@@ -182,6 +190,18 @@ def run_episodes(
             print(_episode_line(records[-1], int(episodes)), file=sys.stderr, flush=True)
     bar.close()
     return records
+
+
+def quiet_renderer() -> None:
+    """Give SDL (pygame: Gymnasium's classic-control renderers) a private ``XDG_RUNTIME_DIR`` when none is
+    set, so rendering prints no ``XDG_RUNTIME_DIR is invalid or not set`` line; a set value is kept.
+
+    The folder is private (mode 0700), removed at exit, and shared by later calls."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="mpc_grasp-runtime-")
+    os.environ["XDG_RUNTIME_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 def _episode_line(record: EpisodeRecord, episodes: int) -> str:

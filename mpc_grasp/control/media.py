@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from mpc_grasp.atomic import atomic_path
 from mpc_grasp.cli.commands import plural
 
 if TYPE_CHECKING:  # evaluation imports nothing from here at run time: no cycle
@@ -29,7 +30,8 @@ VIRTUAL_COLOR = (255, 127, 14)
 
 
 def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: int = 10, min_size: int = 256) -> Path:
-    """Write RGB frames ``[H, W, 3]`` as a looping GIF (Pillow); small renders are upscaled (nearest).
+    """Write RGB frames ``[H, W, 3]`` as a looping GIF (Pillow) to ``path``, atomically; small renders are
+    upscaled (nearest).
 
     Frames are quantised with Pillow's fast octree (no dithering): several times faster than Pillow's
     default, and flat env renders keep their colours. See docs/decisions.md#save_gif-quantiser.
@@ -45,9 +47,9 @@ def save_gif(frames: Sequence[np.ndarray], path: str | Path, fps: int = 10, min_
         for frame in frames
     ]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     duration = max(20, int(round(1000 / max(1, fps))))
-    images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
+    with atomic_path(path) as temporary:
+        images[0].save(temporary, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
     return path
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mpc_grasp.atomic import atomic_path
+
 __all__ = [
     "DATASET_FORMAT",
     "DATASET_VERSION",
@@ -242,17 +244,13 @@ class TransitionDataset:
     # -- I/O ------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a single compressed ``.npz`` (arrays + metadata as JSON), atomically; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {**self.metadata, "format": DATASET_FORMAT, "format_version": DATASET_VERSION}
         arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS}
         arrays.update({_EXTRA_PREFIX + name: value for name, value in self.extras.items()})
         arrays[_METADATA_KEY] = np.array(json.dumps(_jsonable(meta), sort_keys=True))
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as handle:
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:  # a handle: no ".npz" appended
             np.savez_compressed(handle, **arrays)
-        os.replace(tmp, path)
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], expected_env_id: str | None = None) -> TransitionDataset:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mpc_grasp.atomic import atomic_path
 from mpc_grasp.models.mlp import MLPWorldModel, ValueFunction
 
 __all__ = [
@@ -105,10 +106,8 @@ def save_world_model(model: nn.Module, path: str | os.PathLike[str], metadata: M
         "sha256": _digest(name, config, meta, state),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
     return path
 
 

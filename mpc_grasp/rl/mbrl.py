@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mpc_grasp.atomic import atomic_write_text
 from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import run_episodes, summarize_episodes
 from mpc_grasp.data import TransitionDataset, collect_transitions, concatenate_datasets, load_dataset, make_env
@@ -56,12 +57,14 @@ __all__ = [
     "cartpole_swingup_reward",
     "collect_agent_transitions",
     "evaluate_return",
+    "finished_rounds",
     "fit_models",
     "inverted_pendulum_reward",
     "make_agent",
     "mbrl_recipe",
     "pendulum_reward",
     "plot_learning_curves",
+    "resume_conflicts",
     "reward_error",
     "run_mbrl",
 ]
@@ -404,8 +407,9 @@ def run_mbrl(
         bar.set_postfix(steps=record.env_steps, mean_return=f"{record.mean_return:.0f}", refresh=False)
         bar.update(1)
     bar.close()
-    (out / "history.json").write_text(
-        json.dumps({"config": config.to_json(), "rounds": [r.to_json() for r in records]}, indent=2)
+    atomic_write_text(
+        out / "history.json",
+        json.dumps({"config": config.to_json(), "rounds": [r.to_json() for r in records]}, indent=2),
     )
     plot_learning_curves(
         {f"GraspMPC ({config.planner}, {config.reward} reward)": _curve(records)},
@@ -522,34 +526,51 @@ def _round_name(round_index: int) -> str:
     return f"round_{round_index:03d}"
 
 
+def finished_rounds(out_dir: str | Path) -> int:
+    """How many consecutive rounds 0, 1, ... of the run in ``out_dir`` finished (have a ``record.json``):
+    the round a resumed run starts at. Reads only."""
+    out, count = Path(out_dir), 0
+    while (out / _round_name(count) / "record.json").is_file():
+        count += 1
+    return count
+
+
+def resume_conflicts(out_dir: str | Path, config: MBRLConfig) -> dict[str, tuple[Any, Any]]:
+    """``field -> (saved, given)`` for each config field other than ``rounds`` in which ``config`` differs from
+    the ``config.json`` in ``out_dir`` (fields added since that run count at their defaults); empty
+    without a saved config."""
+    saved_path = Path(out_dir) / "config.json"
+    if not saved_path.is_file():
+        return {}
+    defaults = MBRLConfig(env_id=config.env_id).to_json()
+    saved = {**defaults, **json.loads(saved_path.read_text())}
+    current = config.to_json()
+    keys = sorted(key for key in set(saved) | set(current) if key != "rounds" and saved.get(key) != current.get(key))
+    return {key: (saved.get(key), current.get(key)) for key in keys}
+
+
 def _prepare_out_dir(out: Path, config: MBRLConfig, resume: bool) -> None:
     """Create ``out``, write ``config.json``; on resume check it against the saved one (rounds may grow)."""
     out.mkdir(parents=True, exist_ok=True)
-    saved_path = out / "config.json"
     rounds_done = sorted(out.glob("round_*"))
     if not resume and rounds_done:
         raise ValueError(
-            f"{out} already holds {len(rounds_done)} round folder(s): pass resume=True (--resume) to continue, or use an empty out_dir"
+            f"{out} already holds {len(rounds_done)} round folder(s): pass resume=True to continue, or use an empty out_dir"
         )
-    if resume and saved_path.is_file():
-        defaults = MBRLConfig(env_id=config.env_id).to_json()  # a field added since the run: its default
-        saved = {**defaults, **json.loads(saved_path.read_text())}
-        current = config.to_json()
-        differing = sorted(
-            key for key in set(saved) | set(current) if key != "rounds" and saved.get(key) != current.get(key)
+    differing = resume_conflicts(out, config) if resume else {}
+    if differing:
+        raise ValueError(
+            f"cannot resume {out}: its config differs in {sorted(differing)} (saved {[v[0] for v in differing.values()]})"
         )
-        if differing:
-            raise ValueError(
-                f"cannot resume {out}: its config differs in {differing} (saved {[saved.get(k) for k in differing]})"
-            )
-    saved_path.write_text(json.dumps(config.to_json(), indent=2))
+    atomic_write_text(out / "config.json", json.dumps(config.to_json(), indent=2))
 
 
 def _finished_records(out: Path) -> list[RoundRecord]:
     """Records of the consecutive finished rounds 0, 1, ... (a round without ``record.json`` was interrupted)."""
-    records: list[RoundRecord] = []
-    while (out / _round_name(len(records)) / "record.json").is_file():
-        records.append(RoundRecord(**json.loads((out / _round_name(len(records)) / "record.json").read_text())))
+    records = [
+        RoundRecord(**json.loads((out / _round_name(index) / "record.json").read_text()))
+        for index in range(finished_rounds(out))
+    ]
     interrupted = out / _round_name(len(records))
     if interrupted.is_dir():
         shutil.rmtree(interrupted)  # our own partial output of an interrupted round: recomputed
@@ -565,4 +586,4 @@ def _save_round(
     if models[1] is not None:
         save_world_model(models[1], folder / "value.pt")
     dataset.save(folder / "dataset.npz")
-    (folder / "record.json").write_text(json.dumps(record.to_json(), indent=2))
+    atomic_write_text(folder / "record.json", json.dumps(record.to_json(), indent=2))

@@ -101,7 +101,9 @@ class PixelDataset:
         return self.subset_segments(np.setdiff1d(segments, val)), self.subset_segments(np.sort(val))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a compressed ``.npz`` (format tag and version included)."""
+        """Write a compressed ``.npz`` (format tag and version included) to exactly ``path``, atomically."""
+        from mpc_grasp.atomic import atomic_path
+
         arrays: dict[str, np.ndarray] = {
             "format": np.array("mpc_grasp.pixel_dataset"),
             "version": np.array(1),
@@ -111,7 +113,8 @@ class PixelDataset:
         }
         if self.states is not None:
             arrays["states"] = self.states
-        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: a **dict might also fill allow_pickle: bool
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:  # a handle: no ".npz" appended
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub: a **dict might also fill allow_pickle: bool
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PixelDataset:
