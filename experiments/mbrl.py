@@ -8,7 +8,7 @@ training seeds, comparison loops with the other reward (``--known-rounds``) or M
 same env-step counts (and at 5k), and a terminal value at a short horizon (``--value-horizon``).
 
 Envs (``--env``): ``Pendulum-v1`` (default; learned reward head, known-reward comparison, value comparison,
-one seed), ``InvertedPendulum-v5`` (MuJoCo; the healthy-condition surrogate reward, 3 seeds) and
+one seed), ``InvertedPendulum-v5`` (MuJoCo; the env's alive bonus with a learned termination, 3 seeds) and
 ``mpc_grasp/CartPoleSwingup-v0`` (learned reward head, CEM inside GraspMPC, a GRASP loop as the comparison,
 a 10-episode success evaluation of the last model, and GRASP vs CEM on the exact physics). Flags left
 out take the env's defaults (``MBRLStudyConfig.for_env``).

@@ -14,7 +14,9 @@ env's own test; pixel and state models side by side. Writes ``results/paper_prot
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 from bench.report import command_line, write_report
 from bench.suites.paper_protocol import PLANNERS, TASKS, ProtocolConfig, filmstrip, markdown, plot, run_protocol
@@ -36,6 +38,13 @@ def main(argv: list[str] | None = None) -> dict:
         type=int,
         default=3,
         help="frames the pixel model conditions on (k; the field's models use up to 3)",
+    )
+    parser.add_argument(
+        "--pixel-training",
+        nargs="+",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="PixelTrainingConfig fields to change besides the history (e.g. latent_dim=32)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=Path("results"))
@@ -59,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         goal_offsets=tuple(args.goal_offsets),
         episodes=args.episodes,
         train_episodes=args.train_episodes,
-        pixel_training=(("history", args.history),) if args.history != 1 else (),
+        pixel_training=pixel_training(args.history, args.pixel_training),
         equal_time=args.equal_time,
         seed=args.seed,
         name=args.report_name,
@@ -78,6 +87,17 @@ def main(argv: list[str] | None = None) -> dict:
     print(markdown(report))
     print("wrote " + ", ".join(str(path) for path in paths.values()))
     return report
+
+
+def pixel_training(history: int, items: list[str]) -> tuple[tuple[str, Any], ...]:
+    """``--history`` and ``--pixel-training FIELD=VALUE`` as the config's (field, value) pairs (numbers parsed)."""
+    options: list[tuple[str, Any]] = [("history", history)] if history != 1 else []
+    for item in items:
+        field, separator, text = item.partition("=")
+        if not separator:
+            raise SystemExit(f"--pixel-training needs FIELD=VALUE, got {item!r}")
+        options.append((field, json.loads(text)))
+    return tuple(options)
 
 
 if __name__ == "__main__":

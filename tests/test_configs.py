@@ -91,11 +91,11 @@ def test_torch_threads_restores_the_thread_count() -> None:
 
 
 def test_reward_formulas_live_beside_their_envs_and_stay_importable_from_mbrl() -> None:
-    from mpc_grasp.envs import cartpole_swingup_reward, inverted_pendulum_reward, pendulum_reward
+    from mpc_grasp.envs import alive_bonus_reward, cartpole_swingup_reward, pendulum_reward
 
     from mpc_grasp.rl import mbrl
 
     assert mbrl.cartpole_swingup_reward is cartpole_swingup_reward
     assert mbrl.pendulum_reward is pendulum_reward
-    assert mbrl.inverted_pendulum_reward is inverted_pendulum_reward
+    assert mbrl.alive_bonus_reward is alive_bonus_reward
     assert mbrl.KNOWN_REWARDS["Pendulum-v1"] is pendulum_reward

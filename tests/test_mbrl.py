@@ -24,9 +24,9 @@ from mpc_grasp.models import checkpoint as checkpoint_module
 from mpc_grasp.rl.mbrl import (
     KNOWN_REWARDS,
     MBRLConfig,
+    alive_bonus_reward,
     cartpole_swingup_reward,
     fit_models,
-    inverted_pendulum_reward,
     make_agent,
     mbrl_recipe,
     pendulum_reward,
@@ -323,25 +323,20 @@ def test_recipes_build_per_env_id() -> None:
     config = mbrl_recipe("InvertedPendulum-v5")
     assert config.env_id == "InvertedPendulum-v5" and config.reward == "known" and config.planner == "grasp"
     assert config.planner_options is None  # GRASP at its defaults: the recipe sets no planner budget
-    assert KNOWN_REWARDS[config.env_id] is inverted_pendulum_reward
+    assert KNOWN_REWARDS[config.env_id] is alive_bonus_reward and config.learn_termination is True
     assert mbrl_recipe("InvertedPendulum-v5", rounds=2, planner="mppi").rounds == 2
     with pytest.raises(ValueError, match="no MBRL recipe"):
         mbrl_recipe("Reacher-v5")
 
 
-def test_the_inverted_pendulum_surrogate_is_one_upright_and_zero_at_the_healthy_limit() -> None:
-    upright, limit = torch.zeros(4), torch.tensor([0.0, 0.2, 0.0, 0.0])
-    action = torch.zeros(1)
-    assert float(inverted_pendulum_reward(upright, action, upright)) == pytest.approx(1.0)
-    assert float(inverted_pendulum_reward(upright, action, limit)) == pytest.approx(0.0, abs=1e-6)
-    assert float(inverted_pendulum_reward(upright, action, torch.tensor([0.5, 0.0, 0.0, 0.0]))) < 1.0  # cart off centre
-    # differentiable in the next state and the action, any leading shape (a planner's reward_fn)
-    states = torch.full((3, 5, 4), 0.05, requires_grad=True)
+def test_the_inverted_pendulum_reward_is_its_alive_bonus() -> None:
+    # 1 per step, any leading shape, with a zero gradient to the actions (a planner's reward_fn)
+    states = torch.full((3, 5, 4), 0.05)
     actions = torch.ones(3, 5, 1, requires_grad=True)
-    reward = inverted_pendulum_reward(states, actions, states)
-    assert reward.shape == (3, 5)
+    reward = alive_bonus_reward(states, actions, states)
+    assert reward.shape == (3, 5) and torch.equal(reward, torch.ones(3, 5))
     reward.sum().backward()
-    assert states.grad is not None and actions.grad is not None and torch.isfinite(states.grad).all()
+    assert actions.grad is not None and torch.equal(actions.grad, torch.zeros(3, 5, 1))
 
 
 def test_a_tiny_inverted_pendulum_loop_sends_only_finite_actions(tmp_path: Path, monkeypatch) -> None:
@@ -374,7 +369,9 @@ def test_a_tiny_inverted_pendulum_loop_sends_only_finite_actions(tmp_path: Path,
     assert len(sent) >= 200 + 30 + 2  # seed data, the agent's round and two evaluation episodes all stepped the env
     assert all(np.all(np.abs(action) <= 3.0) for action in sent)  # GraspMPC clips to the action space
     assert all(1.0 <= record.mean_return <= 30.0 for record in records)  # the env's own return: steps survived
-    assert json.loads((tmp_path / "run" / "history.json").read_text())["config"]["reward"] == "known"
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["config"]["reward"] == "known" and history["learned_termination"] is True
+    assert all(record.learned_termination for record in records)  # the alive bonus plus the learned termination
 
 
 def test_the_study_generalises_and_still_reads_the_pendulum_report(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ _CONFIG_FLAGS = (
     "horizon",
     "reward",
     "terminal_value",
+    "learn_termination",
     "epochs",
     "retrain_epochs",
     "eval_episodes",
@@ -68,6 +69,13 @@ def register_mbrl(subparsers: Any) -> None:
         action="store_true",
         default=None,
         help="learn V(s) by TD(0) and plan with it as terminal value",
+    )
+    p.add_argument(
+        "--learn-termination",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train a termination head on the data's terminated flags and plan with the return of an episode "
+        "that may end (default: when the random seed data holds a termination)",
     )
     p.add_argument("--hidden-sizes", help="world-model hidden layers, e.g. 200,200")
     p.add_argument("--epochs", type=int, help="epochs of the first fit")
@@ -162,5 +170,13 @@ def _run_mbrl_command(args: argparse.Namespace) -> int:
         print(
             f"round {record.round}: {record.env_steps} env steps, mean return {record.mean_return:.1f} ± {record.std_return:.1f}{success}"
         )
+    if records:
+        how = (
+            "decided on the seed data"
+            if config.learn_termination is None
+            else ("set by --learn-termination" if args.learn_termination is not None else "the env's recipe")
+        )
+        learned = "a learned termination head" if records[-1].learned_termination else "no termination head"
+        print(f"planned with {learned} ({how})")
     print(f"wrote {Path(args.out_dir) / 'history.json'}, {Path(args.out_dir) / 'learning_curve.png'}")
     return 0

@@ -274,6 +274,7 @@ _NOT_FOR_SET = {
     "callback": "a Python callable cannot be given on the command line; use GraspMPC from Python",
     "reward_fn": "a Python callable cannot be given on the command line; use GraspMPC from Python or `mpc-grasp mbrl`",
     "terminal_value": "a Python callable cannot be given on the command line; use GraspMPC from Python or `mpc-grasp mbrl --terminal-value`",
+    "termination_fn": "a Python callable cannot be given on the command line; use GraspMPC from Python or `mpc-grasp mbrl --learn-termination`",
 }
 """GraspMPC/planner arguments that ``mpc-grasp run`` sets from its own flags (or the env/model), or
 that cannot come from a command line: --set refuses them, saying what to do instead."""

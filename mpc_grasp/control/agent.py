@@ -112,8 +112,9 @@ class GraspMPC:
     config in the shared vocabulary (``iterations``, ``warm_iterations``, ``num_candidates``,
     ``action_noise``, ``lr_actions``, ``goal_tolerance``, ``seed``, and the planner's own, e.g.
     GRASP's ``noise_scale``) or a planner argument (``state_weights``,
-    ``running_cost``, ``dense_goal_weight``, ``reward_fn``, ``terminal_value``, ``discount``: with
-    ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal). The agent adds
+    ``running_cost``, ``dense_goal_weight``, ``reward_fn``, ``terminal_value``, ``termination_fn``, ``discount``:
+    with ``reward_fn=model.reward`` the agent maximises the predicted return and needs no goal, and with
+    ``termination_fn=model.termination_probability`` that of an episode that may end). The agent adds
     ``action_space`` (bounds), ``device``, ``seed`` when an int is given, and ``dense_goal_weight`` =
     :data:`DEFAULT_DENSE_GOAL_WEIGHT` unless set. Each plan's iteration budget comes from ``agent.schedule``
     (:class:`MPCSchedule`: the opening plan of an every-step episode, warm replans, plans serving several steps).

@@ -68,6 +68,11 @@ class MLPWorldModel(nn.Module):
     normalised ``(state, action, next_state − state)`` predicting the env's reward, exposed as
     :meth:`reward` in the env's units (a planner's ``reward_fn=model.reward``). It is a separate network,
     not extra outputs of the dynamics one, so the dynamics (and checkpoints without a head) are unchanged.
+
+    ``termination_hidden_sizes`` (default None: no head) adds a termination head the same way: a separate
+    MLP on the same normalised ``(state, action, next_state − state)`` predicting the logit of the probability
+    that the episode ends after the step, exposed as :meth:`termination_probability` (a planner's
+    ``termination_fn=model.termination_probability``).
     """
 
     # buffers (register_buffer): declared so type checkers see Tensors, not ``Tensor | Module``
@@ -95,6 +100,7 @@ class MLPWorldModel(nn.Module):
         fourier_scale: float = 1.0,
         fourier_seed: int = 0,
         reward_hidden_sizes: Sequence[int] | None = None,
+        termination_hidden_sizes: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         _check_architecture(
@@ -128,6 +134,12 @@ class MLPWorldModel(nn.Module):
         self.reward_net: nn.Sequential | None = None
         if self.reward_hidden_sizes is not None:  # no module or buffers otherwise: old checkpoints load unchanged
             self._init_reward_head(self.reward_hidden_sizes)
+        self.termination_hidden_sizes = (
+            None if termination_hidden_sizes is None else tuple(int(h) for h in termination_hidden_sizes)
+        )
+        self.termination_net: nn.Sequential | None = None
+        if self.termination_hidden_sizes is not None:  # no module otherwise: old checkpoints load unchanged
+            self.termination_net = _head_mlp(self, self.termination_hidden_sizes, "termination_hidden_sizes")
         self.training_history: dict[str, Any] = {}
         self.metadata: dict[str, Any] = {}
 
@@ -143,9 +155,7 @@ class MLPWorldModel(nn.Module):
 
     def _init_reward_head(self, hidden_sizes: tuple[int, ...]) -> None:
         """The reward MLP on ``(state, action, delta)`` and its output normaliser buffers."""
-        if not hidden_sizes or any(h < 1 for h in hidden_sizes):
-            raise ValueError(f"reward_hidden_sizes must be non-empty positive integers or None, got {hidden_sizes!r}")
-        self.reward_net = _plain_mlp(2 * self.state_dim + self.action_dim, hidden_sizes, 1, self.activation)
+        self.reward_net = _head_mlp(self, hidden_sizes, "reward_hidden_sizes")
         self.register_buffer("reward_mean", torch.zeros(()))
         self.register_buffer("reward_std", torch.ones(()))
 
@@ -166,6 +176,9 @@ class MLPWorldModel(nn.Module):
             "fourier_scale": self.fourier_scale,
             "fourier_seed": self.fourier_seed,
             "reward_hidden_sizes": None if self.reward_hidden_sizes is None else list(self.reward_hidden_sizes),
+            "termination_hidden_sizes": (
+                None if self.termination_hidden_sizes is None else list(self.termination_hidden_sizes)
+            ),
         }
 
     def extra_repr(self) -> str:
@@ -174,6 +187,11 @@ class MLPWorldModel(nn.Module):
             f"ensemble={self.ensemble_size}, activation={self.activation}"
             + (f", fourier_features={self.fourier_features}" if self.fourier_features else "")
             + (f", reward_head={list(self.reward_hidden_sizes)}" if self.reward_hidden_sizes is not None else "")
+            + (
+                f", termination_head={list(self.termination_hidden_sizes)}"
+                if self.termination_hidden_sizes is not None
+                else ""
+            )
         )
 
     @property
@@ -185,6 +203,11 @@ class MLPWorldModel(nn.Module):
     def has_reward_head(self) -> bool:
         """Whether the model predicts rewards (:meth:`reward`)."""
         return self.reward_net is not None
+
+    @property
+    def has_termination_head(self) -> bool:
+        """Whether the model predicts terminations (:meth:`termination_probability`)."""
+        return self.termination_net is not None
 
     @torch.no_grad()
     def set_normalizers(
@@ -233,7 +256,7 @@ class MLPWorldModel(nn.Module):
         self.reward_std.copy_(r.std().clamp_min(1e-4))
 
     def reward_inputs(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
-        """``[N, S]``, ``[N, A]``, ``[N, S]`` -> the reward head's normalised input ``[N, 2S + A]``."""
+        """``[N, S]``, ``[N, A]``, ``[N, S]`` -> the reward and termination heads' normalised input ``[N, 2S + A]``."""
         delta = (next_state - state - self.delta_mean) / self.delta_std
         return torch.cat(
             [(state - self.state_mean) / self.state_std, (action - self.action_mean) / self.action_std, delta], dim=-1
@@ -250,6 +273,19 @@ class MLPWorldModel(nn.Module):
             raise ValueError(
                 "this MLPWorldModel has no reward head: train it with train_world_model(dataset, reward=True) "
                 "(or build it with reward_hidden_sizes=...)"
+            )
+
+    def termination_logit(self, inputs: Tensor) -> Tensor:
+        """The termination head's output ``[N]`` (log-odds that the episode ends) for inputs from :meth:`reward_inputs`."""
+        self._require_termination_head()
+        assert self.termination_net is not None
+        return self.termination_net(inputs)[..., 0]
+
+    def _require_termination_head(self) -> None:
+        if self.termination_net is None:
+            raise ValueError(
+                "this MLPWorldModel has no termination head: train it with train_world_model(dataset, termination=True) "
+                "(or build it with termination_hidden_sizes=...)"
             )
 
     # ------------------------------------------------------------------ core network
@@ -346,14 +382,27 @@ class MLPWorldModel(nn.Module):
         """Predicted reward ``[...]`` (env units) of the step ``state [..., S]``, ``action [..., A]`` ->
         ``next_state [..., S]``; differentiable, any leading shape: a planner's ``reward_fn``."""
         self._require_reward_head()
-        s, a, lead = self._flatten(state, action)
-        n, _, next_lead = self._flatten(next_state, action)
-        if next_lead != lead:
-            raise ValueError(
-                f"next_state must have the shape of state, got {tuple(next_state.shape)} and {tuple(state.shape)}"
-            )
-        value = self.normalized_reward(self.reward_inputs(s, a, n)) * self.reward_std + self.reward_mean
+        inputs, lead = self._transition_inputs(state, action, next_state)
+        value = self.normalized_reward(inputs) * self.reward_std + self.reward_mean
         return value.reshape(lead)
+
+    def termination_probability(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
+        """Predicted probability ``[...]`` in [0, 1] that the episode ends (``terminated``) after the step
+        ``state [..., S]``, ``action [..., A]`` -> ``next_state [..., S]``; differentiable, any leading shape:
+        a planner's ``termination_fn``."""
+        self._require_termination_head()
+        inputs, lead = self._transition_inputs(state, action, next_state)
+        return torch.sigmoid(self.termination_logit(inputs)).reshape(lead)
+
+    def _transition_inputs(self, state: Any, action: Any, next_state: Any) -> tuple[Tensor, torch.Size]:
+        """The heads' normalised input ``[N, 2S + A]`` of steps with any leading shape, and that shape."""
+        s, a, lead = self._flatten(state, action)
+        if tuple(np.shape(next_state)) != (*lead, self.state_dim):
+            raise ValueError(
+                f"next_state must have the shape of state, got {tuple(np.shape(next_state))} and {tuple(np.shape(state))}"
+            )
+        n, _, _ = self._flatten(next_state, action)
+        return self.reward_inputs(s, a, n), lead
 
     def encode(self, obs: Any) -> Tensor:
         """Observation -> state: the identity as a float tensor (``obs[obs_key]`` for dict observations)."""
@@ -451,8 +500,15 @@ class ValueFunction(nn.Module):
         return (self.normalized(rows) * self.value_scale + self.value_mean).reshape(lead)
 
 
+def _head_mlp(model: MLPWorldModel, hidden_sizes: tuple[int, ...], name: str) -> nn.Sequential:
+    """A one-output head of ``model`` on its ``(state, action, delta)`` input ``[N, 2S + A]`` (reward, termination)."""
+    if not hidden_sizes or any(h < 1 for h in hidden_sizes):
+        raise ValueError(f"{name} must be non-empty positive integers or None, got {hidden_sizes!r}")
+    return _plain_mlp(2 * model.state_dim + model.action_dim, hidden_sizes, 1, model.activation)
+
+
 def _plain_mlp(inputs: int, hidden_sizes: Sequence[int], outputs: int, activation: str) -> nn.Sequential:
-    """``Linear -> activation -> ... -> Linear`` (one member; the reward head and value networks)."""
+    """``Linear -> activation -> ... -> Linear`` (one member; the reward/termination heads and value networks)."""
     modules: list[nn.Module] = []
     sizes = [inputs, *hidden_sizes]
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -34,6 +35,9 @@ MIN_TRANSITIONS = 200
 """Below this many transitions ``train_world_model`` warns: too few for a train/validation split."""
 MIN_VALIDATION_TRANSITIONS = 20
 """A validation split smaller than this is too noisy to select a model on (warned)."""
+MAX_TERMINATION_POS_WEIGHT = 100.0
+"""Cap on the termination head's positive-class weight (non-terminal / terminal rows of the training split),
+so a handful of terminations in a long dataset cannot dominate the gradient."""
 
 
 def _sizes(value: Any) -> tuple[int, ...] | None:
@@ -67,6 +71,12 @@ class TrainingConfig:
     """Also train the reward head on the dataset's rewards; None = whether ``init_model`` has one."""
     reward_hidden_sizes: tuple[int, ...] | None = None
     """Hidden layers of the reward head; None = ``hidden_sizes``."""
+    termination: bool | None = None
+    """Also train the termination head on the dataset's ``terminated`` flags (binary cross-entropy, the rare
+    terminal rows weighted up to balance the classes, capped at :data:`MAX_TERMINATION_POS_WEIGHT`);
+    None = whether ``init_model`` has one."""
+    termination_hidden_sizes: tuple[int, ...] | None = None
+    """Hidden layers of the termination head; None = ``hidden_sizes``."""
     epochs: int = 100
     batch_size: int = 256
     lr: float = 1e-3
@@ -87,15 +97,15 @@ class TrainingConfig:
     """Seeds the split, the initial weights, the Fourier features and the batch order."""
 
     def __post_init__(self) -> None:
-        hidden, reward_hidden = _sizes(self.hidden_sizes), _sizes(self.reward_hidden_sizes or ())
+        hidden = _sizes(self.hidden_sizes)
         if hidden is None:
             raise ValueError(f"hidden_sizes must be non-empty positive integers, got {self.hidden_sizes!r}")
-        if self.reward_hidden_sizes is not None and reward_hidden is None:
-            raise ValueError(
-                f"reward_hidden_sizes must be non-empty positive integers or None, got {self.reward_hidden_sizes!r}"
-            )
         object.__setattr__(self, "hidden_sizes", hidden)
-        object.__setattr__(self, "reward_hidden_sizes", None if self.reward_hidden_sizes is None else reward_hidden)
+        for name in ("reward_hidden_sizes", "termination_hidden_sizes"):
+            value = getattr(self, name)
+            if value is not None and _sizes(value) is None:
+                raise ValueError(f"{name} must be non-empty positive integers or None, got {value!r}")
+            object.__setattr__(self, name, None if value is None else _sizes(value))
         for name in ("ensemble_size", "epochs", "batch_size"):
             if not is_integer_at_least(getattr(self, name), 1):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -107,8 +117,9 @@ class TrainingConfig:
             raise ValueError(f"unknown activation {self.activation!r}; valid: {sorted(ACTIVATIONS)}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; valid: {list(LOSSES)}")
-        if self.reward not in (None, True, False):
-            raise ValueError(f"reward must be True, False or None, got {self.reward!r}")
+        for name in ("reward", "termination"):
+            if getattr(self, name) not in (None, True, False):
+                raise ValueError(f"{name} must be True, False or None, got {getattr(self, name)!r}")
         if not self.fourier_scale > 0:
             raise ValueError(f"fourier_scale must be > 0, got {self.fourier_scale!r}")
         if not self.lr > 0:
@@ -157,19 +168,21 @@ def train_world_model(
     option raises ``TypeError``. Normalisers are fitted on the training split. Validation uses
     ``val_dataset`` or a split of whole episodes (``val_fraction``). Model selection and early stopping
     use the validation MSE of the normalised delta mean, the quantity planners consume (plus the reward
-    head's normalised validation MSE when it is trained; without validation, the training loss). Ensemble
-    members see independently shuffled batches. ``model.training_history`` records per-epoch losses, the
-    best epoch, why training stopped, the wall time and the config.
+    head's normalised validation MSE and the termination head's weighted cross-entropy when they are
+    trained; without validation, the training loss). Ensemble members see independently shuffled batches.
+    ``model.training_history`` records per-epoch losses, the best epoch, why training stopped, the wall
+    time and the config (and ``termination_pos_weight`` with a termination head).
 
     ``init_model`` warm-starts from a trained model (the model-based RL loop retrains on the grown
     dataset): a copy of it is trained further, keeping its architecture and its normalisers (so its
-    weights keep their meaning); ``reward`` defaults to whether it has a reward head, and must match it.
+    weights keep their meaning); ``reward`` / ``termination`` default to whether it has that head, and must
+    match it.
     ``num_threads`` sets torch's intra-op threads for the call (1 is often fastest for small MLPs).
     """
     config = config_from_options(TrainingConfig, config, options)
     if not isinstance(dataset, TransitionDataset):
         raise TypeError(f"dataset must be a TransitionDataset, got {type(dataset).__name__}")
-    config = _resolve_reward(config, init_model)
+    config = _resolve_heads(config, init_model)
     device = torch.device(device)
     with torch_threads(num_threads):
         start_time = time.perf_counter()
@@ -178,9 +191,10 @@ def train_world_model(
         obs_key = dataset.metadata.get("obs_key") or "observation"
         model = _initial_model(train_set, train_tensors, config, init_model, obs_key, device)
         with torch.no_grad():
-            train = _targets(model, train_set, train_tensors, bool(config.reward))
-            val = None if val_set is None else _targets(model, val_set, _tensors(val_set, device), bool(config.reward))
-        fit = _fit(_Epochs(model, train, val, config, start_time), config, progress)
+            train = _targets(model, train_set, train_tensors, config)
+            val = None if val_set is None else _targets(model, val_set, _tensors(val_set, device), config)
+        epochs = _Epochs(model, train, val, config, start_time)
+        fit = _fit(epochs, config, progress)
         if fit.best_state is None:
             raise RuntimeError(
                 f"training diverged (loss {fit.history['train_loss'][-1]}); try a lower lr or loss='mse'"
@@ -188,6 +202,8 @@ def train_world_model(
         model.load_state_dict(fit.best_state)
         model.eval()
     model.training_history = _training_history(fit, model, config, train_set, val_set, init_model, start_time)
+    if epochs.pos_weight is not None:
+        model.training_history["termination_pos_weight"] = float(epochs.pos_weight)
     model.metadata = _model_metadata(dataset)
     return model
 
@@ -195,19 +211,24 @@ def train_world_model(
 # --------------------------------------------------------------------------- the steps of train_world_model
 
 
-def _resolve_reward(config: TrainingConfig, init_model: MLPWorldModel | None) -> TrainingConfig:
-    """``config`` with ``reward`` decided (None: whether ``init_model`` has a head), checked against ``init_model``."""
+def _resolve_heads(config: TrainingConfig, init_model: MLPWorldModel | None) -> TrainingConfig:
+    """``config`` with ``reward`` and ``termination`` decided (None: whether ``init_model`` has that head),
+    checked against ``init_model``."""
     if init_model is not None and not isinstance(init_model, MLPWorldModel):
         raise TypeError(f"init_model must be an MLPWorldModel, got {type(init_model).__name__}")
-    reward = config.reward
-    if reward is None:
-        reward = bool(init_model is not None and init_model.has_reward_head)
-    if init_model is not None and reward != init_model.has_reward_head:
-        raise ValueError(
-            f"reward={reward} but init_model {'has' if init_model.has_reward_head else 'has no'} reward head: "
-            "a warm start keeps the architecture (train from scratch to add or drop the head)"
-        )
-    return replace(config, reward=reward)
+    decided: dict[str, bool] = {}
+    for name, has_head in (
+        ("reward", init_model is not None and init_model.has_reward_head),
+        ("termination", init_model is not None and init_model.has_termination_head),
+    ):
+        wanted = getattr(config, name)
+        decided[name] = bool(has_head) if wanted is None else bool(wanted)
+        if init_model is not None and decided[name] != has_head:
+            raise ValueError(
+                f"{name}={decided[name]} but init_model {'has' if has_head else 'has no'} {name} head: "
+                "a warm start keeps the architecture (train from scratch to add or drop the head)"
+            )
+    return replace(config, reward=decided["reward"], termination=decided["termination"])
 
 
 def _train_val_split(
@@ -282,6 +303,9 @@ def _initial_model(
             fourier_scale=config.fourier_scale,
             fourier_seed=config.seed,
             reward_hidden_sizes=(config.reward_hidden_sizes or config.hidden_sizes) if config.reward else None,
+            termination_hidden_sizes=(
+                (config.termination_hidden_sizes or config.hidden_sizes) if config.termination else None
+            ),
         ).to(device)
     model.fit_normalizers(s, a, n)
     if config.reward:
@@ -292,26 +316,43 @@ def _initial_model(
 @dataclass(frozen=True)
 class _Targets:
     """One split in the model's normalised units: inputs ``x`` [N, S + A (+ 2F)], delta targets ``y`` [N, S],
-    and the reward head's inputs [N, 2S + A] and targets [N] (None without a head)."""
+    the heads' inputs ``head_x`` [N, 2S + A] (None without a head), the reward head's targets [N] (normalised)
+    and the termination head's [N] (1.0 for a terminal row, else 0.0), each None without its head."""
 
     x: Tensor
     y: Tensor
-    reward_x: Tensor | None = None
+    head_x: Tensor | None = None
     reward_y: Tensor | None = None
+    termination_y: Tensor | None = None
 
 
 def _targets(
-    model: MLPWorldModel, dataset: TransitionDataset, tensors: tuple[Tensor, Tensor, Tensor], reward: bool
+    model: MLPWorldModel, dataset: TransitionDataset, tensors: tuple[Tensor, Tensor, Tensor], config: TrainingConfig
 ) -> _Targets:
-    """``dataset`` (as ``tensors``) normalised by ``model``'s normalisers."""
+    """``dataset`` (as ``tensors``) normalised by ``model``'s normalisers, with the heads ``config`` trains."""
     s, a, n = tensors
     x, y = model.normalize_inputs(s, a), (n - s - model.delta_mean) / model.delta_std
-    if not reward:
+    if not (config.reward or config.termination):
         return _Targets(x, y)
-    rewards = torch.as_tensor(dataset.rewards, dtype=torch.float32, device=s.device)
-    if not bool(torch.isfinite(rewards).all()):
-        raise ValueError("dataset rewards contain NaN or inf values")
-    return _Targets(x, y, model.reward_inputs(s, a, n), (rewards - model.reward_mean) / model.reward_std)
+    reward_y = termination_y = None
+    if config.reward:
+        rewards = torch.as_tensor(dataset.rewards, dtype=torch.float32, device=s.device)
+        if not bool(torch.isfinite(rewards).all()):
+            raise ValueError("dataset rewards contain NaN or inf values")
+        reward_y = (rewards - model.reward_mean) / model.reward_std
+    if config.termination:
+        termination_y = torch.as_tensor(dataset.terminated, dtype=torch.float32, device=s.device)
+    return _Targets(x, y, model.reward_inputs(s, a, n), reward_y, termination_y)
+
+
+def _termination_pos_weight(terminated: Tensor | None) -> Tensor | None:
+    """The positive-class weight of the termination loss: non-terminal / terminal rows, in
+    ``[1, MAX_TERMINATION_POS_WEIGHT]`` (1 without terminal rows); None without a termination head."""
+    if terminated is None:
+        return None
+    positives = float(terminated.sum())
+    ratio = (len(terminated) - positives) / positives if positives > 0 else 1.0
+    return torch.tensor(min(max(ratio, 1.0), MAX_TERMINATION_POS_WEIGHT), device=terminated.device)
 
 
 def _loss(mean: Tensor, log_std: Tensor, target: Tensor, kind: str) -> Tensor:
@@ -331,6 +372,14 @@ class _Epochs:
         self, model: MLPWorldModel, train: _Targets, val: _Targets | None, config: TrainingConfig, start_time: float
     ) -> None:
         self.model, self.train, self.val, self.config, self.start_time = model, train, val, config, start_time
+        self.pos_weight = _termination_pos_weight(train.termination_y)
+        """The termination loss's positive-class weight (from the training split; None without the head)."""
+        self.head_names = [
+            name
+            for name, target in (("reward_mse", train.reward_y), ("termination_bce", train.termination_y))
+            if target is not None
+        ]
+        """The heads' metrics, in history order: ``reward_mse``, ``termination_bce`` (each only with its head)."""
         self.batch = min(config.batch_size, len(train.x))
         self.steps_per_epoch = max(1, math.ceil(len(train.x) / self.batch))
         self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
@@ -349,25 +398,39 @@ class _Epochs:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def train_epoch(self) -> tuple[float, float, bool]:
-        """Mean training loss and reward-head MSE over the epoch's steps, and whether ``max_time_s`` ran out.
-        The reward head trains on the first member's batch (one head, not an ensemble)."""
+    def head_losses(self, targets: _Targets, rows: Tensor | slice) -> dict[str, Tensor]:
+        """The heads' losses on ``rows`` of ``targets``, keyed as :attr:`head_names`: the reward head's MSE
+        (normalised units) and the termination head's binary cross-entropy (terminal rows weighted by
+        :attr:`pos_weight`); empty without heads."""
+        losses: dict[str, Tensor] = {}
+        if targets.head_x is None:
+            return losses
+        inputs = targets.head_x[rows]
+        if targets.reward_y is not None:
+            losses["reward_mse"] = (self.model.normalized_reward(inputs) - targets.reward_y[rows]).square().mean()
+        if targets.termination_y is not None:
+            losses["termination_bce"] = F.binary_cross_entropy_with_logits(
+                self.model.termination_logit(inputs), targets.termination_y[rows], pos_weight=self.pos_weight
+            )
+        return losses
+
+    def train_epoch(self) -> tuple[float, dict[str, float], bool]:
+        """Mean training loss and head losses (:meth:`head_losses`) over the epoch's steps, and whether
+        ``max_time_s`` ran out. The heads train on the first member's batch (one head each, not an ensemble)."""
         model, train, device = self.model, self.train, self.train.x.device
         model.train()
         order = torch.argsort(torch.rand(model.ensemble_size, len(train.x), generator=self.generator), dim=1)
         order = order.to(device)
-        total, reward_total = torch.zeros((), device=device), torch.zeros((), device=device)
+        total = torch.zeros((), device=device)
+        head_totals = {name: torch.zeros((), device=device) for name in self.head_names}
         timed_out = False
         for k in range(self.steps_per_epoch):
             idx = order[:, k * self.batch : (k + 1) * self.batch]  # [E, B]
             mean, log_std = model.normalized_outputs(train.x[idx])
             objective = _loss(mean, log_std, train.y[idx], self.config.loss)
-            if train.reward_x is not None and train.reward_y is not None:
-                reward_error = (
-                    (model.normalized_reward(train.reward_x[idx[0]]) - train.reward_y[idx[0]]).square().mean()
-                )
-                objective = objective + reward_error
-                reward_total += reward_error.detach()
+            for name, head_loss in self.head_losses(train, idx[0]).items():
+                objective = objective + head_loss
+                head_totals[name] += head_loss.detach()
             self.optimizer.zero_grad(set_to_none=True)
             objective.backward()
             self.optimizer.step()
@@ -378,22 +441,20 @@ class _Epochs:
             if max_time_s is not None and time.perf_counter() - self.start_time > max_time_s:
                 timed_out = True
                 break
-        return float(total) / (k + 1), float(reward_total) / (k + 1), timed_out
+        return float(total) / (k + 1), {name: float(v) / (k + 1) for name, v in head_totals.items()}, timed_out
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float, float]:
-        """Validation loss, delta-mean MSE and reward MSE, all normalised (NaN without validation or head)."""
+    def validate(self) -> tuple[float, float, dict[str, float]]:
+        """Validation loss and delta-mean MSE (normalised) and the head losses (:meth:`head_losses`);
+        NaN without validation."""
         self.model.eval()
         val = self.val
         if val is None:
-            return math.nan, math.nan, math.nan
+            return math.nan, math.nan, {name: math.nan for name in self.head_names}
         vm, vl = self.model.normalized_outputs(val.x)
         val_loss = float(_loss(vm, vl, val.y.expand_as(vm), self.config.loss))
         val_mse = float((vm.mean(0) - val.y).square().mean())
-        val_reward_mse = math.nan
-        if val.reward_x is not None and val.reward_y is not None:
-            val_reward_mse = float((self.model.normalized_reward(val.reward_x) - val.reward_y).square().mean())
-        return val_loss, val_mse, val_reward_mse
+        return val_loss, val_mse, {name: float(v) for name, v in self.head_losses(val, slice(None)).items()}
 
 
 @dataclass
@@ -410,19 +471,19 @@ class _Fit:
 def _fit(epochs: _Epochs, config: TrainingConfig, progress: bool) -> _Fit:
     """Run up to ``config.epochs`` epochs; keep the best weights by the selection metric; stop early on
     no improvement for ``patience`` epochs (with validation), a non-finite loss, or ``max_time_s``."""
-    reward, has_val = bool(config.reward), epochs.val is not None
+    has_val = epochs.val is not None
     history: dict[str, Any] = {"epoch": [], "train_loss": [], "val_loss": [], "val_mse": [], "lr": []}
-    if reward:
-        history.update(train_reward_mse=[], val_reward_mse=[])
+    for name in epochs.head_names:
+        history.update({f"train_{name}": [], f"val_{name}": []})
     fit = _Fit(history)
     bar = tqdm(range(1, config.epochs + 1), desc="train world model", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        train_loss, train_reward_mse, timed_out = epochs.train_epoch()
-        val_loss, val_mse, val_reward_mse = epochs.validate()
-        metric = (val_mse + (val_reward_mse if reward else 0.0)) if has_val else train_loss
-        if reward:
-            history["train_reward_mse"].append(train_reward_mse)
-            history["val_reward_mse"].append(val_reward_mse)
+        train_loss, train_heads, timed_out = epochs.train_epoch()
+        val_loss, val_mse, val_heads = epochs.validate()
+        metric = (val_mse + sum(val_heads.values())) if has_val else train_loss
+        for name in epochs.head_names:
+            history[f"train_{name}"].append(train_heads[name])
+            history[f"val_{name}"].append(val_heads[name])
         for name, value in zip(
             ("epoch", "train_loss", "val_loss", "val_mse", "lr"), (epoch, train_loss, val_loss, val_mse, epochs.lr)
         ):
@@ -478,6 +539,10 @@ def _training_history(
             "lr_decay": config.lr_decay,
             "reward": bool(config.reward),
             "reward_hidden_sizes": None if model.reward_hidden_sizes is None else list(model.reward_hidden_sizes),
+            "termination": bool(config.termination),
+            "termination_hidden_sizes": (
+                None if model.termination_hidden_sizes is None else list(model.termination_hidden_sizes)
+            ),
             "warm_start": init_model is not None,
         },
     }

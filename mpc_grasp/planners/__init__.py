@@ -36,6 +36,7 @@ _PLANNER_KWARGS = (
     "running_cost",
     "reward_fn",
     "terminal_value",
+    "termination_fn",
     "discount",
     "device",
     "callback",
@@ -55,7 +56,7 @@ def make_planner(
 
     ``options`` mixes config fields (e.g. ``iterations=200, num_candidates=8``) with planner
     arguments (``action_low``, ``action_high``, ``state_weights``, ``state_scale``, ``dense_goal_weight``,
-    ``running_cost``, ``reward_fn``, ``terminal_value``, ``discount``, ``device``, ``callback``).
+    ``running_cost``, ``reward_fn``, ``terminal_value``, ``termination_fn``, ``discount``, ``device``, ``callback``).
     ``action_space`` (a Gymnasium Box) sets the bounds.
     """
     if name not in PLANNERS:

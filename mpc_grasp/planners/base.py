@@ -33,6 +33,7 @@ from mpc_grasp.planners.types import (
     RewardFn,
     RunningCost,
     TerminalValue,
+    TerminationFn,
     config_from_kwargs,
     path_integral_weights,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "RewardFn",
     "RunningCost",
     "TerminalValue",
+    "TerminationFn",
     "config_from_kwargs",
     "path_integral_weights",
 ]
@@ -95,11 +97,16 @@ class Planner(ABC):
 
     The objective (a cost, minimised) of a plan with rollout s_0..s_T is
     ``‖s_T − g‖²_w + dense_goal_weight · mean_t ‖s_t − g‖²_w + Σ_t running_cost(s_{t+1}, a_t)
-    − Σ_t discount^t reward_fn(s_t, a_t, s_{t+1}) − discount^T terminal_value(s_T)``,
+    − Σ_t discount^t alive_t reward_fn(s_t, a_t, s_{t+1}) − discount^T alive_T terminal_value(s_T)``,
     with ``w`` the per-dimension ``state_weights`` (default ``1 / state_scale²``: every dimension in its natural
     scale, so the default objective is the same in any units); the goal terms only with a goal, the others only
     when given. Every planner's result is scored by it. With a ``running_cost``, ``reward_fn`` or
     ``terminal_value`` the goal is optional (the task objective alone is then maximised/minimised).
+
+    ``termination_fn`` (optional, only beside ``reward_fn`` or ``terminal_value``) makes the return that of an
+    episode that may end: ``alive_0 = 1``, ``alive_{t+1} = alive_t · (1 − termination_fn(s_t, a_t, s_{t+1}))``,
+    the predicted probability that the episode still runs. Without it every ``alive_t`` is 1 (the terms are
+    computed exactly as without the factor).
 
     ``discount`` (default 1.0) weighs the rewards only: the undiscounted sum over the finite horizon
     is what the env's episode return counts and keeps the objective's scale independent of the
@@ -127,6 +134,7 @@ class Planner(ABC):
         discount: float = 1.0,
         device: str | torch.device | None = None,
         callback: IterationCallback | None = None,
+        termination_fn: TerminationFn | None = None,
     ) -> None:
         check_world_model(model)
         if not isinstance(horizon, (int, np.integer)) or horizon < 1:
@@ -141,7 +149,7 @@ class Planner(ABC):
         self.device = torch.device(device) if device is not None else model_device(model)
         self.action_low, self.action_high = self._bounds(action_low, action_high)
         self._set_units(model, state_weights, state_scale)
-        self._set_objective(dense_goal_weight, running_cost, reward_fn, terminal_value, discount)
+        self._set_objective(dense_goal_weight, running_cost, reward_fn, terminal_value, discount, termination_fn)
         self.config = config.resolve(
             latent_model=plans_in_latent_space(model),
             maximises_return=reward_fn is not None or terminal_value is not None,
@@ -183,16 +191,24 @@ class Planner(ABC):
         reward_fn: RewardFn | None,
         terminal_value: TerminalValue | None,
         discount: float,
+        termination_fn: TerminationFn | None = None,
     ) -> None:
-        """The objective's task terms, each checked (callables, weights, discount in (0, 1])."""
+        """The objective's task terms, each checked (callables, weights, discount in (0, 1], a
+        ``termination_fn`` only beside a return to weigh)."""
         check_positive(dense_goal_weight, "dense_goal_weight", allow_zero=True)
         for value, name in (
             (running_cost, "running_cost"),
             (reward_fn, "reward_fn"),
             (terminal_value, "terminal_value"),
+            (termination_fn, "termination_fn"),
         ):
             if value is not None and not callable(value):
                 raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+        if termination_fn is not None and reward_fn is None and terminal_value is None:
+            raise ValueError(
+                "termination_fn weighs the predicted return by the probability of still being alive: "
+                "give reward_fn and/or terminal_value with it"
+            )
         number = isinstance(discount, (int, float, np.floating, np.integer)) and not isinstance(discount, bool)
         if not number or not 0.0 < float(discount) <= 1.0:
             raise ValueError(f"discount must be a number in (0, 1], got {discount!r}")
@@ -200,6 +216,7 @@ class Planner(ABC):
         self.running_cost = running_cost
         self.reward_fn = reward_fn
         self.terminal_value = terminal_value
+        self.termination_fn = termination_fn
         self.discount = float(discount)
 
     def _per_dimension(self, value: Any, name: str) -> Tensor:
@@ -217,20 +234,28 @@ class Planner(ABC):
             )
 
     def _probe_objective(self) -> None:
-        """Call ``reward_fn`` / ``terminal_value`` once on zero inputs with leading shape [2, 3]: one
-        returning another shape (a [..., 1] column, a mean over the batch) is rejected when the planner
-        is built, with the shape it must return."""
+        """Call ``reward_fn`` / ``terminal_value`` / ``termination_fn`` once on zero inputs with leading shape
+        [2, 3]: one returning another shape (a [..., 1] column, a mean over the batch), NaN/inf, or (termination)
+        values outside [0, 1] is rejected when the planner is built, with what it must return."""
         if self.reward_fn is None and self.terminal_value is None:
             return
         states = torch.zeros(2, 3, self.state_dim, device=self.device)
         actions = torch.zeros(2, 3, self.action_dim, device=self.device)
         with torch.no_grad():
             rewards, values = self.reward_terms(states, actions, states, states[:, 0])
-        for output, name in ((rewards, "reward_fn"), (values, "terminal_value")):
+            probabilities = None
+            if self.termination_fn is not None:
+                probabilities = self.termination_fn(states, actions, states)
+                _check_objective_output(
+                    probabilities, (2, 3), "termination_fn", _call("termination_fn", states, actions, states)
+                )
+        for output, name in ((rewards, "reward_fn"), (values, "terminal_value"), (probabilities, "termination_fn")):
             if output is not None and not bool(torch.isfinite(output).all()):
                 raise ValueError(
                     f"{name} returned NaN or inf on zero inputs (shape {tuple(output.shape)}); it must return finite values"
                 )
+        if probabilities is not None and not bool(((probabilities >= 0) & (probabilities <= 1)).all()):
+            raise ValueError(_OUT_OF_RANGE_MESSAGE + f" (on zero inputs: {probabilities.flatten()[:3].tolist()} ...)")
 
     @property
     def goal_optional(self) -> bool:
@@ -439,10 +464,7 @@ class Planner(ABC):
         if self.reward_fn is not None:
             rewards = self.reward_fn(states, actions, next_states)
             _check_objective_output(
-                rewards,
-                tuple(actions.shape[:-1]),
-                "reward_fn",
-                f"reward_fn(state {tuple(states.shape)}, action {tuple(actions.shape)}, next_state {tuple(next_states.shape)})",
+                rewards, tuple(actions.shape[:-1]), "reward_fn", _call("reward_fn", states, actions, next_states)
             )
             finite_inputs = _finite_rows(states) & _finite_rows(actions) & _finite_rows(next_states)
             self._flag_non_finite("reward_fn", rewards, finite_inputs)
@@ -457,16 +479,46 @@ class Planner(ABC):
             self._flag_non_finite("terminal_value", values, _finite_rows(final_states))
         return rewards, values
 
+    def survival(self, states: Tensor, actions: Tensor, next_states: Tensor) -> Tensor | None:
+        """``alive_0..alive_T`` [..., T+1], the predicted probability that the episode still runs before step t:
+        ``alive_0 = 1``, ``alive_{t+1} = alive_t · (1 − p_t)`` with ``p_t = termination_fn(s_t, a_t, s_{t+1})``;
+        None without a ``termination_fn``. Inputs as in :meth:`reward_terms`; a wrong shape raises a
+        ``ValueError`` naming ``termination_fn``, NaN/inf or values outside [0, 1] are flagged (no host sync)
+        and raised once the plan is scored."""
+        if self.termination_fn is None:
+            return None
+        probabilities = self.termination_fn(states, actions, next_states)
+        _check_objective_output(
+            probabilities,
+            tuple(actions.shape[:-1]),
+            "termination_fn",
+            _call("termination_fn", states, actions, next_states),
+        )
+        finite_inputs = _finite_rows(states) & _finite_rows(actions) & _finite_rows(next_states)
+        self._flag_non_finite("termination_fn", probabilities, finite_inputs)
+        detached = probabilities.detach()
+        self._flag(_OUT_OF_RANGE, ((detached < 0) | (detached > 1)).any())
+        alive = torch.cumprod(1 - probabilities, dim=-1)
+        return torch.cat([torch.ones_like(alive[..., :1]), alive], dim=-1)
+
     def _flag_non_finite(self, name: str, output: Tensor, finite_inputs: Tensor) -> None:
         """Remember (on the device, no host sync) whether ``name`` returned NaN/inf on finite inputs."""
-        bad = (finite_inputs & ~torch.isfinite(output.detach())).any()
-        previous = self._non_finite_outputs.get(name)
-        self._non_finite_outputs[name] = bad if previous is None else previous | bad
+        self._flag(name, (finite_inputs & ~torch.isfinite(output.detach())).any())
+
+    def _flag(self, key: str, bad: Tensor) -> None:
+        """Accumulate the device flag ``bad`` (a bool scalar) under ``key`` (checked in ``_select``)."""
+        previous = self._non_finite_outputs.get(key)
+        self._non_finite_outputs[key] = bad if previous is None else previous | bad
 
     def predicted_return(self, states: Tensor, actions: Tensor, next_states: Tensor, final_states: Tensor) -> Tensor:
-        """``Σ_t discount^t reward_fn(s_t, a_t, s_{t+1}) + discount^T terminal_value(s_T)`` -> [...]
-        (inputs as in :meth:`reward_terms`; 0 without either)."""
+        """``Σ_t discount^t alive_t reward_fn(s_t, a_t, s_{t+1}) + discount^T alive_T terminal_value(s_T)``
+        -> [...] (inputs as in :meth:`reward_terms`; ``alive`` from :meth:`survival`, all 1 without a
+        ``termination_fn``; 0 without a reward or value)."""
         rewards, values = self.reward_terms(states, actions, next_states, final_states)
+        alive = self.survival(states, actions, next_states)
+        if alive is not None:
+            rewards = None if rewards is None else rewards * alive[..., :-1]
+            values = None if values is None else values * alive[..., -1]
         total = torch.zeros(actions.shape[:-2], device=actions.device, dtype=actions.dtype)
         horizon = int(actions.shape[-2])
         if rewards is not None:
@@ -624,7 +676,8 @@ class Planner(ABC):
                     "the world model"
                     if self.reward_fn is None and self.terminal_value is None
                     else (
-                        "the world model, or reward_fn / terminal_value (whose NaN/inf gradients make the actions non-finite),"
+                        "the world model, or reward_fn / terminal_value / termination_fn (whose NaN/inf gradients "
+                        "make the actions non-finite),"
                     )
                 )
                 raise PlanningError(
@@ -659,6 +712,9 @@ class Planner(ABC):
                 info["predicted_return"] = self.predicted_return(
                     best_states[:, :-1], best_actions, best_states[:, 1:], best_states[:, -1]
                 ).cpu()
+                alive = self.survival(best_states[:, :-1], best_actions, best_states[:, 1:])
+                if alive is not None:
+                    info["predicted_survival"] = alive[:, -1].cpu()  # [N]: alive_T of the chosen plan
         info.update({key: value.detach().cpu().numpy() for key, value in candidates.history.items()})
         return PlanResult(
             actions=actions[rows, best].cpu(),
@@ -669,10 +725,13 @@ class Planner(ABC):
         )
 
     def _raise_on_non_finite_objective(self) -> None:
-        """A ``ValueError`` naming ``reward_fn`` / ``terminal_value`` if it returned NaN/inf on finite inputs
-        at any point of this plan (a sampling planner would otherwise quietly avoid those regions, and
-        a gradient planner would turn its actions into NaN and blame the model)."""
+        """A ``ValueError`` naming ``reward_fn`` / ``terminal_value`` / ``termination_fn`` if it returned NaN/inf on
+        finite inputs (or ``termination_fn`` values outside [0, 1]) at any point of this plan (a sampling planner
+        would otherwise quietly avoid those regions, and a gradient planner would turn its actions into NaN and
+        blame the model)."""
         for name, flag in self._non_finite_outputs.items():
+            if bool(flag) and name == _OUT_OF_RANGE:
+                raise ValueError(_OUT_OF_RANGE_MESSAGE + " (for finite states and actions during planning)")
             if bool(flag):
                 raise ValueError(
                     f"{name} returned NaN or inf for finite states and actions during planning; it must return finite "
@@ -770,8 +829,20 @@ _PER_PROBLEM_INFO = {
     "reached_under_model",
     "problem_iterations",
     "predicted_return",
+    "predicted_survival",
     "state_scale",
 }
+
+_OUT_OF_RANGE = "termination_fn outside [0, 1]"
+"""The flag key (in ``Planner._non_finite_outputs``) of termination probabilities outside [0, 1]."""
+_OUT_OF_RANGE_MESSAGE = (
+    "termination_fn returned values outside [0, 1]; it must return probabilities (e.g. torch.sigmoid of a logit)"
+)
+
+
+def _call(name: str, states: Tensor, actions: Tensor, next_states: Tensor) -> str:
+    """How a step callable was called, for error messages: ``name(state (..), action (..), next_state (..))``."""
+    return f"{name}(state {tuple(states.shape)}, action {tuple(actions.shape)}, next_state {tuple(next_states.shape)})"
 
 
 def _finite_rows(values: Tensor) -> Tensor:

@@ -24,6 +24,10 @@ RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 TerminalValue = Callable[[Tensor], Tensor]
 """Differentiable value of the last planned state ``(state [..., S]) -> [...]``, added to the return."""
 
+TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""Differentiable probability in [0, 1] that the episode ends after a step ``(state [..., S], action [..., A],
+next_state [..., S]) -> [...]``; each later reward (and the terminal value) counts only while the episode lives."""
+
 
 IterationCallback = Callable[[int, "Tensor | None", Tensor], None]
 """Called after every iteration as ``callback(iteration, virtual_states or None, actions)`` (detached)."""

@@ -1,7 +1,9 @@
 """The model-based RL loop (PETS style): plain functions, no framework.
 
-Round 0 collects random-exploration transitions and trains a world model with a reward head. Every
-later round runs ``GraspMPC`` in the real env, maximising the model's predicted return (no goal),
+Round 0 collects random-exploration transitions and trains a world model with a reward head (and, when the
+data holds terminations, a termination head: see ``MBRLConfig.learn_termination``). Every later round runs
+``GraspMPC`` in the real env, maximising the model's predicted return (no goal; with a termination head, the
+return of an episode that may end),
 adds those transitions to the dataset, retrains the model warm-started from the previous weights,
 and evaluates the new agent on fixed-seed episodes. Each round is checkpointed in its own folder,
 so ``run_mbrl(..., resume=True)`` skips the rounds already done. ``mpc-grasp mbrl ENV_ID`` runs it
@@ -35,7 +37,7 @@ from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import run_episodes, summarize_episodes
 from mpc_grasp.data import TransitionDataset, collect_transitions, concatenate_datasets, load_dataset, make_env
 from mpc_grasp.envs.cartpole import cartpole_swingup_reward
-from mpc_grasp.envs.rewards import INVERTED_PENDULUM_HEALTHY_ANGLE, inverted_pendulum_reward, pendulum_reward
+from mpc_grasp.envs.rewards import alive_bonus_reward, pendulum_reward
 from mpc_grasp.models import (
     MLPWorldModel,
     ValueFunction,
@@ -49,17 +51,17 @@ from mpc_grasp.planners.base import RewardFn
 from mpc_grasp.validation import is_integer_at_least
 
 __all__ = [
-    "INVERTED_PENDULUM_HEALTHY_ANGLE",
     "KNOWN_REWARDS",
     "MBRLConfig",
     "MBRL_RECIPES",
     "RoundRecord",
+    "alive_bonus_reward",
     "cartpole_swingup_reward",
     "collect_agent_transitions",
     "evaluate_return",
     "finished_rounds",
     "fit_models",
-    "inverted_pendulum_reward",
+    "learns_termination",
     "make_agent",
     "mbrl_recipe",
     "pendulum_reward",
@@ -72,12 +74,12 @@ __all__ = [
 
 KNOWN_REWARDS: dict[str, RewardFn] = {
     "Pendulum-v1": pendulum_reward,
-    "InvertedPendulum-v5": inverted_pendulum_reward,
+    "InvertedPendulum-v5": alive_bonus_reward,
     "mpc_grasp/CartPoleSwingup-v0": cartpole_swingup_reward,
 }
 """Envs whose reward is known as a differentiable formula (``MBRLConfig.reward="known"``, for comparison
-with the learned reward head). ``InvertedPendulum-v5``'s is a surrogate of its healthy condition
-(:func:`inverted_pendulum_reward`), not its constant alive bonus."""
+with the learned reward head). ``InvertedPendulum-v5``'s is its own alive bonus, 1 per step
+(:func:`alive_bonus_reward`): it needs the learned termination to plan with."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,10 @@ class MBRLConfig:
     """``"learned"``: plan with the model's reward head; ``"known"``: with ``KNOWN_REWARDS[env_id]``."""
     terminal_value: bool = False
     """Also learn ``V(s)`` by TD(0) on the data and plan with it as the terminal value."""
+    learn_termination: bool | None = None
+    """Train the model's termination head on the data's ``terminated`` flags and plan with
+    ``termination_fn=model.termination_probability``; None = when the round-0 seed data holds a termination
+    (decided once: later rounds keep the model's architecture; recorded as ``RoundRecord.learned_termination``)."""
     value_discount: float = 0.95
     """Discount of the terminal value (and then of the planning objective, so the two agree)."""
     value_epochs: int = 60
@@ -149,6 +155,8 @@ class MBRLConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not is_integer_at_least(self.rounds, 0):
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
+        if self.learn_termination not in (None, True, False):
+            raise ValueError(f"learn_termination must be True, False or None, got {self.learn_termination!r}")
         if self.reward not in ("learned", "known"):
             raise ValueError(f"reward must be 'learned' or 'known', got {self.reward!r}")
         if self.reward == "known" and self.env_id not in KNOWN_REWARDS:
@@ -194,6 +202,7 @@ MBRL_RECIPES: dict[str, dict[str, Any]] = {
     "Pendulum-v1": {},
     "InvertedPendulum-v5": {
         "reward": "known",
+        "learn_termination": True,
         "horizon": 15,
         "rounds": 8,
         "seed_steps": 200,
@@ -210,9 +219,9 @@ MBRL_RECIPES: dict[str, dict[str, Any]] = {
 }
 """Out-of-the-box ``MBRLConfig`` fields per env id (:func:`mbrl_recipe`); the planner keeps its defaults.
 
-``Pendulum-v1``: the ``MBRLConfig`` defaults. ``InvertedPendulum-v5``: plans with the differentiable
-healthy-condition surrogate (:func:`inverted_pendulum_reward`; the env's reward is a constant 1 while alive,
-which a reward head learns as a constant with no gradient), horizon 15 (0.6 s: longer rollouts of the
+``Pendulum-v1``: the ``MBRLConfig`` defaults. ``InvertedPendulum-v5``: plans with the env's own reward
+(:func:`alive_bonus_reward`, 1 per step while alive) and the model's learned termination head (the
+probability that the pole falls cuts the predicted return), horizon 15 (0.6 s: longer rollouts of the
 early models drift), 200 random seed steps (about 30 short random episodes near the upright state), then
 8 rounds of 200 agent steps (1800 env steps in all).
 
@@ -262,6 +271,8 @@ class RoundRecord:
     median_plan_time_s: float | None
     success_rate: float | None = None
     """Fraction of the evaluation episodes that end with ``info["is_success"]`` (None: the env reports none)."""
+    learned_termination: bool = False
+    """Whether the model has a learned termination head and the agent planned with it."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -276,8 +287,8 @@ def fit_models(
     round_index: int,
     previous: tuple[MLPWorldModel, ValueFunction | None] | None = None,
 ) -> tuple[MLPWorldModel, ValueFunction | None]:
-    """Train the world model with its reward head (warm-started from ``previous``) and, with
-    ``config.terminal_value``, the value function on ``dataset``."""
+    """Train the world model with its reward head and, when :func:`learns_termination`, its termination head
+    (warm-started from ``previous``) and, with ``config.terminal_value``, the value function on ``dataset``."""
     previous_model, previous_value = previous if previous is not None else (None, None)
     model = train_world_model(
         dataset,
@@ -289,6 +300,7 @@ def fit_models(
         seed=config.seed + round_index,
         progress=False,
         reward=True,
+        termination=learns_termination(config, dataset, previous_model),
         init_model=previous_model,
     )
     value = None
@@ -304,12 +316,28 @@ def fit_models(
     return model, value
 
 
+def learns_termination(
+    config: MBRLConfig, dataset: TransitionDataset, previous_model: MLPWorldModel | None = None
+) -> bool:
+    """Whether the loop's model gets a termination head: ``config.learn_termination`` when set, else the previous
+    round's model's choice (made once, in round 0), else whether ``dataset`` holds a terminated transition."""
+    if config.learn_termination is not None:
+        return config.learn_termination
+    if previous_model is not None:
+        return previous_model.has_termination_head
+    return bool(np.any(dataset.terminated))
+
+
 def make_agent(
     model: MLPWorldModel, config: MBRLConfig, action_space: gym.spaces.Box, value: ValueFunction | None = None
 ) -> GraspMPC:
-    """``GraspMPC`` maximising the predicted return (learned or known reward, optional terminal value), no goal."""
+    """``GraspMPC`` maximising the predicted return (learned or known reward, optional terminal value; with
+    the model's termination head, ``termination_fn=model.termination_probability`` unless ``planner_options``
+    gives one), no goal."""
     reward_fn = model.reward if config.reward == "learned" else KNOWN_REWARDS[config.env_id]
     options = config.resolved_planner_options
+    if model.has_termination_head:
+        options.setdefault("termination_fn", model.termination_probability)
     if value is not None:
         options.setdefault("terminal_value", value)
         options.setdefault("discount", value.discount)
@@ -407,12 +435,12 @@ def run_mbrl(
         bar.set_postfix(steps=record.env_steps, mean_return=f"{record.mean_return:.0f}", refresh=False)
         bar.update(1)
     bar.close()
-    atomic_write_text(
-        out / "history.json",
-        json.dumps({"config": config.to_json(), "rounds": [r.to_json() for r in records]}, indent=2),
-    )
+    termination = bool(records and records[-1].learned_termination)
+    history = {"config": config.to_json(), "learned_termination": termination, "rounds": [r.to_json() for r in records]}
+    atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+    label = f"GraspMPC ({config.planner}, {config.reward} reward{', learned termination' if termination else ''})"
     plot_learning_curves(
-        {f"GraspMPC ({config.planner}, {config.reward} reward)": _curve(records)},
+        {label: _curve(records)},
         out / "learning_curve.png",
         title=config.env_id,
     )
@@ -470,6 +498,7 @@ def _run_round(
         eval_time_s=time.perf_counter() - trained,
         median_plan_time_s=evaluation["median_plan_time_s"],
         success_rate=evaluation["success_rate"],
+        learned_termination=models[0].has_termination_head,
     )
     return dataset, models, record
 

@@ -105,13 +105,12 @@ STUDY_ENVS: dict[str, EnvStudy] = {
         "inverted_pendulum",
         1000.0,
         seeds=3,
-        known_label="surrogate reward",
+        known_label="env reward + learned termination",
         note=(
             "InvertedPendulum-v5 pays 1 per step while |pole angle| <= 0.2 rad and ends the episode otherwise "
-            "(return = steps survived, at most 1000). That reward is constant while alive and the loop's planners "
-            "know no termination, so a learned reward head gives no signal: GraspMPC plans with a differentiable "
-            "surrogate of the healthy condition (`inverted_pendulum_reward`: 1 − (θ/0.2)² − x² − 0.5 ẋ² − 0.001 u² "
-            "of the next state). Every number below is the env's own return. Target: 1000 = all evaluation "
+            "(return = steps survived, at most 1000). That reward is constant while alive: GraspMPC plans with it "
+            "(`alive_bonus_reward`) and the model's learned termination head, maximising the predicted return of "
+            "an episode that may end. Every number below is the env's own return. Target: 1000 = all evaluation "
             "episodes survive the full episode."
         ),
     ),
@@ -159,7 +158,7 @@ class MBRLStudyConfig:
     """SAC step counts evaluated besides the loop's (issue 15's 5k target)."""
     env_id: str = ENV_ID
     reward: str | None = None
-    """Reward of the main loop (None: the env recipe's: learned on Pendulum, the surrogate on InvertedPendulum)."""
+    """Reward of the main loop (None: the env recipe's: learned on Pendulum, the alive bonus on InvertedPendulum)."""
     seeds: int = 1
     """Training seeds ``seed, seed + 1, ...`` of the main loop and of SAC."""
     mppi_rounds: int = 0
