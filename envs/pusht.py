@@ -19,12 +19,14 @@
 * tasks: the env's own reset (random agent and block, the fixed goal T at (256, 256, pi/4)), or
   ``reset(options={"block_distance": d, "block_rotation": r})``: a random goal block pose and a
   start block ``d`` pixels away, rotated by +-``r`` radians (:func:`sample_pusht_task`), or
-  ``{"state": [ax, ay, bx, by, angle], "goal": [bx, by, angle] or [ax, ay, bx, by, angle]}`` (the
+  ``{"state": [ax, ay, bx, by, angle], "goal": [bx, by, angle] or [ax, ay, bx, by, angle]}``, optionally with
+  ``"velocity": [vx, vy]`` (the agent's, px/s; default at rest) (the
   block then starts exactly at that pose, as observed: gym-pusht's own ``reset_to_state`` moves it
   by its centre-of-gravity offset when the angle is not 0, which the adapter compensates).
 
 * pixels (``pixels=True``): ``observation`` is an ``image_size``² RGB frame of the agent and the block drawn as the
-  env draws them (the goal T left out: the goal is an image), ``desired_goal`` the same frame at the goal state,
+  env draws them (the goal T left out: the goal is an image; ``agent_radius`` draws the agent bigger, in pixels
+  of the 512-pixel workspace, where its own 15 would be too small to see at the frame's resolution), ``desired_goal`` the same frame at the goal state,
   ``state`` the 8 features (evaluation and scripted experts only; also ``info["state"]``);
 * ``action_repeat=k`` applies each action k times (the field's frameskip 5); ``continuing_task=True`` never
   terminates (data collection: the coverage test would end an expert's trajectory early).
@@ -66,6 +68,7 @@ POSITION_SCALE = 256.0
 VELOCITY_SCALE = 1000.0  # px/s; random targets give |v| ~ 500 on average, < 1550 at most (measured)
 HOME = (256.0, 400.0)  # the agent's position after the env's _setup
 DEFAULT_GOAL = np.array([HOME[0], HOME[1], 256.0, 256.0, np.pi / 4])  # the env's fixed goal T, agent at home
+SAFE_TARGETS = (40.0, 472.0)  # pixels: the walls are at 5 and 506, the agent's radius is 15
 CLEARANCE = 140.0  # agent (radius 15) centre farther than this from the block origin cannot touch the T (reach 121)
 
 
@@ -154,6 +157,7 @@ class PushTAdapter(gym.Env):
         continuing_task: bool = False,
         pixels: bool = False,
         image_size: int = 64,
+        agent_radius: float | None = None,
         **env_kwargs: Any,
     ) -> None:
         envs = import_gym_pusht()
@@ -166,6 +170,9 @@ class PushTAdapter(gym.Env):
         self.render_mode = render_mode
         self.action_repeat, self.continuing_task = int(action_repeat), bool(continuing_task)
         self.pixels, self.image_size = bool(pixels), int(image_size)
+        if agent_radius is not None and not 0 < agent_radius <= 60:
+            raise ValueError(f"agent_radius must be in (0, 60] pixels of the 512-pixel workspace, got {agent_radius!r}")
+        self.agent_radius = agent_radius
         self.env = envs.PushTEnv(obs_type="state", render_mode="rgb_array", **env_kwargs)
         import pymunk  # a gym-pusht dependency: the T's centre of gravity, from the env's own geometry
 
@@ -189,10 +196,10 @@ class PushTAdapter(gym.Env):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"state", "goal", "block_distance", "block_rotation"}
+        unknown = set(options) - {"state", "velocity", "goal", "block_distance", "block_rotation"}
         if unknown:
             raise ValueError(
-                f"unknown reset options {sorted(unknown)}; valid: state, goal, block_distance, block_rotation"
+                f"unknown reset options {sorted(unknown)}; valid: state, velocity, goal, block_distance, block_rotation"
             )
         start, goal = options.get("state"), options.get("goal")
         if "block_distance" in options:
@@ -203,6 +210,9 @@ class PushTAdapter(gym.Env):
             )
         env_options = None if start is None else {"reset_to_state": self._legacy_reset_state(start)}
         raw, info = self.env.reset(seed=seed, options=env_options)
+        if options.get("velocity") is not None:  # the agent's velocity (px/s): its PD controller carries it
+            self.env.agent.velocity = tuple(float(v) for v in np.asarray(options["velocity"]).reshape(2))
+            raw, info = self.env.get_obs(), self.env._get_info()
         self.set_goal(DEFAULT_GOAL if goal is None else goal)
         coverage = float(self.env._get_coverage())
         info = dict(info, coverage=coverage, is_success=coverage > self.env.success_threshold)
@@ -258,12 +268,17 @@ class PushTAdapter(gym.Env):
         """An ``image_size``² RGB frame of the agent and the block (no goal T), at the current state or at
         ``state`` ``[ax, ay, bx, by, angle]`` (the bodies are put back afterwards; nothing is simulated)."""
         import pygame
+        import pymunk.pygame_util
         from gym_pusht.envs.pymunk_override import DrawOptions
 
         saved = None if state is None else self._pose_bodies(np.asarray(state, dtype=np.float64).reshape(-1))
         screen = pygame.Surface((512, 512))
         screen.fill((255, 255, 255))
         self.env.space.debug_draw(DrawOptions(screen))
+        if self.agent_radius is not None:  # drawn over the env's own agent (a camera that sees it bigger)
+            agent = self.env.agent
+            centre = pymunk.pygame_util.to_pygame(agent.position, screen)
+            pygame.draw.circle(screen, pygame.Color("RoyalBlue"), centre, round(self.agent_radius))
         if saved is not None:
             self._pose_bodies(saved)
         image = np.transpose(np.array(pygame.surfarray.pixels3d(screen)), (1, 0, 2))
@@ -350,7 +365,9 @@ def pusher_policy(
     pixels from its centre), then pushes the T's centre toward the goal's; near the goal (within 20 pixels) it
     pokes the T at random. Each target lies at most ``max_stride`` pixels from the agent (slow, deliberate pushes
     like a human demonstrator's), with Gaussian ``noise`` (pixels); a ``random_fraction`` of steps take a random
-    target within that stride. Reads the true state from the env, so it serves data collection, never planning.
+    target within that stride. Targets stay inside :data:`SAFE_TARGETS` (an agent driven into a wall can tunnel
+    through it, which no model can predict). Reads the true state from the env, so it serves data collection,
+    never planning.
     Signature ``policy(obs, rng) -> action`` in [-1, 1]^2."""
 
     def act(observation: Any, rng: np.random.Generator) -> np.ndarray:
@@ -364,8 +381,8 @@ def pusher_policy(
             target = _push_target(state[:2], centre, offset / np.linalg.norm(offset), reach)
         stride = target - state[:2]
         target = state[:2] + stride * min(1.0, max_stride / (np.linalg.norm(stride) + 1e-9))
-        target = target + rng.normal(0.0, noise, size=2)
-        return np.clip((target - CENTER) / POSITION_SCALE, -1.0, 1.0)
+        target = np.clip(target + rng.normal(0.0, noise, size=2), *SAFE_TARGETS)
+        return (target - CENTER) / POSITION_SCALE
 
     return act
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install mpc_grasp with its dependencies (CPU torch 2.13 via constraints.txt).
-# EXTRAS (default "test") picks the optional extras, e.g. EXTRAS=test,ray,robotics,pusht.
+# EXTRAS (default "test") picks the optional extras, e.g. EXTRAS=test,ray,robotics,pusht,peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"

@@ -357,3 +357,22 @@ def test_grasp_mpc_history_goal_observation_and_batches() -> None:
     torch.testing.assert_close(_start_state(agent), expected)
     with pytest.raises(ValueError, match="expects one observation"):
         agent.predict(np.zeros((2, 32, 32, 3), dtype=np.uint8))
+
+
+def test_a_goal_frame_constrains_only_the_newest_frame_of_a_history_state() -> None:
+    """The default goal weights and GRASP's lifted end s_T := g ignore the older frames of a stacked goal (a goal
+    observation is one frame: being at rest there for k frames is not asked); given weights are used as is."""
+    model = tiny_model(history=3)
+    start = torch.zeros(model.state_dim)
+    goal = torch.full((model.state_dim,), 0.3)
+    other = goal.clone()
+    other[: 2 * model.latent_dim] = -0.7  # same newest frame, other context frames
+    planner = make_planner("grasp", model, horizon=4, iterations=2, seed=0)
+    np.testing.assert_array_equal(planner.goal_mask.numpy(), [0.0] * 8 + [1.0] * 4)
+    results = [planner.plan(start, g) for g in (goal, other)]
+    np.testing.assert_allclose(results[0].actions.numpy(), results[1].actions.numpy(), atol=1e-6)
+    assert float(results[0].cost) == pytest.approx(float(results[1].cost), rel=1e-5)
+    weighted = make_planner("grasp", model, horizon=4, iterations=2, seed=0, state_weights=torch.ones(12))
+    costs = [float(weighted.plan(start, g).cost) for g in (goal, other)]
+    assert costs[0] != pytest.approx(costs[1], rel=1e-3)
+    assert make_planner("cem", tiny_model(history=1), horizon=4).goal_mask.tolist() == [1.0] * 4

@@ -258,6 +258,11 @@ def test_pusht_pixels_show_the_state_and_the_goal_frame_is_the_goal_state(gym_pu
     np.testing.assert_allclose(env.state(), single.state(), atol=1e-9)
     with pytest.raises(ValueError, match="action_repeat"):
         pusht.PushTAdapter(action_repeat=0)
+    big = pusht.PushTAdapter(pixels=True, image_size=64, agent_radius=30.0)
+    small = pusht.PushTAdapter(pixels=True, image_size=64)
+    frames = [e.reset(seed=0, options={"state": start, "goal": goal})[0]["observation"] for e in (big, small)]
+    blue = [int(((f[..., 2] > 180) & (f[..., 0] < 120)).sum()) for f in frames]  # the agent is RoyalBlue
+    assert blue[0] > 3 * blue[1] > 0
 
 
 def test_pusht_pusher_brings_the_block_toward_its_goal(gym_pusht):

@@ -19,6 +19,7 @@ FAST = {
     "grasp": dict(iterations=200, num_candidates=8),
     "gd": dict(iterations=200, num_candidates=8),
     "cem": dict(iterations=20, num_candidates=128, elites=16),
+    "icem": dict(iterations=20, num_candidates=128),
     "mppi": dict(iterations=30, num_candidates=128),
 }
 
@@ -280,7 +281,7 @@ def test_warm_start_from_a_solved_plan_is_kept_and_shifted() -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["grasp", "cem", "mppi", "gd"])
+@pytest.mark.parametrize("name", ["grasp", "cem", "icem", "mppi", "gd"])
 def test_a_call_can_set_its_own_iteration_budget(name: str) -> None:
     model = LinearSystem.point()
     planner = make_planner(name, model, horizon=6, iterations=9, num_candidates=8 if name != "cem" else 64, seed=0)
@@ -339,7 +340,7 @@ def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
 def test_solved_warm_starts_are_kept_per_problem_in_a_batch(name: str) -> None:
     """Problem 0's warm start reaches the goal (kept, 0 iterations); problem 1's does not (optimised)."""
     full = dict(iterations=100, warm_iterations=100, num_candidates=4)  # a wrong warm start needs a full budget here
-    options = {"grasp": full, "gd": full, "cem": {}, "mppi": {}}[name]
+    options = {"grasp": full, "gd": full, "cem": {}, "icem": {}, "mppi": {}}[name]
     planner = make_planner(name, LinearSystem.point(), horizon=8, goal_tolerance=0.1, check_every=5, seed=0, **options)
     starts, goals = torch.tensor([[0.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     actions = torch.zeros(2, 8, 2)
@@ -518,7 +519,7 @@ def test_a_compiled_world_model_plans_like_the_model_itself() -> None:
     torch.testing.assert_close(plain.actions, fast.actions)
 
 
-@pytest.mark.parametrize("name", ["grasp", "cem", "mppi", "gd"])
+@pytest.mark.parametrize("name", ["grasp", "cem", "icem", "mppi", "gd"])
 def test_a_planner_stores_its_config_resolved_once_with_no_default_left_open(name: str) -> None:
     model = LinearSystem.point()
     planner = make_planner(name, model, horizon=5, iterations=7)

@@ -136,6 +136,7 @@ def test_planner_gym_and_speed_scripts_write_their_reports(tmp_path: Path) -> No
             "4",
             "--iterations",
             "2",
+            "--peer-problems",  # none: the peer rows have their own tests (tests/test_speed_peers.py)
             "--out",
             str(speed_out),
         ],
@@ -144,10 +145,11 @@ def test_planner_gym_and_speed_scripts_write_their_reports(tmp_path: Path) -> No
         capture_output=True,
     )
     speed = json.loads((speed_out / "speed.json").read_text())
-    assert {row["planner"] for row in speed["rows"]} == {"grasp", "cem", "mppi", "gd"}
+    assert {row["planner"] for row in speed["rows"]} == {"grasp", "cem", "icem", "mppi", "gd"}
+    assert speed["peer_rows"] == []
     assert all(row["warm_ms_median"] > 0 and row["cold_ms"] > 0 for row in speed["rows"])
     assert {(row["planner"], row["candidates"]) for row in speed["iteration_rows"]} == {
-        (p, 4) for p in ("grasp", "cem", "mppi", "gd")
+        (p, 4) for p in ("grasp", "cem", "icem", "mppi", "gd")
     }
     assert "ms per iteration" in (speed_out / "speed.md").read_text() and (speed_out / "speed.png").exists()
     assert (

@@ -5,8 +5,9 @@ from __future__ import annotations
 import inspect
 
 import mpc_grasp
+import mpc_grasp.planners
 from mpc_grasp import GraspMPC, make_planner
-from mpc_grasp.planners import Planner
+from mpc_grasp.planners import PLANNERS, Planner
 
 PUBLIC = {
     "GraspMPC",
@@ -25,6 +26,24 @@ PUBLIC = {
     "make_planner",
     "save_world_model",
     "train_world_model",
+}
+
+PLANNER_NAMES = {"grasp", "cem", "icem", "mppi", "gd"}
+"""``make_planner`` / ``GraspMPC`` names (``icem`` added with issue 30)."""
+
+PLANNER_EXPORTS = {
+    "PLANNERS",
+    "CEMConfig",
+    "CEMPlanner",
+    "GDConfig",
+    "GDPlanner",
+    "GraspConfig",
+    "GraspPlanner",
+    "ICEMConfig",
+    "ICEMPlanner",
+    "MPPIConfig",
+    "MPPIPlanner",
+    "make_planner",
 }
 
 
@@ -47,3 +66,10 @@ def test_the_entry_points_keep_their_signatures() -> None:
     ]
     assert list(inspect.signature(Planner.plan).parameters)[:4] == ["self", "state", "goal", "init"]
     assert list(inspect.signature(Planner.plan_batch).parameters)[:5] == ["self", "states", "goals", "init", "seeds"]
+
+
+def test_the_planner_names_and_their_configs_are_pinned() -> None:
+    assert set(PLANNERS) == PLANNER_NAMES
+    assert set(mpc_grasp.planners.__all__) >= PLANNER_EXPORTS
+    for name in PLANNER_EXPORTS:
+        assert getattr(mpc_grasp.planners, name) is not None

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 RUNNABLE = re.compile(r"<!-- test: run -->\s*```python\n(.*?)```", re.DOTALL)
-OPTION_TABLE = "| option | grasp | cem | mppi | gd |"
+OPTION_TABLE = "| option | grasp | cem | icem | mppi | gd |"
 
 
 def documentation_pages() -> list[Path]:
@@ -101,7 +101,7 @@ def test_the_option_table_matches_the_planner_configs() -> None:
     tables = option_tables()
     assert tables, f"no page in README.md or docs/ has the options table ({OPTION_TABLE})"
     for page, table in tables:
-        rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", table, re.MULTILINE)
+        rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", table, re.MULTILINE)
         assert {name for name, *_ in rows} >= {
             "iterations",
             "warm_iterations",
@@ -110,7 +110,7 @@ def test_the_option_table_matches_the_planner_configs() -> None:
             "lr_actions",
         }, page
         for name, *cells in rows:
-            for planner, cell in zip(("grasp", "cem", "mppi", "gd"), cells):
+            for planner, cell in zip(("grasp", "cem", "icem", "mppi", "gd"), cells):
                 defaults = {item.name: item.default for item in dataclasses.fields(PLANNERS[planner].config_class)}
                 if cell.strip() == "–":
                     assert name not in defaults, (page, planner, name)

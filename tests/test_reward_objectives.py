@@ -19,6 +19,9 @@ FAST = {
     "grasp": dict(iterations=100, num_candidates=8),
     "gd": dict(iterations=100, num_candidates=8),
     "cem": dict(iterations=15, num_candidates=128, elites=16),
+    # white noise (β = 0): the optimum here stops dead at the target, a step in the actions that 1/f² noise
+    # rarely samples (at β = 2 iCEM ends ~0.3 from it; docs/decisions.md#icemconfignoise_beta)
+    "icem": dict(iterations=15, num_candidates=128, noise_beta=0.0),
     "mppi": dict(iterations=15, num_candidates=128),
 }
 

@@ -22,6 +22,7 @@ SMALL = {
     "grasp": dict(iterations=40, num_candidates=4, sync_every=10, sync_steps=3, action_noise=0.2),
     "gd": dict(iterations=20, num_candidates=4),
     "cem": dict(iterations=6, num_candidates=32, elites=4),
+    "icem": dict(iterations=6, num_candidates=32),
     "mppi": dict(iterations=6, num_candidates=32),
 }
 STARTS = [[2.0, 5.0], [1.5, 1.5], [7.5, 7.5], [2.0, 7.5]]

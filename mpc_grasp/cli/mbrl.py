@@ -57,7 +57,7 @@ def register_mbrl(subparsers: Any) -> None:
     p.add_argument("--steps-per-round", type=int, help="agent env steps per round")
     p.add_argument(
         "--planner",
-        choices=("grasp", "cem", "mppi", "gd"),
+        choices=("grasp", "cem", "icem", "mppi", "gd"),
         help="planner inside GraspMPC (a new one drops the recipe's options)",
     )
     p.add_argument("--horizon", type=int)

@@ -38,7 +38,7 @@ def register_run(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="run closed-loop MPC episodes with a trained world model")
     p.add_argument("env_id", metavar="ENV_ID", help="Gymnasium env id, e.g. mpc_grasp/GridWorldWall-v0")
     p.add_argument("--model", required=True, metavar="CKPT", help="world-model checkpoint from `mpc-grasp train`")
-    p.add_argument("--planner", choices=("grasp", "cem", "mppi", "gd"), default="grasp")
+    p.add_argument("--planner", choices=("grasp", "cem", "icem", "mppi", "gd"), default="grasp")
     p.add_argument("--horizon", type=int, default=50, help="planning horizon (control steps)")
     p.add_argument("--episodes", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="seed of the first reset (later episodes continue the env RNG)")

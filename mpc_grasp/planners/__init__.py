@@ -18,11 +18,13 @@ from mpc_grasp.planners.base import (
 from mpc_grasp.planners.cem import CEMConfig, CEMPlanner
 from mpc_grasp.planners.gd import GDConfig, GDPlanner
 from mpc_grasp.planners.grasp import GraspConfig, GraspPlanner
+from mpc_grasp.planners.icem import ICEMConfig, ICEMPlanner
 from mpc_grasp.planners.mppi import MPPIConfig, MPPIPlanner
 
 PLANNERS: dict[str, type[Planner]] = {
     "grasp": GraspPlanner,
     "cem": CEMPlanner,
+    "icem": ICEMPlanner,
     "mppi": MPPIPlanner,
     "gd": GDPlanner,
 }
@@ -52,7 +54,7 @@ def make_planner(
     config: PlannerConfig | None = None,
     **options: Any,
 ) -> Planner:
-    """Build planner ``name`` ("grasp" | "cem" | "mppi" | "gd") for ``model`` and ``horizon``.
+    """Build planner ``name`` ("grasp" | "cem" | "icem" | "mppi" | "gd") for ``model`` and ``horizon``.
 
     ``options`` mixes config fields (e.g. ``iterations=200, num_candidates=8``) with planner
     arguments (``action_low``, ``action_high``, ``state_weights``, ``state_scale``, ``dense_goal_weight``,
@@ -87,6 +89,8 @@ __all__ = [
     "GDPlanner",
     "GraspConfig",
     "GraspPlanner",
+    "ICEMConfig",
+    "ICEMPlanner",
     "MPPIConfig",
     "MPPIPlanner",
     "PlanInit",

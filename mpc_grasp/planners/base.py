@@ -21,7 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mpc_grasp.models.base import check_world_model, declared_state_scale, model_device, plans_in_latent_space
+from mpc_grasp.models.base import (
+    check_world_model,
+    declared_state_scale,
+    history_length,
+    model_device,
+    plans_in_latent_space,
+)
 from mpc_grasp.planners.types import (
     Candidates,
     IterationCallback,
@@ -99,7 +105,9 @@ class Planner(ABC):
     ``‖s_T − g‖²_w + dense_goal_weight · mean_t ‖s_t − g‖²_w + Σ_t running_cost(s_{t+1}, a_t)
     − Σ_t discount^t alive_t reward_fn(s_t, a_t, s_{t+1}) − discount^T alive_T terminal_value(s_T)``,
     with ``w`` the per-dimension ``state_weights`` (default ``1 / state_scale²``: every dimension in its natural
-    scale, so the default objective is the same in any units); the goal terms only with a goal, the others only
+    scale, so the default objective is the same in any units; for a model with a history of k frames only the
+    newest frame's dimensions, since a goal observation is one frame and the older ones are context, not part of
+    the goal); the goal terms only with a goal, the others only
     when given. Every planner's result is scored by it. With a ``running_cost``, ``reward_fn`` or
     ``terminal_value`` the goal is optional (the task objective alone is then maximised/minimised).
 
@@ -183,6 +191,12 @@ class Planner(ABC):
         """The natural state scale [S] (the ``state_scale`` argument, else the model's), or None: estimated per
         problem by :meth:`estimate_state_scale`. State-side options and the default goal weights use it."""
         self._goal_weights = torch.ones(1, self.state_dim, device=self.device)  # [N, S], set per plan
+        self.history = history_length(model)
+        """Frames of context k of the model (1: an ordinary state)."""
+        context = self.state_dim - self.state_dim // self.history  # older frames of a history state
+        self.goal_mask = torch.ones(self.state_dim, device=self.device)
+        """[S] the dimensions the default goal weights count: all but a history model's older frames."""
+        self.goal_mask[:context] = 0.0
 
     def _set_objective(
         self,
@@ -359,7 +373,9 @@ class Planner(ABC):
         started = time.perf_counter()
         problem.scale = self._problem_scale(problem)
         self._goal_weights = (
-            problem.scale.pow(-2) if self.state_weights is None else self.state_weights.expand(problem.size, -1)
+            problem.scale.pow(-2) * self.goal_mask
+            if self.state_weights is None
+            else self.state_weights.expand(problem.size, -1)
         )
         if self._freeze_solved_warm_starts(problem):
             init = problem.init
@@ -407,6 +423,13 @@ class Planner(ABC):
             state = self.predict(state, actions[:, :, step])
             states.append(state)
         return torch.stack(states, dim=2)
+
+    def resting_goal(self, goal: Tensor) -> Tensor:
+        """A goal [N, S] as a history state at rest: every frame a copy of its newest (unchanged for k = 1)."""
+        if self.history == 1:
+            return goal
+        newest = goal[:, -(self.state_dim // self.history) :]
+        return newest.repeat(1, self.history)
 
     def goal_distance(self, states: Tensor, goal: Tensor) -> Tensor:
         """Weighted squared distance ``‖s − g‖²_w`` for states [N, B, ..., S] and goal [N, S] (``w``: the

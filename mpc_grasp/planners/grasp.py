@@ -6,7 +6,8 @@ Read top to bottom, one iteration is:
    rows, and
        L = Σ_t ‖(F(s_t, a_t) − s_{t+1}) / c‖²  +  γ Σ_t ‖F(s_t, a_t) − g‖²_w      (s_0 fixed, s_T := g),
    with c the state scale (every state-side option acts in its units: the virtual states are optimised as
-   s / c) and w the objective's goal weights (default 1 / c²);
+   s / c) and w the objective's goal weights (default 1 / c²); s_T := g only in the dimensions w weighs (a
+   dimension the goal ignores, e.g. a history model's older frames, ends free);
    with ``detach_states`` the model's state input is s̄ = stop-gradient(s) (the paper's *gradient
    reshaping*);
 2. Adam step on actions (then clip to bounds) and on virtual states s_1..s_{T-1};
@@ -282,10 +283,14 @@ class GraspPlanner(Planner):
             self._model_transitions += inputs[..., 0].numel()
             predicted = flat_mean.reshape(inputs.shape)
             std = flat_std.reshape(inputs.shape)
-            dynamics = (((predicted - targets) / std) ** 2 / 2 + std.log()).sum((-1, -2))
+            residual = ((predicted - targets) / std) ** 2 / 2 + std.log()
         else:
             predicted = self.predict(inputs, actions)
-            dynamics = ((predicted - targets) / scale).square().sum((-1, -2))  # the residual in natural units
+            residual = ((predicted - targets) / scale).square()  # the residual in natural units
+        if problem.goal is not None:  # s_T := g only where the goal weighs: the other dimensions end free
+            goal_dims = (self._goal_weights > 0).to(residual.dtype)[:, None, None, :]
+            residual = torch.cat([residual[:, :, :-1], residual[:, :, -1:] * goal_dims], dim=2)
+        dynamics = residual.sum((-1, -2))
 
         zero = torch.zeros_like(dynamics)
         goal_term = self.goal_distance(predicted, problem.goal).sum(-1) if problem.goal is not None else zero
@@ -398,17 +403,16 @@ class GraspPlanner(Planner):
 
     def _initial_states(self, problem: Problem, candidates: int) -> Tensor:
         """[N, B, T-1, S] virtual states: warm start for the first candidates, else the straight line
-        s_0 → g (or s_0 without a goal); plus noise ε."""
+        s_0 → g (g at rest for a history model; s_0 without a goal); plus noise ε."""
         config = self.config
         count = self.num_virtual_states if problem.goal is not None else self.horizon
         shape = (problem.size, candidates, count, self.state_dim)
         if problem.goal is not None:
             fraction = torch.arange(1, count + 1, device=self.device, dtype=torch.float32) / self.horizon
             fraction = fraction[None, None, :, None]
+            goal = self.resting_goal(problem.goal)
             states = (
-                (fraction * problem.goal[:, None, None] + (1 - fraction) * problem.start[:, None, None])
-                .expand(shape)
-                .clone()
+                (fraction * goal[:, None, None] + (1 - fraction) * problem.start[:, None, None]).expand(shape).clone()
             )
         else:
             states = problem.start[:, None, None].expand(shape).clone()

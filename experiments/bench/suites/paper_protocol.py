@@ -42,6 +42,9 @@ EPISODE_STEPS = 60
 IMAGE_SIZE = 64
 SUCCESS_RADIUS = 0.45
 """Point-Maze: the env's own success radius (x-y distance to the goal)."""
+PUSHT_AGENT_RADIUS = 30.0
+"""Push-T frames draw the agent at twice its radius: 7.5 pixels across in a 64-pixel frame, about its size in
+DINO-WM's 224-pixel frames (13 pixels); at its own radius it spans 3.7 pixels and no keypoint tracks it."""
 PUSHT_POSITION_TOLERANCE = 20.0
 """Push-T (DINO-WM's ``eval_state``): pixels, norm of the agent and block position errors together."""
 PUSHT_ANGLE_TOLERANCE = np.pi / 9
@@ -84,6 +87,7 @@ PLANNERS: dict[str, tuple[str, dict[str, Any]]] = {
     "grasp": ("grasp", {}),
     "grasp_paper": ("grasp", {"config": GraspConfig.paper(num_candidates=16)}),
     "cem": ("cem", {}),
+    "icem": ("icem", {}),
     "mppi": ("mppi", {}),
     "gd": ("gd", {}),
 }
@@ -148,7 +152,13 @@ def make_env(task: str, *, collect: bool = False) -> Any:
     if name == "pusht":
         from mpc_grasp.envs.pusht import PushTAdapter
 
-        return PushTAdapter(action_repeat=FRAMESKIP, continuing_task=collect, pixels=True, image_size=IMAGE_SIZE)
+        return PushTAdapter(
+            action_repeat=FRAMESKIP,
+            continuing_task=collect,
+            pixels=True,
+            image_size=IMAGE_SIZE,
+            agent_radius=PUSHT_AGENT_RADIUS,
+        )
     from mpc_grasp.envs.point_maze import PointMazeAdapter
 
     return PointMazeAdapter(
@@ -355,12 +365,13 @@ def scaled_budget(config: Any, scale: float) -> Any:
 
 
 def _place(task: str, env: Any, pair: Mapping[str, Any]) -> dict[str, Any]:
-    """Reset the env to the pair's start state, its goal at the pair's goal (Push-T: the agent at rest)."""
+    """Reset the env to the pair's start state (Push-T: with the agent's velocity), its goal at the pair's goal."""
     if TASKS[task].env == "pusht":
         from mpc_grasp.envs.pusht import state_from_features
 
-        start, goal = state_from_features(pair["start_state"])[0], state_from_features(pair["goal_state"])[0]
-        return env.reset(seed=int(pair["index"]), options={"state": start, "goal": goal})[0]
+        (start, velocity), (goal, _) = state_from_features(pair["start_state"]), state_from_features(pair["goal_state"])
+        options = {"state": start, "velocity": velocity, "goal": goal}
+        return env.reset(seed=int(pair["index"]), options=options)[0]
     env.reset(seed=int(pair["index"]))
     env.set_goal(np.asarray(pair["goal_state"][:2]))
     start = np.asarray(pair["start_state"])

@@ -4,6 +4,9 @@
   warm-started ``GraspMPC`` control step for every planner at its defaults (MLP world model 256x2, grid
   world ``wall``) across horizons, and ms per planner iteration at given candidate counts (a plan of
   ``iterations + 1`` iterations minus one of 1, so the per-plan selection rollout cancels).
+* **Peer** (in :func:`run_speed`, :mod:`bench.suites.peers`): the same model and objective driven by ``GraspMPC``
+  (GRASP, CEM, MPPI) and by the peer library pytorch_mppi (a small sweep of its samples and lambda), closed loop on
+  the exact cart-pole swing-up (env reward) and grid world ``wall`` (goal): success, mean return, ms per step.
 * **Profile** (:func:`run_profile`, ``results/profile_grasp.{json,md}``): one GRASP iteration against its
   floor, one forward+backward of the model (MLP 256x3) on the same [B·T] batch: GRASP without the sync,
   with the default sync amortised, and GD shooting, optionally with a ``torch.compile``'d model.
@@ -29,6 +32,15 @@ import torch
 
 from bench.engine import REPO_ROOT, ResumeLog, WorkUnit, run_units
 from bench.report import median, write_report
+from bench.suites.peers import (
+    GRID_MODELS,
+    PEER,
+    PEER_PROBLEMS,
+    markdown_peers,
+    peer_available,
+    peer_row,
+    plot_peers,
+)
 from mpc_grasp.planners import PLANNERS, make_planner
 
 if TYPE_CHECKING:
@@ -66,6 +78,38 @@ class SpeedConfig:
     threads: int = 2
     out_dir: Path = REPO_ROOT / "results"
     resume: bool = False
+    peer_problems: tuple[str, ...] = PEER_PROBLEMS
+    """Closed-loop problems of the peer comparison (``cartpole``, ``wall``); empty: none."""
+    peer_planners: tuple[str, ...] = ("grasp", "cem", "mppi")
+    """``GraspMPC`` planners (at their defaults) beside the peer."""
+    peer_samples: tuple[int, ...] = (256, 512, 1024)
+    """pytorch_mppi's ``num_samples`` swept."""
+    peer_lambdas: tuple[float, ...] = (0.1, 1.0)
+    """pytorch_mppi's ``lambda_`` swept."""
+    peer_noise_sigma: float = 0.25
+    """pytorch_mppi's ``noise_sigma`` (the diagonal of the control noise covariance)."""
+    peer_horizon: int = 50
+    peer_episodes: int = 4
+    """Fixed-seed episodes per controller (the same starts for all)."""
+    peer_steps: int | None = None
+    """Control steps per episode at most (None: the env's limit, 250 on cart-pole, 100 on the grid)."""
+    peer_threads: int = 1
+    """Torch threads of every peer-comparison row (one for everyone)."""
+    peer_grid_model: str = "exact"
+    """The grid-world model of the peer rows (:data:`bench.suites.peers.GRID_MODELS`)."""
+    peer_grid_task: str = "across"
+    """The grid world's task: ``across`` (start and goal in opposite rooms) or ``random``."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.peer_problems) - set(PEER_PROBLEMS))
+        if unknown:
+            raise ValueError(f"unknown peer problem(s) {unknown}; choose from {list(PEER_PROBLEMS)}")
+        if self.peer_grid_model not in GRID_MODELS:
+            raise ValueError(f"unknown peer grid model {self.peer_grid_model!r}; choose one of {list(GRID_MODELS)}")
+        if self.peer_episodes < 1 or self.peer_horizon < 1 or self.peer_threads < 1:
+            raise ValueError("peer_episodes, peer_horizon and peer_threads must be positive")
+        if self.peer_steps is not None and self.peer_steps < 1:
+            raise ValueError(f"peer_steps must be positive or None, got {self.peer_steps}")
 
 
 @dataclass(frozen=True)
@@ -244,6 +288,7 @@ def run_unit(task: Mapping[str, Any]) -> dict[str, Any]:
         "episode": time_episode,
         "iteration": per_iteration_ms,
         "profile": profile_row,
+        "peer": peer_row,
     }
     return runners[kind](**args)
 
@@ -271,7 +316,11 @@ def run_speed(config: SpeedConfig, command: str) -> dict[str, Any]:
         for c in config.candidates
         for h in config.horizons
     ]
-    results = _run([*episodes, *iterations], config.out_dir, "speed", config.resume, config.threads, "speed units")
+    peers, missing = _peer_units(config)
+    results = _run(
+        [*episodes, *iterations, *peers], config.out_dir, "speed", config.resume, config.threads, "speed units"
+    )
+    first_peer = len(episodes) + len(iterations)
     report = {
         "command": command,
         "device": config.device,
@@ -279,10 +328,65 @@ def run_speed(config: SpeedConfig, command: str) -> dict[str, Any]:
         "planners": list(config.planners),
         "iterations": config.iterations,
         "rows": results[: len(episodes)],
-        "iteration_rows": results[len(episodes) :],
+        "iteration_rows": results[len(episodes) : first_peer],
+        "peer_rows": results[first_peer:],
+        "peer_settings": _peer_settings(config),
+        "peer_missing": missing,
     }
     write_report(config.out_dir, "speed", report, markdown_speed, plot_speed)
     return report
+
+
+def _peer_settings(config: SpeedConfig) -> dict[str, Any]:
+    return {
+        "problems": list(config.peer_problems),
+        "planners": list(config.peer_planners),
+        "samples": list(config.peer_samples),
+        "lambdas": list(config.peer_lambdas),
+        "noise_sigma": config.peer_noise_sigma,
+        "horizon": config.peer_horizon,
+        "episodes": config.peer_episodes,
+        "steps": config.peer_steps,
+        "threads": config.peer_threads,
+        "grid_model": config.peer_grid_model,
+        "grid_task": config.peer_grid_task,
+    }
+
+
+def _peer_units(config: SpeedConfig) -> tuple[list[WorkUnit], str | None]:
+    """The peer comparison's units (GraspMPC rows, then the pytorch_mppi sweep, per problem), and why the
+    pytorch_mppi rows are left out (None: they are not)."""
+    missing = None
+    if config.peer_problems and not peer_available():
+        missing = "pytorch_mppi is not installed (pip install -e '.[peers]')"
+        print(f"speed suite: {missing}; the GraspMPC rows of the peer comparison run alone", flush=True)
+    common = {
+        "horizon": config.peer_horizon,
+        "episodes": config.peer_episodes,
+        "max_steps": config.peer_steps,
+        "device": config.device,
+        "threads": config.peer_threads,
+        "grid_model": config.peer_grid_model,
+        "grid_task": config.peer_grid_task,
+    }
+    units = []
+    for problem in config.peer_problems:
+        units += [_unit("peer", problem=problem, planner=planner, **common) for planner in config.peer_planners]
+        if missing is None:
+            units += [
+                _unit(
+                    "peer",
+                    problem=problem,
+                    planner=PEER,
+                    num_samples=samples,
+                    lambda_=lambda_,
+                    noise_sigma=config.peer_noise_sigma,
+                    **common,
+                )
+                for samples in config.peer_samples
+                for lambda_ in config.peer_lambdas
+            ]
+    return units, missing
 
 
 def run_profile(config: ProfileConfig, command: str) -> dict[str, Any]:
@@ -350,6 +454,7 @@ def markdown_speed(report: Mapping[str, Any]) -> str:
                 for h in horizons
             ]
             lines.append(f"| {planner} | {size} | " + " | ".join(cells) + " |")
+    lines += markdown_peers(report)
     return "\n".join(lines) + "\n"
 
 
@@ -358,7 +463,13 @@ def plot_speed(report: Mapping[str, Any], path: Path) -> Path:
 
     from mpc_grasp.plotting import save_figure
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    peer_problems = list(dict.fromkeys(row["problem"] for row in report.get("peer_rows") or []))
+    if peer_problems:
+        fig, grid = plt.subplots(2, 3, figsize=(16, 8.5))
+        axes, peer_axes = grid[0], grid[1]
+        plot_peers(report, peer_axes)
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for planner in report["planners"]:
         rows = [r for r in report["rows"] if r["planner"] == planner]
         horizons = [r["horizon"] for r in rows]
