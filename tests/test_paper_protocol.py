@@ -96,3 +96,8 @@ def test_a_tiny_pusht_run_at_equal_time(tmp_path) -> None:
     assert rows["cem"]["budget_scale"] == 1.0 and rows["grasp"]["budget_scale"] != 1.0
     assert all(row["budget"] == "time of cem" and row["episodes"] == 2 for row in rows.values())
     assert "## pusht" in pp.markdown(report) and (tmp_path / "paper_protocol.partial.jsonl").is_file()
+
+
+def test_the_filmstrip_draws_goal_executed_and_planned_frames(config, tmp_path) -> None:
+    path = pp.filmstrip("pointmaze_umaze", config, tmp_path / "film.png", offset=25)
+    assert path.is_file() and path.stat().st_size > 1000

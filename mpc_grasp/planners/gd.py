@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
+from mpc_grasp.planners.optim import PlanOptimizer
 from mpc_grasp.validation import check_positive
 
 
@@ -44,11 +45,11 @@ class GDPlanner(Planner):
         config = self.config
         budget = self.iteration_budget(problem)
         actions = self.initial_actions(problem, config.num_candidates, config.action_noise).requires_grad_(True)
-        optimizer = torch.optim.Adam([actions], lr=config.lr_actions)
+        optimizer = PlanOptimizer([(actions, config.lr_actions)])
         history = {name: torch.zeros(budget, device=self.device) for name in ("loss", "action_grad_norm")}
         iteration, early_stopped = 0, False
         for iteration in range(budget):
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             states = self.rollout(problem.start, actions)
             cost = self.trajectory_cost(states, actions, problem.goal)
             cost.sum().backward()

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, path_integral_weights
+from mpc_grasp.planners.optim import PlanOptimizer
 from mpc_grasp.validation import check_positive
 
 
@@ -346,24 +347,20 @@ class GraspPlanner(Planner):
             states=synced_states,  # a run that ends on a sync has its rollouts already: selection reuses them
         )
 
-    def _lifted_optimizer(self, virtual_states: Tensor, actions: Tensor) -> torch.optim.Optimizer:
+    def _lifted_optimizer(self, virtual_states: Tensor, actions: Tensor) -> PlanOptimizer:
         """Adam (or SGD) on the virtual states and the actions, each with its own learning rate."""
         config = self.config
         virtual_states.requires_grad_(True)
         actions.requires_grad_(True)
-        groups = [{"params": [virtual_states], "lr": config.lr_states}, {"params": [actions], "lr": config.lr_actions}]
-        return (
-            torch.optim.Adam(groups, fused=True)
-            if config.optimizer == "adam"
-            else torch.optim.SGD(groups, foreach=True)
-        )
+        groups = [(virtual_states, config.lr_states), (actions, config.lr_actions)]
+        return PlanOptimizer(groups, config.optimizer)
 
     def _lifted_step(
         self,
         problem: Problem,
         virtual_states: Tensor,
         actions: Tensor,
-        optimizer: torch.optim.Optimizer,
+        optimizer: PlanOptimizer,
         iteration: int,
         budget: int,
         history: dict[str, Tensor],
@@ -372,7 +369,7 @@ class GraspPlanner(Planner):
         config = self.config
         # γ plus the objective's own dense term (dense_goal_weight · mean over the T predicted states)
         goal_weight = cast(float, config.lifted_goal_weight) + self.dense_goal_weight / self.horizon
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         dynamics, goal_term, running = self.lifted_loss(problem, virtual_states, actions)
         loss = dynamics + goal_weight * goal_term + running  # [N, B]
         loss.sum().backward()  # candidates are independent: summing keeps their gradients separate

@@ -498,44 +498,31 @@ def _cell(row: Mapping[str, Any]) -> str:
 
 
 def plot(report: Mapping[str, Any], path: Path) -> Path:
-    """Success (95% CI bars) vs goal offset, one panel per (task, observation); MPC solid, open loop dashed."""
+    """Success with 95% CI, one panel per (task, observation): a group of bars per planner, one bar per (mode, goal
+    offset) column of the table."""
     import matplotlib.pyplot as plt
 
     from mpc_grasp.plotting import save_figure
 
     rows: Sequence[Mapping[str, Any]] = report["rows"]
     panels = list(dict.fromkeys((r["task"], r["observation"]) for r in rows))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.8), squeeze=False)
-    colours = dict(zip(PLANNERS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
     for axis, (task, observation) in zip(axes[0], panels):
-        for planner in PLANNERS:
-            for mode, style in (("mpc", "-o"), ("open_loop", "--s")):
-                line = sorted(
-                    (
-                        r
-                        for r in rows
-                        if (r["task"], r["observation"], r["planner"], r["mode"]) == (task, observation, planner, mode)
-                    ),
-                    key=lambda r: r["goal_offset"],
-                )
-                if not line:
-                    continue
-                offsets = [r["goal_offset"] for r in line]
-                rates = np.array([100 * r["rate"] for r in line])
-                bounds = 100 * np.array([r["ci95"] for r in line]).T
-                axis.errorbar(
-                    offsets,
-                    rates,
-                    yerr=[rates - bounds[0], bounds[1] - rates],
-                    fmt=style,
-                    color=colours[planner],
-                    capsize=3,
-                    label=f"{planner} {mode.replace('_', ' ')}",
-                )
-        axis.set(title=f"{TASKS[task].title}, {observation}", xlabel="goal offset (env steps)", ylabel="success %")
-        axis.set_ylim(-3, 103)
-        axis.legend(fontsize=6)
-    fig.suptitle("The field's protocol: success vs how far ahead the goal is (MPC solid, open loop dashed)")
+        mine = [r for r in rows if (r["task"], r["observation"]) == (task, observation)]
+        planners = list(dict.fromkeys(r["planner"] for r in mine))
+        columns = sorted(dict.fromkeys((r["mode"], r["goal_offset"]) for r in mine), key=lambda c: (c[1], c[0]))
+        width = 0.8 / len(columns)
+        for index, (mode, offset) in enumerate(columns):
+            cells = {r["planner"]: r for r in mine if (r["mode"], r["goal_offset"]) == (mode, offset)}
+            x = [planners.index(name) + (index - (len(columns) - 1) / 2) * width for name in cells]
+            rates = np.array([100 * r["rate"] for r in cells.values()])
+            bounds = 100 * np.array([r["ci95"] for r in cells.values()]).T
+            axis.bar(x, rates, width, yerr=[rates - bounds[0], bounds[1] - rates], capsize=2, label=f"{mode} {offset}")
+        axis.set_xticks(range(len(planners)), planners, fontsize=8)
+        axis.set(title=f"{TASKS[task].title}, {observation}", ylabel="success % (95% CI)", ylim=(0, 103))
+        axis.legend(fontsize=7, title="mode, goal offset", title_fontsize=7)
+    fig.suptitle("The field's protocol: success per planner")
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -559,7 +546,7 @@ def filmstrip(task: str, config: ProtocolConfig, path: Path, *, offset: int = 25
         action, _ = agent.predict(obs["observation"])
         if planned is None and agent.last_plan is not None:
             with torch.no_grad():
-                planned = model.decode(agent.last_plan.states).numpy()
+                planned = model.decode(agent.last_plan.states).reshape(-1, *model.image_shape).numpy()
         obs, _, _, _, info = env.step(action)
         frames.append(obs["observation"])
         reached = TASKS[task].success(info["state"], pair["goal_state"])
