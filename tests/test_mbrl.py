@@ -241,6 +241,46 @@ def test_the_loop_resumes_where_it_stopped(tiny_run, tmp_path: Path) -> None:
     assert (out / "round_002" / "record.json").is_file()
 
 
+def test_an_interrupted_round_resumes_after_its_last_finished_phase(
+    tiny_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in round 2's training keeps its collection; Ctrl-C in its evaluation keeps its training too; the
+    resumed run redoes neither (the functions that would redo them fail the test)."""
+    import shutil
+
+    import mpc_grasp.rl.mbrl as loop
+
+    source, _ = tiny_run
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    config = MBRLConfig(rounds=2, **TINY)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def redone(*args, **kwargs):
+        raise AssertionError("a finished phase was redone")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "fit_models", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_mbrl(config, out, resume=True, progress=False)
+    assert loop.interrupted_phase(out) == "training" and (out / "round_002" / "dataset.npz").is_file()
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "collect_agent_transitions", redone)
+        patch.setattr(loop, "evaluate_return", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            run_mbrl(config, out, resume=True, progress=False)
+    assert loop.interrupted_phase(out) == "evaluating" and (out / "round_002" / "model.pt").is_file()
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "collect_agent_transitions", redone)
+        patch.setattr(loop, "fit_models", redone)
+        records = run_mbrl(config, out, resume=True, progress=False)
+    assert [record.round for record in records] == [0, 1, 2] and records[2].env_steps == 400
+    assert records[2].model_rmse_before is not None and records[2].train_time_s > 0
+    assert loop.interrupted_phase(out) is None and not (out / "round_002" / "phase.json").exists()
+
+
 def test_the_cli_says_where_it_resumes_and_words_errors_in_flags(tiny_run, tmp_path: Path, capsys, monkeypatch) -> None:
     import shutil
 

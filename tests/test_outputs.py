@@ -148,3 +148,38 @@ def test_recording_frames_prints_no_sdl_runtime_dir_error() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3" and "XDG_RUNTIME_DIR" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["collect", "mpc_grasp/GridWorld-v0", "--steps", "50", "--out", "{blocked}/data.npz"],
+        ["train", "{data}", "--out", "{blocked}/model.pt", "--epochs", "1"],
+        ["mbrl", "Pendulum-v1", "--rounds", "1", "--out-dir", "{blocked}/out"],
+    ],
+    ids=["collect", "train", "mbrl"],  # run: tests/test_run_any_env.py
+)
+def test_an_output_under_a_file_fails_in_one_line_before_any_compute(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file where an output folder must go: one line naming the flag, and nothing computed (the compute
+    entry points are replaced by ones that fail the test)."""
+    import mpc_grasp.cli.mbrl as cli_mbrl
+    import mpc_grasp.data as data
+    import mpc_grasp.models as models
+    from mpc_grasp.cli.commands import main
+
+    def no_compute(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("computed before checking the output path")
+
+    for module, name in ((data, "collect_transitions"), (models, "train_world_model"), (cli_mbrl, "run_mbrl")):
+        monkeypatch.setattr(module, name, no_compute)
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    data_path = tmp_path / "data.npz"
+    _dataset(data_path)
+    argv = [part.format(blocked=blocked, data=data_path) for part in command]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert re.search(r"--out(-dir)? .*a_file.* (is a file, not a folder|cannot be created: Not a directory)$", err), err

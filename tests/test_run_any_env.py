@@ -154,7 +154,7 @@ def test_an_output_folder_that_cannot_be_one_fails_before_the_model_loads(
     code, _, err = _run(
         capsys, PENDULUM, "--model", missing_model, "--goal", "[1, 0, 0]", "--out-dir", str(a_file / "sub")
     )
-    assert code == 1 and f"cannot create --out-dir {a_file / 'sub'}" in err and "Traceback" not in err
+    assert code == 1 and f"--out-dir {a_file / 'sub'} cannot be created" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,13 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 import time
 import types
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from mpc_grasp.parallel import add_parallel_arguments
@@ -109,6 +111,32 @@ def split_key_value(items: Sequence[str] | None, flag: str | None = None) -> lis
             raise CLIError(f"{flag + ': ' if flag else ''}expected KEY=VALUE, got {item!r}")
         pairs.append((key.strip(), raw))
     return pairs
+
+
+def writable_folder(path: str | os.PathLike[str], flag: str, *, output: str | None = None) -> Path:
+    """``path`` as a folder, created and checked writable before any compute: a ``CLIError`` naming ``flag``
+    (and the ``output`` that would go there) when it is a file, cannot be created or is read-only."""
+    folder = Path(path)
+    where = f"{flag} {folder}" if output is None else f"{flag} {output}: its folder {folder}"
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{where} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CLIError(f"{where} cannot be created: {error.strerror or error}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"{where} is not writable")
+    return folder
+
+
+def writable_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """``path`` checked as an output file before any compute (not a folder; its folder made and writable):
+    a ``CLIError`` naming ``flag`` otherwise."""
+    target = Path(path)
+    if target.is_dir():
+        raise CLIError(f"{flag} {target} is a folder, not a file")
+    writable_folder(target.parent, flag, output=str(target))
+    return target
 
 
 def _json_or_text(raw: str) -> Any:
@@ -257,6 +285,7 @@ def register_collect(subparsers: Any) -> None:
 def _run_collect(args: argparse.Namespace) -> int:
     from mpc_grasp.data import collect_transitions, collect_transitions_parallel
 
+    writable_file(args.out, "--out")
     start = time.perf_counter()
     options = dict(
         num_envs=args.num_envs,
@@ -328,6 +357,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
     if args.device != "cpu" and str(args.device).startswith("cuda") and not torch.cuda.is_available():
         raise CLIError(f"device {args.device!r} requested but CUDA is not available")
+    writable_file(args.out, "--out")
     dataset = load_dataset(args.data, expected_env_id=args.env_id)
     test = None
     train = dataset

@@ -10,9 +10,17 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from mpc_grasp.cli.commands import CLIError, parse_key_value
+from mpc_grasp.cli.commands import CLIError, parse_key_value, writable_folder
 from mpc_grasp.data import make_env
-from mpc_grasp.rl.mbrl import MBRL_RECIPES, MBRLConfig, finished_rounds, mbrl_recipe, resume_conflicts, run_mbrl
+from mpc_grasp.rl.mbrl import (
+    MBRL_RECIPES,
+    MBRLConfig,
+    finished_rounds,
+    interrupted_phase,
+    mbrl_recipe,
+    resume_conflicts,
+    run_mbrl,
+)
 
 __all__ = ["config_from_args", "register_mbrl"]
 
@@ -132,9 +140,7 @@ def _in_flag_words(message: str) -> str:
 def _resume_line(args: argparse.Namespace, config: MBRLConfig) -> str | None:
     """Check ``--out-dir`` against ``--resume`` (a ``CLIError`` in flag words) and, with ``--resume``, return the
     line that says where the run continues."""
-    out = Path(args.out_dir)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out-dir {out} is a file, not a folder")
+    out = writable_folder(args.out_dir, "--out-dir")
     if not args.resume:
         if any(out.glob("round_*")):
             raise CLIError(
@@ -145,13 +151,14 @@ def _resume_line(args: argparse.Namespace, config: MBRLConfig) -> str | None:
     if differing:
         changes = ", ".join(f"{_FLAG_OF_FIELD.get(k, k)} (saved {s!r}, now {g!r})" for k, (s, g) in differing.items())
         raise CLIError(f"cannot --resume in {out}: its run used other settings: {changes}")
-    done = finished_rounds(out)
+    done, phase = finished_rounds(out), interrupted_phase(out)
+    within = "" if phase is None else f", phase {phase} (its earlier phases are kept)"
     if done == 0:
-        return f"--resume: no finished round in {out}; starting at round 0"
+        return f"--resume: no finished round in {out}; starting at round 0{within}"
     if done > config.rounds:
         return f"--resume: all {done} rounds in {out} are finished; nothing left to run"
     kept = "round 0 is" if done == 1 else f"rounds 0-{done - 1} are"
-    return f"resuming at round {done} in {out}: {kept} finished and kept, {config.rounds + 1 - done} to run"
+    return f"resuming at round {done}{within} in {out}: {kept} finished and kept, {config.rounds + 1 - done} to run"
 
 
 def _run_mbrl_command(args: argparse.Namespace) -> int:

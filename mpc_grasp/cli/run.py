@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import inspect
 import json
-import os
 import re
 import sys
 import time
@@ -28,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from mpc_grasp.atomic import atomic_write_text
-from mpc_grasp.cli.commands import CLIError, convert_option, parse_key_value, plural, split_key_value
+from mpc_grasp.cli.commands import (
+    CLIError,
+    convert_option,
+    parse_key_value,
+    plural,
+    split_key_value,
+    writable_folder,
+)
 
 __all__ = ["planner_option_types", "register_run", "typed_planner_options"]
 
@@ -163,16 +169,7 @@ def _checked_inputs(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 def _output_folder(args: argparse.Namespace) -> Path:
     """The output folder (``--out-dir``, else ``runs/<env>``), created and checked writable."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", args.env_id.split("/")[-1])
-    out_dir = Path(args.out_dir) if args.out_dir else Path("runs") / name
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CLIError(f"--out-dir {out_dir} is a file, not a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CLIError(f"cannot create --out-dir {out_dir}: {error.strerror or error}") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise CLIError(f"--out-dir {out_dir} is not writable")
-    return out_dir
+    return writable_folder(Path(args.out_dir) if args.out_dir else Path("runs") / name, "--out-dir")
 
 
 def _warn_long_horizon(args: argparse.Namespace, env: Any) -> None:

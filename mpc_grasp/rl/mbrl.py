@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ __all__ = [
     "evaluate_return",
     "finished_rounds",
     "fit_models",
+    "interrupted_phase",
     "learns_termination",
     "make_agent",
     "mbrl_recipe",
@@ -408,10 +410,13 @@ def run_mbrl(
 ) -> list[RoundRecord]:
     """Run (or continue) the loop; returns one record per round (round 0 = random seed data).
 
-    ``out_dir`` gets ``config.json``, ``round_XXX/{model.pt, value.pt, dataset.npz, record.json}``,
-    ``history.json`` and ``learning_curve.png``. With ``resume`` the finished rounds (those with a
-    ``record.json``) are loaded, not recomputed; the config must be the one they were run with (the
-    number of rounds may grow). Without it, a folder that already holds rounds is refused.
+    ``out_dir`` gets ``config.json``, ``round_XXX/{dataset.npz, model.pt, value.pt, record.json}``,
+    ``history.json`` and ``learning_curve.png``. A round runs in three phases (collect, train,
+    evaluate), each checkpointed as it ends. With ``resume`` the finished rounds (those with a
+    ``record.json``) are loaded, not recomputed, and an interrupted round continues after its last
+    finished phase; the config must be the one they were run with (the number of rounds may grow).
+    Without it, a folder that already holds rounds is refused. ``progress`` shows the round, phase,
+    env steps and a time estimate (a redrawn bar on a terminal, one line per phase in a piped log).
     """
     out = Path(out_dir)
     _prepare_out_dir(out, config, resume)
@@ -420,21 +425,14 @@ def run_mbrl(
     probe = make_env(config.env_id, **dict(config.env_kwargs))
     action_space = cast(gym.spaces.Box, probe.action_space)  # continuous control
     probe.close()
-    bar = tqdm(
-        total=config.rounds + 1,
-        initial=len(records),
-        desc=f"mbrl {config.env_id}",
-        unit="round",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
+    report = _PhaseReport(config, first_round=len(records), enabled=progress)
     for round_index in range(len(records), config.rounds + 1):
-        dataset, models, record = _run_round(config, round_index, action_space, dataset, models)
-        _save_round(out / _round_name(round_index), models, dataset, record)
+        dataset, models, record = _run_round(
+            config, round_index, action_space, dataset, models, out / _round_name(round_index), report
+        )
         records.append(record)
-        bar.set_postfix(steps=record.env_steps, mean_return=f"{record.mean_return:.0f}", refresh=False)
-        bar.update(1)
-    bar.close()
+        report.round_done(record)
+    report.close()
     termination = bool(records and records[-1].learned_termination)
     history = {"config": config.to_json(), "learned_termination": termination, "rounds": [r.to_json() for r in records]}
     atomic_write_text(out / "history.json", json.dumps(history, indent=2))
@@ -448,6 +446,59 @@ def run_mbrl(
 
 
 _Models = tuple[MLPWorldModel, ValueFunction | None]
+_PHASES = ("collecting", "training", "evaluating")
+
+
+class _PhaseReport:
+    """Progress of the loop: round, phase, env steps and the time left (mean round time of this process
+    times the rounds to go). A tqdm bar on a terminal, else one line per phase on stderr."""
+
+    def __init__(self, config: MBRLConfig, first_round: int, enabled: bool) -> None:
+        self.config, self.enabled, self.started = config, enabled, time.perf_counter()
+        self.rounds_run, self.last_done = 0, self.started
+        self.on_terminal = sys.stderr.isatty()
+        self.bar = tqdm(
+            total=config.rounds + 1,
+            initial=first_round,
+            desc=f"mbrl {config.env_id}",
+            unit="round",
+            disable=not (enabled and self.on_terminal),
+            dynamic_ncols=True,
+        )
+
+    def phase(self, round_index: int, name: str) -> None:
+        steps = self.config.env_steps(round_index)
+        eta = "" if not self.rounds_run else f", about {_minutes(self._time_left(round_index))} left"
+        text = f"round {round_index}/{self.config.rounds}: {name} ({steps} env steps by its end{eta})"
+        if self.on_terminal:
+            self.bar.set_postfix_str(text)
+        elif self.enabled:
+            print(f"mbrl {self.config.env_id} {text}", file=sys.stderr, flush=True)
+
+    def round_done(self, record: RoundRecord) -> None:
+        self.rounds_run, self.last_done = self.rounds_run + 1, time.perf_counter()
+        self.bar.set_postfix(steps=record.env_steps, mean_return=f"{record.mean_return:.0f}", refresh=False)
+        self.bar.update(1)
+        if self.enabled and not self.on_terminal:
+            print(
+                f"mbrl {self.config.env_id} round {record.round}/{self.config.rounds}: mean return "
+                f"{record.mean_return:.1f} after {record.env_steps} env steps",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _time_left(self, round_index: int) -> float:
+        """Rounds to go (this one included) at this process's mean round time, less this round's time so far."""
+        per_round = (self.last_done - self.started) / self.rounds_run
+        to_go = (self.config.rounds + 1 - round_index) * per_round - (time.perf_counter() - self.last_done)
+        return max(0.0, to_go)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def _run_round(
@@ -456,13 +507,65 @@ def _run_round(
     action_space: gym.spaces.Box,
     dataset: TransitionDataset | None,
     models: _Models | None,
+    folder: Path,
+    report: _PhaseReport,
 ) -> tuple[TransitionDataset, _Models, RoundRecord]:
     """One round: collect (random seed data without ``models``, else the agent's episodes), refit, evaluate.
-    Returns the grown dataset, the refitted models and the round's record."""
+    Each phase checkpoints into ``folder`` and ``phase.json`` says which ended; a phase that already
+    ended there (an interrupted round) is loaded, not rerun. Returns the grown dataset, the refitted
+    models and the round's record (``record.json``, written last)."""
+    done = _phase_state(folder)
+    if not done:
+        report.phase(round_index, _PHASES[0])
+        dataset, done = _collect_phase(config, round_index, action_space, dataset, models)
+        dataset.save(folder / "dataset.npz")
+        atomic_write_text(folder / "phase.json", json.dumps(done))
+    else:
+        dataset = load_dataset(folder / "dataset.npz")
+    if "train_time_s" not in done:
+        report.phase(round_index, _PHASES[1])
+        started = time.perf_counter()
+        models = fit_models(dataset, config, round_index, models)
+        _save_models(folder, models)
+        done = {**done, "train_time_s": time.perf_counter() - started}
+        atomic_write_text(folder / "phase.json", json.dumps(done))
+    else:
+        models = _load_models(folder)
+    report.phase(round_index, _PHASES[2])
     started = time.perf_counter()
-    before = agent_data = agent_return = None
+    evaluation = evaluate_return(make_agent(models[0], config, action_space, models[1]), config)
+    agent_data = dataset.subset(slice(-config.steps_per_round, None)) if round_index else None
+    record = RoundRecord(
+        round=round_index,
+        env_steps=config.env_steps(round_index),
+        mean_return=evaluation["mean_return"],
+        std_return=evaluation["std_return"],
+        episode_returns=evaluation["episode_returns"],
+        model_rmse_after=None if agent_data is None else one_step_error(models[0], agent_data)["rmse"],
+        reward_rmse_after=None if agent_data is None else reward_error(models[0], agent_data),
+        eval_time_s=time.perf_counter() - started,
+        median_plan_time_s=evaluation["median_plan_time_s"],
+        success_rate=evaluation["success_rate"],
+        learned_termination=models[0].has_termination_head,
+        **done,
+    )
+    atomic_write_text(folder / "record.json", json.dumps(record.to_json(), indent=2))
+    (folder / "phase.json").unlink()
+    return dataset, models, record
+
+
+def _collect_phase(
+    config: MBRLConfig,
+    round_index: int,
+    action_space: gym.spaces.Box,
+    dataset: TransitionDataset | None,
+    models: _Models | None,
+) -> tuple[TransitionDataset, dict[str, Any]]:
+    """The grown dataset and the collection's part of the record (its time; the previous models' errors on
+    the new data and the agent's own return from round 1 on)."""
+    started = time.perf_counter()
     if models is None:
-        dataset = collect_transitions(
+        seed_data = collect_transitions(
             config.env_id,
             config.seed_steps,
             seed=config.seed,
@@ -470,45 +573,47 @@ def _run_round(
             progress=False,
             env_kwargs=dict(config.env_kwargs),
         )
-    else:
-        agent_data = collect_agent_transitions(
-            make_agent(models[0], config, action_space, models[1]), config, round_index
-        )
-        agent_return = _mean_episode_return(agent_data)
-        before = (one_step_error(models[0], agent_data)["rmse"], reward_error(models[0], agent_data))
-        assert dataset is not None  # collected in round 0 (or loaded on resume)
-        dataset = concatenate_datasets([dataset, agent_data])
-    collected = time.perf_counter()
-    models = fit_models(dataset, config, round_index, models)
-    trained = time.perf_counter()
-    evaluation = evaluate_return(make_agent(models[0], config, action_space, models[1]), config)
-    record = RoundRecord(
-        round=round_index,
-        env_steps=config.env_steps(round_index),
-        mean_return=evaluation["mean_return"],
-        std_return=evaluation["std_return"],
-        episode_returns=evaluation["episode_returns"],
-        model_rmse_before=None if before is None else before[0],
-        model_rmse_after=None if agent_data is None else one_step_error(models[0], agent_data)["rmse"],
-        reward_rmse_before=None if before is None else before[1],
-        reward_rmse_after=None if agent_data is None else reward_error(models[0], agent_data),
-        agent_return=agent_return,
-        train_time_s=trained - collected,
-        collect_time_s=collected - started,
-        eval_time_s=time.perf_counter() - trained,
-        median_plan_time_s=evaluation["median_plan_time_s"],
-        success_rate=evaluation["success_rate"],
-        learned_termination=models[0].has_termination_head,
-    )
-    return dataset, models, record
+        nothing_before: dict[str, Any] = {"model_rmse_before": None, "reward_rmse_before": None, "agent_return": None}
+        return seed_data, {**nothing_before, "collect_time_s": time.perf_counter() - started}
+    assert dataset is not None  # collected in round 0 (or loaded on resume)
+    agent_data = collect_agent_transitions(make_agent(models[0], config, action_space, models[1]), config, round_index)
+    done: dict[str, Any] = {
+        "model_rmse_before": one_step_error(models[0], agent_data)["rmse"],
+        "reward_rmse_before": reward_error(models[0], agent_data),
+        "agent_return": _mean_episode_return(agent_data),
+        "collect_time_s": time.perf_counter() - started,
+    }
+    return concatenate_datasets([dataset, agent_data]), done
+
+
+def _phase_state(folder: Path) -> dict[str, Any]:
+    """What an interrupted round in ``folder`` finished (``phase.json``); empty for a fresh round."""
+    path = folder / "phase.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def interrupted_phase(out_dir: str | Path) -> str | None:
+    """The phase a resumed run continues the interrupted round of ``out_dir`` at (``"training"`` or
+    ``"evaluating"``), or None when no round stopped after a finished phase. Reads only."""
+    state = _phase_state(Path(out_dir) / _round_name(finished_rounds(out_dir)))
+    return None if not state else (_PHASES[2] if "train_time_s" in state else _PHASES[1])
+
+
+def _save_models(folder: Path, models: _Models) -> None:
+    save_world_model(models[0], folder / "model.pt")
+    if models[1] is not None:
+        save_world_model(models[1], folder / "value.pt")
+
+
+def _load_models(folder: Path) -> _Models:
+    model = load_world_model(folder / "model.pt")
+    value = load_world_model(folder / "value.pt") if (folder / "value.pt").is_file() else None
+    return model, value  # type: ignore[return-value]
 
 
 def _load_round(folder: Path) -> tuple[TransitionDataset, _Models]:
     """The dataset and models a finished round saved (to resume after it)."""
-    dataset = load_dataset(folder / "dataset.npz")
-    model = load_world_model(folder / "model.pt")
-    value = load_world_model(folder / "value.pt") if (folder / "value.pt").is_file() else None
-    return dataset, (model, value)  # type: ignore[return-value]
+    return load_dataset(folder / "dataset.npz"), _load_models(folder)
 
 
 def plot_learning_curves(
@@ -595,24 +700,13 @@ def _prepare_out_dir(out: Path, config: MBRLConfig, resume: bool) -> None:
 
 
 def _finished_records(out: Path) -> list[RoundRecord]:
-    """Records of the consecutive finished rounds 0, 1, ... (a round without ``record.json`` was interrupted)."""
+    """Records of the consecutive finished rounds 0, 1, ... An interrupted round keeps the phases it finished
+    (``phase.json``); one that finished none is cleared and rerun."""
     records = [
         RoundRecord(**json.loads((out / _round_name(index) / "record.json").read_text()))
         for index in range(finished_rounds(out))
     ]
     interrupted = out / _round_name(len(records))
-    if interrupted.is_dir():
-        shutil.rmtree(interrupted)  # our own partial output of an interrupted round: recomputed
+    if interrupted.is_dir() and not _phase_state(interrupted):
+        shutil.rmtree(interrupted)  # our own partial output of a round that finished no phase
     return records
-
-
-def _save_round(
-    folder: Path, models: tuple[MLPWorldModel, ValueFunction | None], dataset: TransitionDataset, record: RoundRecord
-) -> None:
-    """Checkpoint one round; ``record.json`` last, so a round counts as finished only once all files exist."""
-    folder.mkdir(parents=True, exist_ok=True)
-    save_world_model(models[0], folder / "model.pt")
-    if models[1] is not None:
-        save_world_model(models[1], folder / "value.pt")
-    dataset.save(folder / "dataset.npz")
-    atomic_write_text(folder / "record.json", json.dumps(record.to_json(), indent=2))
