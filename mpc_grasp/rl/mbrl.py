@@ -205,8 +205,9 @@ MBRL_RECIPES: dict[str, dict[str, Any]] = {
     "InvertedPendulum-v5": {
         "reward": "known",
         "learn_termination": True,
+        "terminal_value": True,
         "horizon": 15,
-        "rounds": 8,
+        "rounds": 9,
         "seed_steps": 200,
         "steps_per_round": 200,
     },
@@ -223,9 +224,10 @@ MBRL_RECIPES: dict[str, dict[str, Any]] = {
 
 ``Pendulum-v1``: the ``MBRLConfig`` defaults. ``InvertedPendulum-v5``: plans with the env's own reward
 (:func:`alive_bonus_reward`, 1 per step while alive) and the model's learned termination head (the
-probability that the pole falls cuts the predicted return), horizon 15 (0.6 s: longer rollouts of the
-early models drift), 200 random seed steps (about 30 short random episodes near the upright state), then
-8 rounds of 200 agent steps (1800 env steps in all).
+probability that the pole falls cuts the predicted return) and a TD value of the same return as the terminal
+value (it sees past the 15-step horizon, e.g. a cart drifting to its rail), horizon 15 (0.6 s: longer rollouts
+of the early models drift), 200 random seed steps (about 30 short random episodes near the upright state), then
+9 rounds of 200 agent steps (2000 env steps in all).
 
 ``mpc_grasp/CartPoleSwingup-v0``: the learned reward head, horizon 50 (2 s), 1000 random seed steps, then 9
 rounds of 1000 agent steps (10k env steps in all), and GRASP at its defaults inside ``GraspMPC``.

@@ -105,12 +105,12 @@ STUDY_ENVS: dict[str, EnvStudy] = {
         "inverted_pendulum",
         1000.0,
         seeds=3,
-        known_label="env reward + learned termination",
+        known_label="env reward + learned termination + TD terminal value",
         note=(
             "InvertedPendulum-v5 pays 1 per step while |pole angle| <= 0.2 rad and ends the episode otherwise "
             "(return = steps survived, at most 1000). That reward is constant while alive: GraspMPC plans with it "
             "(`alive_bonus_reward`) and the model's learned termination head, maximising the predicted return of "
-            "an episode that may end. Every number below is the env's own return. Target: 1000 = all evaluation "
+            "an episode that may end, with a TD value of that return as the terminal value. Every number below is the env's own return. Target: 1000 = all evaluation "
             "episodes survive the full episode."
         ),
     ),
