@@ -542,3 +542,11 @@ def test_grasp_resolves_its_defaults_by_model_kind_and_objective() -> None:
     assert config.detach_states is None and config.sync_every is None  # the input config is left as it was
     assert state.warm_num_candidates == config.num_candidates and state.final_sync_samples == 64
     assert state.warm_sync_sample_std == config.sync_sample_std / 2
+    # warm plans: 4 iterations with the lifted steps, 1 sampling sync with a reward, the full budget for paper()
+    assert (state.warm_iterations, latent.warm_iterations, reward.warm_iterations) == (4, 4, 1)
+    lifted_reward = GraspConfig(lifted_updates=True).resolve(latent_model=False, maximises_return=True)
+    assert (
+        lifted_reward.warm_iterations == 4
+        and GraspConfig(warm_iterations=3).resolve(latent_model=False, maximises_return=True).warm_iterations == 3
+    )
+    assert GraspConfig.paper().resolve(latent_model=True, maximises_return=False).warm_iterations == 300

@@ -50,7 +50,10 @@ class GraspConfig(PlannerConfig):
     :meth:`paper`. See docs/decisions.md#graspconfig-defaults."""
 
     iterations: int = 60
-    warm_iterations: int | None = 4
+    warm_iterations: int | None = None
+    """Iterations of a warm-started plan, each ending on a sync. None resolves by objective: 4 with the lifted
+    steps (goal objectives), 1 where the syncs are the whole optimisation (reward objectives: one sampling
+    update per candidate per control step). See docs/decisions.md#graspconfigwarm_iterations."""
     first_plan_iterations: int | None = 20
     """Iterations of an MPC episode's first plan (``GraspMPC`` replanning every step: warm plans of
     ``warm_iterations`` follow it, each ending on a sampling sync), at most ``iterations``; None =
@@ -174,11 +177,14 @@ class GraspConfig(PlannerConfig):
 
     def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
         """Every None default filled in for this model kind and objective (pure; see each field for its rule):
-        the stop-gradient and γ by model kind, lifted steps by objective, the sync period by both, warm
-        candidates, warm sampling std and the last sync's samples from their cold counterparts."""
-        config = super().resolve(latent_model=latent_model, maximises_return=maximises_return)
+        the stop-gradient and γ by model kind, lifted steps and warm iterations by objective, the sync period by
+        both, warm candidates, warm sampling std and the last sync's samples from their cold counterparts."""
         detach = latent_model if self.detach_states is None else self.detach_states
         lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
+        warm = (4 if lifted else 1) if self.warm_iterations is None else self.warm_iterations
+        config = super(GraspConfig, dataclasses.replace(self, warm_iterations=warm)).resolve(
+            latent_model=latent_model, maximises_return=maximises_return
+        )
         default_sync = (10 if latent_model else 4) if lifted else 1
         return dataclasses.replace(
             config,
@@ -212,6 +218,8 @@ class GraspConfig(PlannerConfig):
             sync_samples=0,
         )
         settings.update(overrides)
+        if settings["warm_iterations"] is None:  # the published planner runs its full budget on every plan
+            settings["warm_iterations"] = settings["iterations"]
         if settings["noise_decay_iterations"] is None and settings["noise_schedule"] == "linear":
             settings["noise_decay_iterations"] = settings["iterations"]
         return cls(**settings)
