@@ -85,6 +85,7 @@ def test_tiny_run_writes_json_csv_md_and_plots(tmp_path: Path) -> None:
     for row in rows:
         assert float(row["success_ci95_low"]) <= float(row["success_rate"]) <= float(row["success_ci95_high"])
     assert "pytest tiny" in (tmp_path / "bench.md").read_text()
+    assert "Smoke run (`--quick`)" in (tmp_path / "bench.md").read_text()  # a quick run says it is one
     assert report["units_reused_from_log"] == 0
 
     again = run_benchmark(_tiny_config(tmp_path, resume=True), "pytest tiny")  # everything comes from the resume log

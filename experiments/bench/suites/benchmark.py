@@ -669,5 +669,6 @@ def _run(args: argparse.Namespace, command: str) -> int:
     report = run_benchmark(config, command)
     if config.progress:
         print(markdown_report(report))
-        print(f"wrote {config.out_dir / config.prefix}.{{json,csv,md}} and plots in {report['total_seconds']:.0f} s")
+    smoke = " (a smoke run: its rates are not measurements)" if config.quick else ""
+    print(f"wrote {config.out_dir / config.prefix}.{{json,csv,md}} and plots in {report['total_seconds']:.0f} s{smoke}")
     return 0

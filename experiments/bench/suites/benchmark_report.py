@@ -139,6 +139,15 @@ def markdown_report(report: dict[str, Any]) -> str:
     lines = [
         "# Benchmark: GRASP vs CEM vs MPPI vs GD (+ GRASP ablations, RL) in the real environments",
         "",
+        *(
+            [
+                "**Smoke run (`--quick`)**: a few pairs and a short model training, to check the pipeline; its rates "
+                "are not measurements.",
+                "",
+            ]
+            if config.get("quick")
+            else []
+        ),
         f"Command: `{report['command']}`  ",
         f"Commit: `{report['git_commit'] or 'none'}`  ",
         f"Finished: {report['timestamp']}, {report['total_seconds']:.0f} s ({report['units_reused_from_log']} work units reused from the resume log); "
