@@ -508,6 +508,22 @@ def test_a_plan_ending_on_a_sync_reports_the_true_rollout_of_its_actions() -> No
     assert float(result.cost) == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_warm_plans_last_sync_keeps_its_best_sample_without_rolling_out_the_mean() -> None:
+    model = LinearSystem.point()
+    options = dict(horizon=10, iterations=12, warm_iterations=4, num_candidates=4, seed=0)
+    goal = torch.tensor([1.0, 0.5])
+    cold = make_planner("grasp", model, **options).plan([0.0, 0.0], goal)
+    calls, costs = {}, {}
+    for keep_mean in (False, True):
+        planner = make_planner("grasp", model, warm_final_mean=keep_mean, **options)
+        warm = planner.plan([0.05, 0.0], goal, init=cold.shifted())
+        calls[keep_mean], costs[keep_mean] = warm.info["model_calls"], float((warm.states[-1] - goal).norm())
+        rollout = planner.rollout(torch.tensor([[0.05, 0.0]]), warm.actions[None, None])[0, 0]
+        torch.testing.assert_close(warm.states, rollout)  # the kept sample's rollout is the plan's, not a stale one
+    assert calls[True] - calls[False] == 10  # one rollout of the horizon fewer
+    assert costs[False] < 0.05 and costs[True] < 0.05  # both still reach the goal
+
+
 def test_a_compiled_world_model_plans_like_the_model_itself() -> None:
     from mpc_grasp.models.base import compile_world_model
 
@@ -542,6 +558,8 @@ def test_grasp_resolves_its_defaults_by_model_kind_and_objective() -> None:
     assert config.detach_states is None and config.sync_every is None  # the input config is left as it was
     assert state.warm_num_candidates == config.num_candidates and state.final_sync_samples == 64
     assert state.warm_sync_sample_std == config.sync_sample_std / 2
+    # warm syncs: half the samples beside the lifted steps, all of them where the syncs are the optimisation
+    assert (state.warm_sync_samples, reward.warm_sync_samples) == (config.sync_samples // 2, config.sync_samples)
     # warm plans: 4 iterations with the lifted steps, 1 sampling sync with a reward, the full budget for paper()
     assert (state.warm_iterations, latent.warm_iterations, reward.warm_iterations) == (4, 4, 1)
     lifted_reward = GraspConfig(lifted_updates=True).resolve(latent_model=False, maximises_return=True)

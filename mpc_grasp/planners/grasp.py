@@ -115,6 +115,11 @@ class GraspConfig(PlannerConfig):
     """Sampling sync: before the GD steps, each candidate takes one MPPI update from this many
     perturbed copies of its actions, scored by full model rollouts (0 = off). It is what carries
     non-greedy information (a detour's, a swing-up's) that a local gradient step cannot see."""
+    warm_sync_samples: int | None = None
+    """Samples of a warm-started plan's syncs. None resolves by objective: half of ``sync_samples`` with the lifted
+    steps (goal objectives: the gradient steps share the work, and the sampled rollouts are most of a warm step's
+    time), ``sync_samples`` where the syncs are the whole optimisation (reward objectives). See
+    docs/decisions.md#graspconfigwarm_sync_samples."""
     final_sync_samples: int | None = 64
     """Samples of the last sync of a cold plan (the one whose candidates are returned), when the sampling
     sync is on; None = ``sync_samples``. A wider last look closes near misses for a little more time per
@@ -122,6 +127,11 @@ class GraspConfig(PlannerConfig):
     docs/decisions.md#graspconfigfinal_sync_samples."""
     sync_sample_std: float = 0.5
     """Std of the sampling sync's perturbations, in units of the half action range (cold plans)."""
+    warm_final_mean: bool = False
+    """Whether the last sync of a warm-started plan rolls out each candidate's MPPI mean and keeps it where it beats
+    the best sample (as every other sync does), or keeps the best sample (default): the mean's rollout is a second
+    sequential rollout per control step, and the next plan's sync re-centres on the kept sample anyway. See
+    docs/decisions.md#graspconfigwarm_final_mean."""
     warm_sync_sample_std: float | None = None
     """Std of the sampling sync's perturbations in warm-started plans, in units of the half action range;
     None (default) is half of ``sync_sample_std``. A warm plan refines the shifted previous plan, and wide
@@ -150,6 +160,8 @@ class GraspConfig(PlannerConfig):
             raise ValueError(f"warm_num_candidates must be >= 1 or None, got {self.warm_num_candidates}")
         if self.sync_samples < 0:
             raise ValueError(f"sync_samples must be >= 0, got {self.sync_samples}")
+        if self.warm_sync_samples is not None and self.warm_sync_samples < 0:
+            raise ValueError(f"warm_sync_samples must be >= 0 or None, got {self.warm_sync_samples}")
         if self.final_sync_samples is not None and self.final_sync_samples < 0:
             raise ValueError(f"final_sync_samples must be >= 0 or None, got {self.final_sync_samples}")
         check_positive(self.sync_sample_std, "sync_sample_std")
@@ -178,7 +190,7 @@ class GraspConfig(PlannerConfig):
     def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
         """Every None default filled in for this model kind and objective (pure; see each field for its rule):
         the stop-gradient and γ by model kind, lifted steps and warm iterations by objective, the sync period by
-        both, warm candidates, warm sampling std and the last sync's samples from their cold counterparts."""
+        both, warm candidates, warm sampling std and samples and the last sync's samples from their cold counterparts."""
         detach = latent_model if self.detach_states is None else self.detach_states
         lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
         warm = (4 if lifted else 1) if self.warm_iterations is None else self.warm_iterations
@@ -194,6 +206,11 @@ class GraspConfig(PlannerConfig):
             sync_every=default_sync if self.sync_every is None else self.sync_every,
             warm_num_candidates=self.warm_num_candidates or self.num_candidates,
             warm_sync_sample_std=self.warm_sync_sample_std or self.sync_sample_std / 2,
+            warm_sync_samples=(
+                (self.sync_samples // 2 if lifted else self.sync_samples)
+                if self.warm_sync_samples is None
+                else self.warm_sync_samples
+            ),
             final_sync_samples=self.sync_samples if self.final_sync_samples is None else self.final_sync_samples,
         )
 
@@ -329,8 +346,7 @@ class GraspPlanner(Planner):
                 self._lifted_step(problem, virtual_states, actions, optimizer, iteration, budget, history)
             synced_states = None
             if sync_every and (config.sync_steps or config.sync_samples) and (iteration + 1) % sync_every == 0:
-                last = iteration + 1 == budget and problem.init is None
-                synced_states = self._sync(problem, actions, virtual_states, last=last)
+                synced_states = self._sync(problem, actions, virtual_states, last=iteration + 1 == budget)
                 if optimizer is None and synced_states is not None:  # the syncs are the whole optimisation
                     with torch.no_grad():
                         history["loss"][iteration] = self.trajectory_cost(synced_states, actions, problem.goal).mean()
@@ -437,13 +453,17 @@ class GraspPlanner(Planner):
 
     def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor, last: bool = False) -> Tensor | None:
         """Re-ground the plan in true model rollouts: the sampling step, then ``sync_steps`` plain GD
-        steps on the shooting objective (full backprop through the rollout); reset the states.
-        Returns the rollout [N, B, T+1, S] of the synced actions when it was computed, else None."""
+        steps on the shooting objective (full backprop through the rollout); reset the states. ``last``: the
+        plan's last sync (a cold plan's takes ``final_sync_samples``; a warm plan's syncs take ``warm_sync_samples``,
+        and its last skips the mean's rollout unless ``warm_final_mean``). Returns the rollout [N, B, T+1, S] of the synced actions when it was
+        computed, else None."""
         config = self.config
         synced, states = actions.detach().clone(), None
         if config.sync_samples:
-            count = cast(int, config.final_sync_samples) if last else config.sync_samples
-            synced, states = self._sample_sync(problem, synced, count)
+            cold = problem.init is None
+            count = config.warm_sync_samples if not cold else config.final_sync_samples if last else config.sync_samples
+            keep_mean = not last or cold or config.warm_final_mean
+            synced, states = self._sample_sync(problem, synced, cast(int, count), keep_mean)
         for _ in range(config.sync_steps):
             synced.requires_grad_(True)
             cost = self.trajectory_cost(self.rollout(problem.start, synced), synced, problem.goal)
@@ -461,10 +481,13 @@ class GraspPlanner(Planner):
                 virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1] / problem.scale[:, None, None, :])
         return states
 
-    def _sample_sync(self, problem: Problem, actions: Tensor, sample_count: int) -> tuple[Tensor, Tensor]:
+    def _sample_sync(
+        self, problem: Problem, actions: Tensor, sample_count: int, keep_mean: bool = True
+    ) -> tuple[Tensor, Tensor]:
         """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
-        exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper.
-        Returns the new actions [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
+        exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper (without
+        ``keep_mean`` the best sample is kept and the mean is never rolled out). Returns the new actions
+        [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
         config = self.config
         size, candidates = actions.shape[:2]
         count = sample_count + 1
@@ -482,16 +505,18 @@ class GraspPlanner(Planner):
                 size, candidates, count
             )
             costs = torch.nan_to_num(costs, nan=float("inf"), posinf=float("inf"))
-            weights = path_integral_weights(costs, config.sync_temperature)
-            mean = self.clamp_actions((weights[..., None, None] * samples).sum(2))
-            mean_states = self.rollout(problem.start, mean)
-            mean_cost = self.trajectory_cost(mean_states, mean, problem.goal)
             best_cost, best = costs.min(dim=-1)
-            pick = (best_cost < mean_cost)[..., None, None]
             best_sample = samples.gather(
                 2, best[..., None, None, None].expand(-1, -1, 1, self.horizon, self.action_dim)
             )[:, :, 0]
             best_states = sample_states.gather(
                 2, best[..., None, None, None].expand(-1, -1, 1, self.horizon + 1, self.state_dim)
             )[:, :, 0]
+            if not keep_mean:
+                return best_sample, best_states
+            weights = path_integral_weights(costs, config.sync_temperature)
+            mean = self.clamp_actions((weights[..., None, None] * samples).sum(2))
+            mean_states = self.rollout(problem.start, mean)
+            mean_cost = self.trajectory_cost(mean_states, mean, problem.goal)
+            pick = (best_cost < mean_cost)[..., None, None]
             return torch.where(pick, best_sample, mean), torch.where(pick, best_states, mean_states)

@@ -6,7 +6,8 @@ another, until a time cap is spent, and judges each plan on the exact model. :fu
 cells through :func:`~bench.engine.run_units` (in-process or on Ray, a resume log under the
 output folder) and writes ``planner_gym.{json,md,png}`` with :func:`~bench.report.write_report`.
 The plan loop and its summary (:func:`plan_instances`, :func:`summarize`) are shared with the tuning
-suite (:mod:`bench.suites.tuning`) and the scale-out study (:mod:`bench.suites.scale_out`).
+suite (:mod:`bench.suites.tuning`), the scale-out study (:mod:`bench.suites.scale_out`) and, with
+:func:`judge`, the robustness suite (:mod:`bench.suites.robustness`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mpc_grasp.planners import GraspConfig, make_planner
 __all__ = [
     "GYM_PLANNERS",
     "GymSuite",
+    "judge",
     "markdown",
     "plan_instances",
     "plot",
@@ -100,6 +102,16 @@ def problem_view(
     return problem if horizon is None else replace(problem, horizon=int(horizon))
 
 
+def judge(problem: PlanningProblem, start: np.ndarray, goal: np.ndarray, states: np.ndarray) -> dict[str, Any]:
+    """A plan's rollout [T+1, S] on the exact model judged: ``success`` (the problem's own test),
+    ``closest_distance`` (in the problem's metric) and ``reachable`` (None where unknown)."""
+    return {
+        "success": bool(problem.solved(states, goal)),
+        "closest_distance": problem.closest_distance(states, goal),
+        "reachable": problem.reachable(start, goal),
+    }
+
+
 def plan_instances(
     problem: PlanningProblem, planner: str, options: Mapping[str, Any], time_cap: float | None = None
 ) -> list[dict[str, Any]]:
@@ -111,12 +123,9 @@ def plan_instances(
         started = time.perf_counter()
         result = runner.plan(start, goal)
         spent += time.perf_counter() - started
-        states = result.states.numpy()
         records.append(
             {
-                "success": bool(problem.solved(states, goal)),
-                "closest_distance": problem.closest_distance(states, goal),
-                "reachable": problem.reachable(start, goal),
+                **judge(problem, start, goal, result.states.numpy()),
                 "wall_time": float(result.info["wall_time"]),
                 "model_calls": int(result.info["model_calls"]),
                 "model_transitions": int(result.info["model_transitions"]),

@@ -11,9 +11,16 @@ the steps any plan needs (walls: the shortest collision-free path around the wal
 visibility graph), so the fraction of instances reachable within the horizon bounds every planner's
 success from above.
 
-``PROBLEMS`` maps a name to a builder ``(instances, seed) -> PlanningProblem``; the gym suite
+``PROBLEMS`` maps a name to a builder ``(instances, seed, spread=1.0) -> PlanningProblem``; the gym suite
 (:mod:`bench.suites.gym`, ``experiments/planner_gym.py``) runs every planner on them and the
-tuning suite (:mod:`bench.suites.tuning`) searches planner options on them.
+robustness suite (:mod:`bench.suites.robustness`) perturbs them.
+
+``spread`` scales how far each start deviates from the problem's nominal start (1: the gym's instances,
+unchanged): double integrators draw their start positions in ±spread and start with a velocity
+uniform in ±0.1·(spread − 1) per axis (at rest at 1; the system is translation invariant, so only the
+velocity changes the task); the swing-ups scale their deviations from hanging at rest, mountain car
+its start position's deviation from −0.5. The walls problems take none (their starts already span
+a room): any other spread is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -108,16 +115,18 @@ def damped_double_integrator(dims: int, dt: float = 0.1, damping: float = 0.5) -
     return LinearSystem(state_matrix, action_matrix)
 
 
-def _double_integrator(dims: int) -> Callable[[int, int], PlanningProblem]:
-    def build(instances: int, seed: int) -> PlanningProblem:
+def _double_integrator(dims: int) -> Callable[..., PlanningProblem]:
+    def build(instances: int, seed: int, spread: float = 1.0) -> PlanningProblem:
         rng = np.random.default_rng(seed)
+        moving = np.random.default_rng([seed, 1])  # start velocities: their own stream, the gym's draws unchanged
         pairs = []
         for _ in range(instances):
             direction = rng.normal(size=dims)
             start = np.zeros(2 * dims, dtype=np.float32)
-            start[:dims] = rng.uniform(-1, 1, dims)
+            start[:dims] = spread * rng.uniform(-1, 1, dims)
             goal = start.copy()
             goal[:dims] += 0.72 * direction / np.linalg.norm(direction)
+            start[dims:] += 0.1 * (spread - 1) * moving.uniform(-1, 1, dims)  # +0.0 at spread 1
             pairs.append((start, goal))
 
         def solved(states: np.ndarray, goal: np.ndarray) -> bool:  # arrive and stop
@@ -137,11 +146,11 @@ def _double_integrator(dims: int) -> Callable[[int, int], PlanningProblem]:
     return build
 
 
-def _cartpole_swingup(instances: int, seed: int) -> PlanningProblem:
+def _cartpole_swingup(instances: int, seed: int, spread: float = 1.0) -> PlanningProblem:
     rng = np.random.default_rng(seed)
     pairs = []
     for _ in range(instances):
-        x, x_dot, theta, theta_dot = rng.uniform(-0.05, 0.05, 4)
+        x, x_dot, theta, theta_dot = spread * rng.uniform(-0.05, 0.05, 4)
         theta += math.pi
         start = np.array([x, x_dot, math.cos(theta), math.sin(theta), theta_dot], dtype=np.float32)
         pairs.append((start, np.array([0, 0, 1, 0, 0], dtype=np.float32)))
@@ -156,11 +165,11 @@ def _cartpole_swingup(instances: int, seed: int) -> PlanningProblem:
     )
 
 
-def _pendulum_swingup(instances: int, seed: int) -> PlanningProblem:
+def _pendulum_swingup(instances: int, seed: int, spread: float = 1.0) -> PlanningProblem:
     rng = np.random.default_rng(seed)
     pairs = []
     for _ in range(instances):
-        theta, speed = math.pi + rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1)
+        theta, speed = math.pi + spread * rng.uniform(-0.1, 0.1), spread * rng.uniform(-0.1, 0.1)
         pairs.append(
             (
                 np.array([math.cos(theta), math.sin(theta), speed], dtype=np.float32),
@@ -178,10 +187,18 @@ def _pendulum_swingup(instances: int, seed: int) -> PlanningProblem:
     )
 
 
-def _mountain_car(instances: int, seed: int) -> PlanningProblem:
+def _spread(nominal: float, value: float, spread: float) -> float:
+    """``value`` moved ``spread`` times as far from ``nominal`` (exactly ``value`` at spread 1)."""
+    return value if spread == 1.0 else nominal + spread * (value - nominal)
+
+
+def _mountain_car(instances: int, seed: int, spread: float = 1.0) -> PlanningProblem:
     rng = np.random.default_rng(seed)
     pairs = [
-        (np.array([rng.uniform(-0.6, -0.4), 0.0], dtype=np.float32), np.array([0.5, 0.0], dtype=np.float32))
+        (
+            np.array([_spread(-0.5, rng.uniform(-0.6, -0.4), spread), 0.0], dtype=np.float32),
+            np.array([0.5, 0.0], dtype=np.float32),
+        )
         for _ in range(instances)
     ]
     return PlanningProblem(
@@ -291,8 +308,10 @@ def wall_min_steps(
     return math.ceil(max(0.0, length - tolerance) / STEP_SIZE - 1e-9) if math.isfinite(length) else 2**31 - 1
 
 
-def _walls(horizon: int) -> Callable[[int, int], PlanningProblem]:
-    def build(instances: int, seed: int) -> PlanningProblem:
+def _walls(horizon: int) -> Callable[..., PlanningProblem]:
+    def build(instances: int, seed: int, spread: float = 1.0) -> PlanningProblem:
+        if spread != 1.0:
+            raise ValueError("the walls problems' starts already span a room: they take no start spread")
         rng = np.random.default_rng(seed)
         pairs = tuple(
             tuple(np.asarray(v, dtype=np.float32) for v in sample_task("wall", rng)) for _ in range(instances)
@@ -310,7 +329,7 @@ def _walls(horizon: int) -> Callable[[int, int], PlanningProblem]:
     return build
 
 
-PROBLEMS: dict[str, Callable[[int, int], PlanningProblem]] = {
+PROBLEMS: dict[str, Callable[..., PlanningProblem]] = {
     "double_integrator_2d": _double_integrator(2),
     "double_integrator_3d": _double_integrator(3),
     "cartpole_swingup": _cartpole_swingup,
@@ -321,10 +340,13 @@ PROBLEMS: dict[str, Callable[[int, int], PlanningProblem]] = {
 }
 
 
-def make_problem(name: str, instances: int = 32, seed: int = 0) -> PlanningProblem:
-    """Build planner-gym problem ``name`` with ``instances`` seeded (start, goal) pairs."""
+def make_problem(name: str, instances: int = 32, seed: int = 0, spread: float = 1.0) -> PlanningProblem:
+    """Build planner-gym problem ``name`` with ``instances`` seeded (start, goal) pairs, the starts'
+    deviations from the nominal start scaled by ``spread`` (see the module docstring; 1 = the gym's)."""
     if name not in PROBLEMS:
         raise ValueError(f"unknown problem {name!r}; choose one of {sorted(PROBLEMS)}")
     if instances < 1:
         raise ValueError(f"instances must be >= 1, got {instances}")
-    return PROBLEMS[name](int(instances), int(seed))
+    if not spread > 0:
+        raise ValueError(f"spread must be positive, got {spread!r}")
+    return PROBLEMS[name](int(instances), int(seed), spread=float(spread))
