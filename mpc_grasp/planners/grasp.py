@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem, path_integral_weights
+from mpc_grasp.planners.icem import coloured_noise_from_white
 from mpc_grasp.planners.optim import PlanOptimizer
 from mpc_grasp.validation import check_positive
 
@@ -137,6 +138,10 @@ class GraspConfig(PlannerConfig):
     None (default) is half of ``sync_sample_std``. A warm plan refines the shifted previous plan, and wide
     perturbations picked by a learned model's score jolt a balanced system. See
     docs/decisions.md#graspconfigwarm_sync_sample_std."""
+    sync_noise_beta: float = 2.0
+    """Colour of the sampling sync's perturbations along time: power spectrum ∝ 1/f^β (iCEM's coloured noise;
+    0 = white). Smooth, low-frequency perturbations move a whole plan (a pump, a detour) where white noise
+    averages out over the horizon. See docs/decisions.md#graspconfigsync_noise_beta."""
     sync_temperature: float = 0.1
     """MPPI temperature of the sampling sync, on costs normalised by their spread."""
     sync_reset_states: bool = True
@@ -168,6 +173,7 @@ class GraspConfig(PlannerConfig):
         if self.warm_sync_sample_std is not None:
             check_positive(self.warm_sync_sample_std, "warm_sync_sample_std")
         check_positive(self.sync_temperature, "sync_temperature")
+        check_positive(self.sync_noise_beta, "sync_noise_beta", allow_zero=True)
         for name in ("lr_states", "lr_actions", "sync_lr", "action_grad_scale"):
             check_positive(getattr(self, name), name, allow_zero=name == "lr_states")
         if not 0.0 < self.warm_start_fraction <= 1.0:
@@ -481,6 +487,14 @@ class GraspPlanner(Planner):
                 virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1] / problem.scale[:, None, None, :])
         return states
 
+    def _sync_noise(self, candidates: int, count: int) -> Tensor:
+        """[N, B, K, T, A] unit-variance perturbations of the sampling sync, white or coloured (``sync_noise_beta``)."""
+        beta = self.config.sync_noise_beta
+        if beta == 0:
+            return self.randn((candidates, count, self.horizon, self.action_dim))
+        white = self.randn((candidates, count, self.action_dim, 2, self.horizon // 2 + 1))
+        return coloured_noise_from_white(white, beta, self.horizon).transpose(-1, -2)
+
     def _sample_sync(
         self, problem: Problem, actions: Tensor, sample_count: int, keep_mean: bool = True
     ) -> tuple[Tensor, Tensor]:
@@ -494,7 +508,7 @@ class GraspPlanner(Planner):
         scale = cast(float, config.warm_sync_sample_std) if problem.init is not None else config.sync_sample_std
         std = scale * (self.action_high - self.action_low) / 2
         with torch.no_grad():
-            noise = self.randn((candidates, count, self.horizon, self.action_dim)) * std
+            noise = self._sync_noise(candidates, count) * std
             noise[:, :, 0] = 0.0
             samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
             flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
