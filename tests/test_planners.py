@@ -338,7 +338,7 @@ def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
 
 @pytest.mark.parametrize("beta", [0.0, 2.0])
 def test_grasp_sync_perturbations_are_coloured_along_time_by_sync_noise_beta(beta: float) -> None:
-    """β = 2 (default): low-frequency perturbations that move a whole plan; β = 0: white, independent per step."""
+    """β = 2 (the goal default): low-frequency perturbations that move a whole plan; β = 0: white, per step."""
     planner = make_planner("grasp", LinearSystem.point(), horizon=32, num_candidates=4, sync_noise_beta=beta, seed=0)
     planner.generators = [torch.Generator().manual_seed(0)]
     noise = planner._sync_noise(4, 64)  # [N, B, K, T, A]
@@ -572,6 +572,7 @@ def test_grasp_resolves_its_defaults_by_model_kind_and_objective() -> None:
     assert state.warm_sync_sample_std == config.sync_sample_std / 2
     # warm syncs: half the samples beside the lifted steps, all of them where the syncs are the optimisation
     assert (state.warm_sync_samples, reward.warm_sync_samples) == (config.sync_samples // 2, config.sync_samples)
+    assert (state.sync_noise_beta, latent.sync_noise_beta, reward.sync_noise_beta) == (2.0, 2.0, 0.0)  # coloured, white
     # warm plans: 4 iterations with the lifted steps, 1 sampling sync with a reward, the full budget for paper()
     assert (state.warm_iterations, latent.warm_iterations, reward.warm_iterations) == (4, 4, 1)
     lifted_reward = GraspConfig(lifted_updates=True).resolve(latent_model=False, maximises_return=True)

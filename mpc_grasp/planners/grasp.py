@@ -13,8 +13,8 @@ Read top to bottom, one iteration is:
 2. Adam step on actions (then clip to bounds) and on virtual states s_1..s_{T-1};
 3. fresh Gaussian noise σ_k ξ on every virtual state (stochastic state iterates, annealed);
 4. every ``sync_every`` iterations a sync re-grounds the plan in true model rollouts: a sampling
-   step (one MPPI update per candidate) and/or a few GD steps on the shooting loss, then the
-   virtual states are reset to the rollout;
+   step (one MPPI update per candidate from coloured-noise perturbations) and/or a few GD steps on the
+   shooting loss, then the virtual states are reset to the rollout;
 5. every ``check_every`` iterations, stop early if a rollout already reaches the goal.
 
 With the stop-gradient and the dense goal term the fixed point of L is the one-step-greedy rollout, so
@@ -138,10 +138,12 @@ class GraspConfig(PlannerConfig):
     None (default) is half of ``sync_sample_std``. A warm plan refines the shifted previous plan, and wide
     perturbations picked by a learned model's score jolt a balanced system. See
     docs/decisions.md#graspconfigwarm_sync_sample_std."""
-    sync_noise_beta: float = 2.0
+    sync_noise_beta: float | None = None
     """Colour of the sampling sync's perturbations along time: power spectrum ∝ 1/f^β (iCEM's coloured noise;
-    0 = white). Smooth, low-frequency perturbations move a whole plan (a pump, a detour) where white noise
-    averages out over the horizon. See docs/decisions.md#graspconfigsync_noise_beta."""
+    0 = white). None resolves by objective: 2 with the lifted steps (goal objectives: smooth, low-frequency
+    perturbations move a whole plan, a pump or a detour, where white noise averages out over the horizon), 0 where
+    the syncs are the whole optimisation (reward objectives, where white noise learned and planned better). See
+    docs/decisions.md#graspconfigsync_noise_beta."""
     sync_temperature: float = 0.1
     """MPPI temperature of the sampling sync, on costs normalised by their spread."""
     sync_reset_states: bool = True
@@ -173,7 +175,8 @@ class GraspConfig(PlannerConfig):
         if self.warm_sync_sample_std is not None:
             check_positive(self.warm_sync_sample_std, "warm_sync_sample_std")
         check_positive(self.sync_temperature, "sync_temperature")
-        check_positive(self.sync_noise_beta, "sync_noise_beta", allow_zero=True)
+        if self.sync_noise_beta is not None:
+            check_positive(self.sync_noise_beta, "sync_noise_beta", allow_zero=True)
         for name in ("lr_states", "lr_actions", "sync_lr", "action_grad_scale"):
             check_positive(getattr(self, name), name, allow_zero=name == "lr_states")
         if not 0.0 < self.warm_start_fraction <= 1.0:
@@ -195,8 +198,9 @@ class GraspConfig(PlannerConfig):
 
     def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
         """Every None default filled in for this model kind and objective (pure; see each field for its rule):
-        the stop-gradient and γ by model kind, lifted steps and warm iterations by objective, the sync period by
-        both, warm candidates, warm sampling std and samples and the last sync's samples from their cold counterparts."""
+        the stop-gradient and γ by model kind; lifted steps, warm iterations, warm samples and the sync noise's
+        colour by objective; the sync period by both; warm candidates, warm sampling std and the last sync's samples
+        from their cold counterparts."""
         detach = latent_model if self.detach_states is None else self.detach_states
         lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
         warm = (4 if lifted else 1) if self.warm_iterations is None else self.warm_iterations
@@ -212,6 +216,7 @@ class GraspConfig(PlannerConfig):
             sync_every=default_sync if self.sync_every is None else self.sync_every,
             warm_num_candidates=self.warm_num_candidates or self.num_candidates,
             warm_sync_sample_std=self.warm_sync_sample_std or self.sync_sample_std / 2,
+            sync_noise_beta=(2.0 if lifted else 0.0) if self.sync_noise_beta is None else self.sync_noise_beta,
             warm_sync_samples=(
                 (self.sync_samples // 2 if lifted else self.sync_samples)
                 if self.warm_sync_samples is None
@@ -489,7 +494,7 @@ class GraspPlanner(Planner):
 
     def _sync_noise(self, candidates: int, count: int) -> Tensor:
         """[N, B, K, T, A] unit-variance perturbations of the sampling sync, white or coloured (``sync_noise_beta``)."""
-        beta = self.config.sync_noise_beta
+        beta = cast(float, self.config.sync_noise_beta)
         if beta == 0:
             return self.randn((candidates, count, self.horizon, self.action_dim))
         white = self.randn((candidates, count, self.action_dim, 2, self.horizon // 2 + 1))
