@@ -142,7 +142,7 @@ class GraspConfig(PlannerConfig):
     """Colour of the sampling sync's perturbations along time: power spectrum ∝ 1/f^β (iCEM's coloured noise;
     0 = white). None resolves by objective: 2 with the lifted steps (goal objectives: smooth, low-frequency
     perturbations move a whole plan, a pump or a detour, where white noise averages out over the horizon), 0 where
-    the syncs are the whole optimisation (reward objectives, where white noise learned and planned better). See
+    the syncs are the whole optimisation (reward objectives). See
     docs/decisions.md#graspconfigsync_noise_beta."""
     sync_temperature: float = 0.1
     """MPPI temperature of the sampling sync, on costs normalised by their spread."""
@@ -465,15 +465,16 @@ class GraspPlanner(Planner):
     def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor, last: bool = False) -> Tensor | None:
         """Re-ground the plan in true model rollouts: the sampling step, then ``sync_steps`` plain GD
         steps on the shooting objective (full backprop through the rollout); reset the states. ``last``: the
-        plan's last sync (a cold plan's takes ``final_sync_samples``; a warm plan's syncs take ``warm_sync_samples``,
-        and its last skips the mean's rollout unless ``warm_final_mean``). Returns the rollout [N, B, T+1, S] of the synced actions when it was
-        computed, else None."""
+        plan's last sync (a cold plan's takes ``final_sync_samples``; a warm plan's syncs take
+        ``warm_sync_samples``, and its last skips the mean's rollout unless ``warm_final_mean``). Returns the
+        rollout [N, B, T+1, S] of the synced actions when it was computed, else None."""
         config = self.config
         synced, states = actions.detach().clone(), None
         if config.sync_samples:
-            cold = problem.init is None
-            count = config.warm_sync_samples if not cold else config.final_sync_samples if last else config.sync_samples
-            keep_mean = not last or cold or config.warm_final_mean
+            if problem.init is not None:  # warm
+                count, keep_mean = config.warm_sync_samples, not last or config.warm_final_mean
+            else:
+                count, keep_mean = (config.final_sync_samples if last else config.sync_samples), True
             synced, states = self._sample_sync(problem, synced, cast(int, count), keep_mean)
         for _ in range(config.sync_steps):
             synced.requires_grad_(True)
