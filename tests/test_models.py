@@ -25,6 +25,7 @@ from mpc_grasp.models import (
     train_world_model,
 )
 from mpc_grasp.models.checkpoint import CHECKPOINT_FORMAT
+from mpc_grasp.models.mlp import INPUT_CLIP
 from mpc_grasp.planners import make_planner
 
 
@@ -103,6 +104,23 @@ def test_forward_validates_shapes() -> None:
         model(torch.tensor(1.0), torch.zeros(2))
     # float64 / numpy inputs are accepted and cast
     assert model(np.zeros(3), np.zeros(2, dtype=np.float64)).shape == (3,)
+
+
+def test_inputs_beyond_the_clip_give_the_clip_boundarys_step() -> None:
+    """Inputs are clipped at INPUT_CLIP training stds, so a rollout fed its own far-out predictions drifts at most
+    linearly: a constant-in-data dimension (std floored at 1e-4, as InvertedDoublePendulum's constraint force)
+    moved to 100 (a million stds) gives the step of the boundary state, not an exploding one."""
+    model = make_model()
+    states = torch.randn(500, 3, generator=torch.Generator().manual_seed(0))
+    states[:, 2] = 0.0  # constant in the data: its std is floored
+    model.fit_normalizers(states, torch.randn(500, 2), states + 0.1)
+    far, boundary = states[:4].clone(), states[:4].clone()
+    far[:, 2], boundary[:, 2] = 100.0, float(model.state_mean[2] + INPUT_CLIP * model.state_std[2])
+    action = torch.ones(4, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model(far, action) - far, model(boundary, action) - boundary)
+        reward_inputs = model.reward_inputs(far, action, far + 1e6)
+    assert float(reward_inputs.abs().max()) <= INPUT_CLIP + 1e-6
 
 
 def test_ensemble_members_differ_and_std_includes_disagreement() -> None:

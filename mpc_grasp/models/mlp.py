@@ -17,6 +17,11 @@ from torch import Tensor, nn
 
 from mpc_grasp.validation import as_float_tensor
 
+INPUT_CLIP = 10.0
+"""Normalised inputs (states, and the reward heads' state deltas) are clipped to this many training stds. An MLP
+extrapolates linearly, so a rollout that feeds its own far-out predictions back grows geometrically to inf; with
+clipped inputs each step's delta stays bounded (docs/decisions.md#input_clip)."""
+
 __all__ = ["ACTIVATIONS", "MLPWorldModel", "ValueFunction"]
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -257,10 +262,12 @@ class MLPWorldModel(nn.Module):
 
     def reward_inputs(self, state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
         """``[N, S]``, ``[N, A]``, ``[N, S]`` -> the reward and termination heads' normalised input ``[N, 2S + A]``."""
-        delta = (next_state - state - self.delta_mean) / self.delta_std
-        return torch.cat(
-            [(state - self.state_mean) / self.state_std, (action - self.action_mean) / self.action_std, delta], dim=-1
-        )
+        delta = ((next_state - state - self.delta_mean) / self.delta_std).clamp(-INPUT_CLIP, INPUT_CLIP)
+        return torch.cat([self._normalize_state(state), (action - self.action_mean) / self.action_std, delta], dim=-1)
+
+    def _normalize_state(self, state: Tensor) -> Tensor:
+        """Normalised state, clipped to ``INPUT_CLIP`` stds of the training states."""
+        return ((state - self.state_mean) / self.state_std).clamp(-INPUT_CLIP, INPUT_CLIP)
 
     def normalized_reward(self, inputs: Tensor) -> Tensor:
         """The reward head's output ``[N]`` (normalised reward) for inputs from :meth:`reward_inputs`."""
@@ -319,7 +326,7 @@ class MLPWorldModel(nn.Module):
 
     def normalize_inputs(self, state: Tensor, action: Tensor) -> Tensor:
         """``[N, S]``, ``[N, A]`` -> normalised network input ``[N, S + A (+ 2F Fourier features)]``."""
-        state_norm = (state - self.state_mean) / self.state_std
+        state_norm = self._normalize_state(state)
         parts = [state_norm, (action - self.action_mean) / self.action_std]
         if self.fourier_features:
             phase = (2 * math.pi) * (state_norm @ self.fourier_frequencies)
