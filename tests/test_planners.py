@@ -348,6 +348,34 @@ def test_grasp_sync_perturbations_are_coloured_along_time_by_sync_noise_beta(bet
     assert (lag_one > 0.7) if beta == 2.0 else (abs(lag_one) < 0.1), lag_one
 
 
+def test_a_cold_plans_last_sync_looks_locally_white_and_half_as_wide() -> None:
+    """Goal objective (coloured sync noise): every sync but the last perturbs a whole plan (lag-1 correlation
+    > 0.7) at ``sync_sample_std``; the last one polishes it with white noise at half that std, and
+    ``final_sync_local=False`` keeps it like the others."""
+    lags, spreads = {}, {}
+    for local in (True, False):
+        options = dict(iterations=8, sync_every=4, final_sync_samples=None, final_sync_local=local)
+        bounds = dict(action_low=-100.0, action_high=100.0, state_scale=1.0)
+        planner = make_planner("grasp", LinearSystem.point(), horizon=32, num_candidates=2, seed=0, **options, **bounds)
+        count = planner.config.sync_samples + 1
+        rollout, seen = planner.rollout, []
+
+        def spy(start: torch.Tensor, actions: torch.Tensor, rollout=rollout, count=count, seen=seen) -> torch.Tensor:
+            if actions.shape[1] > 2:  # num_candidates: the sampling sync's rollout of every sample
+                grouped = actions.reshape(actions.shape[0], -1, count, *actions.shape[2:])
+                seen.append(grouped[:, :, 1:] - grouped[:, :, :1])
+            return rollout(start, actions)
+
+        planner.rollout = spy  # type: ignore[method-assign]
+        planner.plan([0.0, 0.0], [1.0, 1.0])
+        assert len(seen) == 2
+        lags[local] = [float((n[..., 1:, :] * n[..., :-1, :]).mean() / n.square().mean()) for n in seen]
+        spreads[local] = [float(n.std()) for n in seen]
+    assert lags[True][0] > 0.7 and abs(lags[True][1]) < 0.15, lags
+    assert spreads[True][1] == pytest.approx(spreads[True][0] / 2, rel=0.15), spreads
+    assert lags[False][1] > 0.7 and spreads[False][1] == pytest.approx(spreads[False][0], rel=0.15), (lags, spreads)
+
+
 @pytest.mark.parametrize("name", PLANNERS)
 def test_solved_warm_starts_are_kept_per_problem_in_a_batch(name: str) -> None:
     """Problem 0's warm start reaches the goal (kept, 0 iterations); problem 1's does not (optimised)."""
@@ -573,6 +601,7 @@ def test_grasp_resolves_its_defaults_by_model_kind_and_objective() -> None:
     # warm syncs: half the samples beside the lifted steps, all of them where the syncs are the optimisation
     assert (state.warm_sync_samples, reward.warm_sync_samples) == (config.sync_samples // 2, config.sync_samples)
     assert (state.sync_noise_beta, latent.sync_noise_beta, reward.sync_noise_beta) == (2.0, 2.0, 0.0)  # coloured, white
+    assert (state.final_sync_local, latent.final_sync_local, reward.final_sync_local) == (True, True, False)
     # warm plans: 4 iterations with the lifted steps, 1 sampling sync with a reward, the full budget for paper()
     assert (state.warm_iterations, latent.warm_iterations, reward.warm_iterations) == (4, 4, 1)
     lifted_reward = GraspConfig(lifted_updates=True).resolve(latent_model=False, maximises_return=True)

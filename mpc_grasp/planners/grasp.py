@@ -128,6 +128,12 @@ class GraspConfig(PlannerConfig):
     docs/decisions.md#graspconfigfinal_sync_samples."""
     sync_sample_std: float = 0.5
     """Std of the sampling sync's perturbations, in units of the half action range (cold plans)."""
+    final_sync_local: bool | None = None
+    """Whether the last sync of a cold plan takes a local look: white perturbations at half ``sync_sample_std``.
+    None resolves by objective: on with the lifted steps (goal objectives: the earlier syncs search with coloured
+    noise, whose low frequencies move an arrive-and-stop plan's end point past a tight tolerance; the last one
+    polishes), off where the syncs are the whole optimisation (reward objectives: the last sync still searches).
+    See docs/decisions.md#graspconfigfinal_sync_local."""
     warm_final_mean: bool = False
     """Whether the last sync of a warm-started plan rolls out each candidate's MPPI mean and keeps it where it beats
     the best sample (as every other sync does), or keeps the best sample (default): the mean's rollout is a second
@@ -175,6 +181,8 @@ class GraspConfig(PlannerConfig):
         if self.warm_sync_sample_std is not None:
             check_positive(self.warm_sync_sample_std, "warm_sync_sample_std")
         check_positive(self.sync_temperature, "sync_temperature")
+        if self.final_sync_local not in (None, True, False):
+            raise ValueError(f"final_sync_local must be True, False or None, got {self.final_sync_local!r}")
         if self.sync_noise_beta is not None:
             check_positive(self.sync_noise_beta, "sync_noise_beta", allow_zero=True)
         for name in ("lr_states", "lr_actions", "sync_lr", "action_grad_scale"):
@@ -198,8 +206,8 @@ class GraspConfig(PlannerConfig):
 
     def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
         """Every None default filled in for this model kind and objective (pure; see each field for its rule):
-        the stop-gradient and γ by model kind; lifted steps, warm iterations, warm samples and the sync noise's
-        colour by objective; the sync period by both; warm candidates, warm sampling std and the last sync's samples
+        the stop-gradient and γ by model kind; lifted steps, warm iterations, warm samples, the sync noise's colour and
+        the last sync's locality by objective; the sync period by both; warm candidates, warm sampling std and the last sync's samples
         from their cold counterparts."""
         detach = latent_model if self.detach_states is None else self.detach_states
         lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
@@ -217,6 +225,7 @@ class GraspConfig(PlannerConfig):
             warm_num_candidates=self.warm_num_candidates or self.num_candidates,
             warm_sync_sample_std=self.warm_sync_sample_std or self.sync_sample_std / 2,
             sync_noise_beta=(2.0 if lifted else 0.0) if self.sync_noise_beta is None else self.sync_noise_beta,
+            final_sync_local=lifted if self.final_sync_local is None else self.final_sync_local,
             warm_sync_samples=(
                 (self.sync_samples // 2 if lifted else self.sync_samples)
                 if self.warm_sync_samples is None
@@ -465,7 +474,8 @@ class GraspPlanner(Planner):
     def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor, last: bool = False) -> Tensor | None:
         """Re-ground the plan in true model rollouts: the sampling step, then ``sync_steps`` plain GD
         steps on the shooting objective (full backprop through the rollout); reset the states. ``last``: the
-        plan's last sync (a cold plan's takes ``final_sync_samples``; a warm plan's syncs take
+        plan's last sync (a cold plan's takes ``final_sync_samples``, locally with ``final_sync_local``; a warm plan's
+        syncs take
         ``warm_sync_samples``, and its last skips the mean's rollout unless ``warm_final_mean``). Returns the
         rollout [N, B, T+1, S] of the synced actions when it was computed, else None."""
         config = self.config
@@ -475,7 +485,8 @@ class GraspPlanner(Planner):
                 count, keep_mean = config.warm_sync_samples, not last or config.warm_final_mean
             else:
                 count, keep_mean = (config.final_sync_samples if last else config.sync_samples), True
-            synced, states = self._sample_sync(problem, synced, cast(int, count), keep_mean)
+            local = last and problem.init is None and bool(config.final_sync_local)
+            synced, states = self._sample_sync(problem, synced, cast(int, count), keep_mean, local)
         for _ in range(config.sync_steps):
             synced.requires_grad_(True)
             cost = self.trajectory_cost(self.rollout(problem.start, synced), synced, problem.goal)
@@ -493,28 +504,28 @@ class GraspPlanner(Planner):
                 virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1] / problem.scale[:, None, None, :])
         return states
 
-    def _sync_noise(self, candidates: int, count: int) -> Tensor:
+    def _sync_noise(self, candidates: int, count: int, white: bool = False) -> Tensor:
         """[N, B, K, T, A] unit-variance perturbations of the sampling sync, white or coloured (``sync_noise_beta``)."""
-        beta = cast(float, self.config.sync_noise_beta)
+        beta = 0.0 if white else cast(float, self.config.sync_noise_beta)
         if beta == 0:
             return self.randn((candidates, count, self.horizon, self.action_dim))
-        white = self.randn((candidates, count, self.action_dim, 2, self.horizon // 2 + 1))
-        return coloured_noise_from_white(white, beta, self.horizon).transpose(-1, -2)
+        spectrum = self.randn((candidates, count, self.action_dim, 2, self.horizon // 2 + 1))
+        return coloured_noise_from_white(spectrum, beta, self.horizon).transpose(-1, -2)
 
     def _sample_sync(
-        self, problem: Problem, actions: Tensor, sample_count: int, keep_mean: bool = True
+        self, problem: Problem, actions: Tensor, sample_count: int, keep_mean: bool = True, local: bool = False
     ) -> tuple[Tensor, Tensor]:
         """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
         exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper (without
-        ``keep_mean`` the best sample is kept and the mean is never rolled out). Returns the new actions
-        [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
+        ``keep_mean`` the best sample is kept and the mean is never rolled out; ``local``: white noise at half the
+        std). Returns the new actions [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
         config = self.config
         size, candidates = actions.shape[:2]
         count = sample_count + 1
         scale = cast(float, config.warm_sync_sample_std) if problem.init is not None else config.sync_sample_std
-        std = scale * (self.action_high - self.action_low) / 2
+        std = (scale / 2 if local else scale) * (self.action_high - self.action_low) / 2
         with torch.no_grad():
-            noise = self._sync_noise(candidates, count) * std
+            noise = self._sync_noise(candidates, count, white=local) * std
             noise[:, :, 0] = 0.0
             samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
             flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
