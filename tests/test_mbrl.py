@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -26,6 +28,7 @@ from mpc_grasp.rl.mbrl import (
     MBRLConfig,
     alive_bonus_reward,
     cartpole_swingup_reward,
+    evaluate_return,
     fit_models,
     make_agent,
     mbrl_recipe,
@@ -217,6 +220,21 @@ def test_one_round_lowers_model_error_on_the_agents_own_states(tiny_run) -> None
     assert len(history["rounds"]) == 2 and history["config"]["env_id"] == "Pendulum-v1"
     assert (out / "learning_curve.png").stat().st_size > 0
     assert np.isfinite([record.mean_return for record in records]).all()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (mpc-grasp[ray])")
+def test_evaluation_episodes_in_parallel_match_the_sequential_ones(tiny_run) -> None:
+    """Two Ray workers run the same three episodes (same starts, same plans) as one process does."""
+    out, _ = tiny_run
+    config = MBRLConfig(rounds=1, **{**TINY, "eval_episodes": 3})
+    model = load_world_model(out / "round_001" / "model.pt")
+    action_space = gym.make("Pendulum-v1").action_space
+    sequential = evaluate_return(make_agent(model, config, action_space), config)
+    parallel = evaluate_return(make_agent(model, config, action_space), config, workers=2)
+    assert parallel["episode_returns"] == sequential["episode_returns"]
+    assert len(set(sequential["episode_returns"])) == 3  # three different starts
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        evaluate_return(make_agent(model, config, action_space), config, workers=0)
 
 
 def test_the_loop_resumes_where_it_stopped(tiny_run, tmp_path: Path) -> None:

@@ -98,6 +98,12 @@ def register_mbrl(subparsers: Any) -> None:
         help="planner option (replaces the recipe's planner options), e.g. iterations=50 (repeatable)",
     )
     p.add_argument("--env-kwarg", action="append", metavar="KEY=VALUE", help="env constructor kwarg (repeatable)")
+    p.add_argument(
+        "--eval-workers",
+        type=int,
+        default=1,
+        help="run each round's evaluation episodes in this many Ray worker processes (needs mpc-grasp[ray])",
+    )
     p.add_argument("--resume", action="store_true", help="continue in --out-dir, skipping finished rounds")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -171,7 +177,9 @@ def _run_mbrl_command(args: argparse.Namespace) -> int:
     line = _resume_line(args, config)
     if line:
         print(line, flush=True)
-    records = run_mbrl(config, args.out_dir, resume=args.resume, progress=not args.no_progress)
+    records = run_mbrl(
+        config, args.out_dir, resume=args.resume, progress=not args.no_progress, eval_workers=args.eval_workers
+    )
     for record in records:
         success = "" if record.success_rate is None else f", success {record.success_rate:.2f}"
         print(

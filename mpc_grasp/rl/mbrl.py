@@ -18,6 +18,7 @@ episodes: the agent is its ``policy``), :func:`train_world_model` (``reward=True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 
 from mpc_grasp.atomic import atomic_write_text
 from mpc_grasp.control.agent import GraspMPC
-from mpc_grasp.control.episodes import run_episodes, summarize_episodes
+from mpc_grasp.control.episodes import EpisodeRecord, run_episodes, summarize_episodes
 from mpc_grasp.data import TransitionDataset, collect_transitions, concatenate_datasets, load_dataset, make_env
 from mpc_grasp.envs.cartpole import cartpole_swingup_reward
 from mpc_grasp.envs.rewards import alive_bonus_reward, pendulum_reward
@@ -48,6 +49,7 @@ from mpc_grasp.models import (
     train_value_function,
     train_world_model,
 )
+from mpc_grasp.parallel import ray_session, require_ray, run_tasks
 from mpc_grasp.planners.base import RewardFn
 from mpc_grasp.validation import is_integer_at_least
 
@@ -383,14 +385,40 @@ def collect_agent_transitions(agent: GraspMPC, config: MBRLConfig, round_index: 
     )
 
 
-def evaluate_return(agent: GraspMPC, config: MBRLConfig) -> dict[str, Any]:
-    """Mean return (and the rest of :func:`summarize_episodes`) over ``eval_episodes`` fixed-seed episodes."""
+def evaluate_return(agent: GraspMPC, config: MBRLConfig, workers: int = 1) -> dict[str, Any]:
+    """Mean return (and the rest of :func:`summarize_episodes`) over ``eval_episodes`` fixed-seed episodes.
+
+    ``workers`` > 1 runs the episodes as that many Ray tasks at a time (``pip install 'mpc-grasp[ray]'``; a Ray
+    started by the caller is reused), each episode from the same start as in the one-process run: the env is
+    reset with ``eval_seed`` and then once per earlier episode (Gymnasium envs draw their starts at reset).
+    """
+    if not is_integer_at_least(workers, 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if workers == 1:
+        env = make_env(config.env_id, **dict(config.env_kwargs))
+        try:
+            records = run_episodes(env, agent, config.eval_episodes, seed=config.eval_seed, progress=False)
+        finally:
+            env.close()
+    else:
+        tasks = [(agent, config, index) for index in range(config.eval_episodes)]
+        records = run_tasks(_evaluation_episode, tasks, backend="ray", num_workers=workers, progress=False)
+    return {**summarize_episodes(records), "episode_returns": [record.episode_return for record in records]}
+
+
+def _evaluation_episode(task: tuple[GraspMPC, MBRLConfig, int]) -> EpisodeRecord:
+    """Evaluation episode ``index`` on its own (a Ray task of :func:`evaluate_return`)."""
+    agent, config, index = task
     env = make_env(config.env_id, **dict(config.env_kwargs))
     try:
-        records = run_episodes(env, agent, config.eval_episodes, seed=config.eval_seed, progress=False)
+        if index:  # replay the earlier episodes' resets: run_episodes makes this episode's
+            env.reset(seed=config.eval_seed)
+            for _ in range(index - 1):
+                env.reset()
+        record = run_episodes(env, agent, 1, seed=None if index else config.eval_seed, progress=False)[0]
     finally:
         env.close()
-    return {**summarize_episodes(records), "episode_returns": [record.episode_return for record in records]}
+    return dataclasses.replace(record, index=index)
 
 
 @torch.no_grad()
@@ -408,7 +436,7 @@ def reward_error(model: MLPWorldModel, dataset: TransitionDataset) -> float:
 
 
 def run_mbrl(
-    config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+    config: MBRLConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, eval_workers: int = 1
 ) -> list[RoundRecord]:
     """Run (or continue) the loop; returns one record per round (round 0 = random seed data).
 
@@ -419,7 +447,13 @@ def run_mbrl(
     finished phase; the config must be the one they were run with (the number of rounds may grow).
     Without it, a folder that already holds rounds is refused. ``progress`` shows the round, phase,
     env steps and a time estimate (a redrawn bar on a terminal, one line per phase in a piped log).
+    ``eval_workers`` > 1 runs each round's evaluation episodes in parallel on one Ray started for the run
+    (:func:`evaluate_return`; the same episodes and returns as one after another).
     """
+    if not is_integer_at_least(eval_workers, 1):
+        raise ValueError(f"eval_workers must be a positive integer, got {eval_workers!r}")
+    if eval_workers > 1:
+        require_ray()  # the install hint before any work
     out = Path(out_dir)
     _prepare_out_dir(out, config, resume)
     records = _finished_records(out) if resume else []
@@ -428,12 +462,14 @@ def run_mbrl(
     action_space = cast(gym.spaces.Box, probe.action_space)  # continuous control
     probe.close()
     report = _PhaseReport(config, first_round=len(records), enabled=progress)
-    for round_index in range(len(records), config.rounds + 1):
-        dataset, models, record = _run_round(
-            config, round_index, action_space, dataset, models, out / _round_name(round_index), report
-        )
-        records.append(record)
-        report.round_done(record)
+    with ray_session(num_workers=eval_workers) if eval_workers > 1 else contextlib.nullcontext():
+        for round_index in range(len(records), config.rounds + 1):
+            folder = out / _round_name(round_index)
+            dataset, models, record = _run_round(
+                config, round_index, action_space, dataset, models, folder, report, eval_workers
+            )
+            records.append(record)
+            report.round_done(record)
     report.close()
     termination = bool(records and records[-1].learned_termination)
     history = {"config": config.to_json(), "learned_termination": termination, "rounds": [r.to_json() for r in records]}
@@ -511,6 +547,7 @@ def _run_round(
     models: _Models | None,
     folder: Path,
     report: _PhaseReport,
+    eval_workers: int = 1,
 ) -> tuple[TransitionDataset, _Models, RoundRecord]:
     """One round: collect (random seed data without ``models``, else the agent's episodes), refit, evaluate.
     Each phase checkpoints into ``folder`` and ``phase.json`` says which ended; a phase that already
@@ -535,7 +572,7 @@ def _run_round(
         models = _load_models(folder)
     report.phase(round_index, _PHASES[2])
     started = time.perf_counter()
-    evaluation = evaluate_return(make_agent(models[0], config, action_space, models[1]), config)
+    evaluation = evaluate_return(make_agent(models[0], config, action_space, models[1]), config, eval_workers)
     agent_data = dataset.subset(slice(-config.steps_per_round, None)) if round_index else None
     record = RoundRecord(
         round=round_index,
