@@ -78,6 +78,9 @@ class TrainingConfig:
     termination_hidden_sizes: tuple[int, ...] | None = None
     """Hidden layers of the termination head; None = ``hidden_sizes``."""
     epochs: int = 100
+    min_steps: int = 0
+    """At least this many gradient steps: ``epochs`` is raised to reach them on the training split (a few hundred
+    transitions are one batch per epoch, and 100 such steps leave a model under-fitted); 0 = ``epochs`` as given."""
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -109,6 +112,8 @@ class TrainingConfig:
         for name in ("ensemble_size", "epochs", "batch_size"):
             if not is_integer_at_least(getattr(self, name), 1):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not is_integer_at_least(self.min_steps, 0):
+            raise ValueError(f"min_steps must be an integer >= 0, got {self.min_steps!r}")
         if not is_integer_at_least(self.fourier_features, 0):
             raise ValueError(f"fourier_features must be an integer >= 0, got {self.fourier_features!r}")
         if not is_integer_at_least(self.seed, 0):
@@ -187,6 +192,8 @@ def train_world_model(
     with torch_threads(num_threads):
         start_time = time.perf_counter()
         train_set, val_set = _train_val_split(dataset, val_dataset, config)
+        batches = math.ceil(len(train_set) / min(config.batch_size, len(train_set)))
+        config = replace(config, epochs=max(config.epochs, math.ceil(config.min_steps / batches)))
         train_tensors = _tensors(train_set, device)
         obs_key = dataset.metadata.get("obs_key") or "observation"
         model = _initial_model(train_set, train_tensors, config, init_model, obs_key, device)
@@ -527,6 +534,7 @@ def _training_history(
             "hidden_sizes": list(config.hidden_sizes),
             "ensemble_size": config.ensemble_size,
             "epochs": config.epochs,
+            "min_steps": config.min_steps,
             "batch_size": config.batch_size,
             "lr": config.lr,
             "weight_decay": config.weight_decay,

@@ -133,6 +133,9 @@ class MBRLConfig:
     """Epochs of the first fit (round 0; early stopping on a validation split)."""
     retrain_epochs: int = 40
     """Epochs of each warm-started refit (the previous weights are a good start)."""
+    min_train_steps: int = 1000
+    """Every fit takes at least this many gradient steps (``TrainingConfig.min_steps``): the early rounds' data
+    is one or a few batches per epoch. See docs/decisions.md#mbrlconfigmin_train_steps."""
     batch_size: int = 256
     lr: float = 1e-3
     eval_episodes: int = 5
@@ -157,6 +160,8 @@ class MBRLConfig:
             value = getattr(self, name)
             if not is_integer_at_least(value, 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not is_integer_at_least(self.min_train_steps, 0):
+            raise ValueError(f"min_train_steps must be an integer >= 0, got {self.min_train_steps!r}")
         if not is_integer_at_least(self.rounds, 0):
             raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
         if self.learn_termination not in (None, True, False):
@@ -301,6 +306,7 @@ def fit_models(
         hidden_sizes=config.hidden_sizes,
         ensemble_size=config.ensemble_size,
         epochs=config.epochs if previous_model is None else config.retrain_epochs,
+        min_steps=config.min_train_steps,
         batch_size=config.batch_size,
         lr=config.lr,
         seed=config.seed + round_index,
