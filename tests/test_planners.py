@@ -376,6 +376,44 @@ def test_a_cold_plans_last_sync_looks_locally_white_and_half_as_wide() -> None:
     assert lags[False][1] > 0.7 and spreads[False][1] == pytest.approx(spreads[False][0], rel=0.15), (lags, spreads)
 
 
+def test_gradient_samples_step_down_the_rollout_cost_gradient_at_their_step_sizes() -> None:
+    """``sync_gradient_steps=(1, 0.25)``: samples 1 and 2 of a sync are the plan moved along the normalised negative
+    gradient of its rollout cost, by 1 and 0.25 sampling stds (RMS per candidate)."""
+    planner = make_planner(
+        "grasp",
+        LinearSystem.point(),
+        horizon=6,
+        reward_fn=lambda s, a, n: -(n - 2.0).square().sum(-1),  # reach (2, 2): every action's gradient points there
+        seed=0,
+        iterations=1,
+        num_candidates=2,
+        sync_gradient_steps=(1.0, 0.25),
+        final_sync_samples=None,
+        action_low=-10.0,
+        action_high=10.0,
+        state_scale=1.0,
+    )
+    count = planner.config.sync_samples + 1
+    rollout, seen = planner.rollout, []
+
+    def spy(start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if actions.shape[1] > 2:  # the sync's rollout of every sample
+            seen.append(actions.reshape(actions.shape[0], -1, count, *actions.shape[2:]))
+        return rollout(start, actions)
+
+    planner.rollout = spy  # type: ignore[method-assign]
+    planner.plan([0.0, 0.0])
+    samples = seen[0][0]  # [B, K, T, A]
+    std = planner.config.sync_sample_std * 10.0  # half the action range is 10
+    for index, step in ((1, 1.0), (2, 0.25)):
+        moved = samples[:, index] - samples[:, 0]
+        assert bool((moved > 0).all())  # toward (2, 2) on every step and axis
+        rms = moved.square().mean((-1, -2)).sqrt()
+        torch.testing.assert_close(rms, torch.full_like(rms, step * std), rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="sync_gradient_steps must be positive"):
+        make_planner("grasp", LinearSystem.point(), horizon=6, sync_gradient_steps=(0.0,))
+
+
 @pytest.mark.parametrize("name", PLANNERS)
 def test_solved_warm_starts_are_kept_per_problem_in_a_batch(name: str) -> None:
     """Problem 0's warm start reaches the goal (kept, 0 iterations); problem 1's does not (optimised)."""

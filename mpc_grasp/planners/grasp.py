@@ -150,6 +150,13 @@ class GraspConfig(PlannerConfig):
     perturbations move a whole plan, a pump or a detour, where white noise averages out over the horizon), 0 where
     the syncs are the whole optimisation (reward objectives). See
     docs/decisions.md#graspconfigsync_noise_beta."""
+    sync_gradient_steps: tuple[float, ...] = ()
+    """Step sizes, in sampling stds, of the gradient samples of each sampling sync (e.g. ``(1.0, 0.3, 0.1)``): samples
+    1..K step from the plan along the negative gradient of its rollout cost (backpropagated through the model
+    rollout, scaled to unit RMS per candidate) and compete with the random samples for the MPPI update and the
+    best-sample pick. A fixed-width random search stalls where actions are costly; a line search along the gradient
+    does not. Off by default: the backward pass through the rollout costs more per sync than the samples' rollout.
+    See docs/decisions.md#graspconfigsync_gradient_steps."""
     sync_temperature: float = 0.1
     """MPPI temperature of the sampling sync, on costs normalised by their spread."""
     sync_reset_states: bool = True
@@ -181,6 +188,10 @@ class GraspConfig(PlannerConfig):
         if self.warm_sync_sample_std is not None:
             check_positive(self.warm_sync_sample_std, "warm_sync_sample_std")
         check_positive(self.sync_temperature, "sync_temperature")
+        steps = tuple(self.sync_gradient_steps)
+        if not all(isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 for step in steps):
+            raise ValueError(f"sync_gradient_steps must be positive step sizes, got {steps!r}")
+        object.__setattr__(self, "sync_gradient_steps", tuple(float(step) for step in steps))
         if self.final_sync_local not in (None, True, False):
             raise ValueError(f"final_sync_local must be True, False or None, got {self.final_sync_local!r}")
         if self.sync_noise_beta is not None:
@@ -488,14 +499,12 @@ class GraspPlanner(Planner):
             local = last and problem.init is None and bool(config.final_sync_local)
             synced, states = self._sample_sync(problem, synced, cast(int, count), keep_mean, local)
         for _ in range(config.sync_steps):
-            synced.requires_grad_(True)
-            cost = self.trajectory_cost(self.rollout(problem.start, synced), synced, problem.goal)
-            (gradient,) = torch.autograd.grad(cost.sum(), synced)
+            gradient = self._rollout_cost_gradient(problem, synced)
             with torch.no_grad():
                 if config.sync_max_grad_norm is not None:
                     norm = gradient.flatten(2).norm(dim=-1)[..., None, None]
                     gradient = gradient * (config.sync_max_grad_norm / norm.clamp_min(config.sync_max_grad_norm))
-                synced = self.clamp_actions(synced - config.sync_lr * torch.nan_to_num(gradient))
+                synced = self.clamp_actions(synced - config.sync_lr * gradient)
             states = None  # the actions moved: the sampling step's rollout no longer matches
         with torch.no_grad():
             actions.copy_(synced)
@@ -503,6 +512,15 @@ class GraspPlanner(Planner):
                 states = self.rollout(problem.start, synced) if states is None else states
                 virtual_states.copy_(states[:, :, 1 : virtual_states.shape[2] + 1] / problem.scale[:, None, None, :])
         return states
+
+    def _rollout_cost_gradient(self, problem: Problem, actions: Tensor) -> Tensor:
+        """[N, B, T, A] the gradient of each candidate's rollout cost in its actions (full backprop through the
+        model rollout; NaN/inf set to 0)."""
+        with torch.enable_grad():
+            probe = actions.detach().clone().requires_grad_(True)
+            cost = self.trajectory_cost(self.rollout(problem.start, probe), probe, problem.goal)
+            (gradient,) = torch.autograd.grad(cost.sum(), probe)
+        return torch.nan_to_num(gradient, nan=0.0, posinf=0.0, neginf=0.0)
 
     def _sync_noise(self, candidates: int, count: int, white: bool = False) -> Tensor:
         """[N, B, K, T, A] unit-variance perturbations of the sampling sync, white or coloured (``sync_noise_beta``)."""
@@ -518,14 +536,21 @@ class GraspPlanner(Planner):
         """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
         exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper (without
         ``keep_mean`` the best sample is kept and the mean is never rolled out; ``local``: white noise at half the
-        std). Returns the new actions [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
+        std; samples 1..K are the ``sync_gradient_steps``). Returns the new actions [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
         config = self.config
         size, candidates = actions.shape[:2]
         count = sample_count + 1
         scale = cast(float, config.warm_sync_sample_std) if problem.init is not None else config.sync_sample_std
         std = (scale / 2 if local else scale) * (self.action_high - self.action_low) / 2
+        steps = config.sync_gradient_steps[: count - 1]
+        if steps:  # gradient samples: a line search along the normalised descent direction
+            gradient = self._rollout_cost_gradient(problem, actions)
+            direction = -gradient / gradient.square().mean((-1, -2), keepdim=True).sqrt().clamp_min(1e-12)
         with torch.no_grad():
-            noise = self._sync_noise(candidates, count, white=local) * std
+            noise = self._sync_noise(candidates, count, white=local)
+            for index, step in enumerate(steps):
+                noise[:, :, 1 + index] = step * direction
+            noise = noise * std
             noise[:, :, 0] = 0.0
             samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
             flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
