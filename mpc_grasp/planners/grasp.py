@@ -217,9 +217,9 @@ class GraspConfig(PlannerConfig):
 
     def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
         """Every None default filled in for this model kind and objective (pure; see each field for its rule):
-        the stop-gradient and γ by model kind; lifted steps, warm iterations, warm samples, the sync noise's colour and
-        the last sync's locality by objective; the sync period by both; warm candidates, warm sampling std and the last sync's samples
-        from their cold counterparts."""
+        the stop-gradient and γ by model kind; lifted steps, warm iterations, warm samples, the sync noise's colour
+        and the last sync's locality by objective; the sync period by both; warm candidates, warm sampling std and
+        the last sync's samples from their cold counterparts."""
         detach = latent_model if self.detach_states is None else self.detach_states
         lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
         warm = (4 if lifted else 1) if self.warm_iterations is None else self.warm_iterations
@@ -485,10 +485,9 @@ class GraspPlanner(Planner):
     def _sync(self, problem: Problem, actions: Tensor, virtual_states: Tensor, last: bool = False) -> Tensor | None:
         """Re-ground the plan in true model rollouts: the sampling step, then ``sync_steps`` plain GD
         steps on the shooting objective (full backprop through the rollout); reset the states. ``last``: the
-        plan's last sync (a cold plan's takes ``final_sync_samples``, locally with ``final_sync_local``; a warm plan's
-        syncs take
-        ``warm_sync_samples``, and its last skips the mean's rollout unless ``warm_final_mean``). Returns the
-        rollout [N, B, T+1, S] of the synced actions when it was computed, else None."""
+        plan's last sync (a cold plan's takes ``final_sync_samples``, locally with ``final_sync_local``; a warm
+        plan's syncs take ``warm_sync_samples``, and its last skips the mean's rollout unless ``warm_final_mean``).
+        Returns the rollout [N, B, T+1, S] of the synced actions when it was computed, else None."""
         config = self.config
         synced, states = actions.detach().clone(), None
         if config.sync_samples:
@@ -536,7 +535,8 @@ class GraspPlanner(Planner):
         """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
         exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper (without
         ``keep_mean`` the best sample is kept and the mean is never rolled out; ``local``: white noise at half the
-        std; samples 1..K are the ``sync_gradient_steps``). Returns the new actions [N, B, T, A] and their model rollout [N, B, T+1, S] (reused by the reset)."""
+        std; samples 1..K are the ``sync_gradient_steps``). Returns the new actions [N, B, T, A] and their model
+        rollout [N, B, T+1, S] (reused by the reset)."""
         config = self.config
         size, candidates = actions.shape[:2]
         count = sample_count + 1
