@@ -192,7 +192,7 @@ def train_world_model(
     with torch_threads(num_threads):
         start_time = time.perf_counter()
         train_set, val_set = _train_val_split(dataset, val_dataset, config)
-        batches = math.ceil(len(train_set) / min(config.batch_size, len(train_set)))
+        batches = _steps_per_epoch(len(train_set), config.batch_size)
         config = replace(config, epochs=max(config.epochs, math.ceil(config.min_steps / batches)))
         train_tensors = _tensors(train_set, device)
         obs_key = dataset.metadata.get("obs_key") or "observation"
@@ -352,6 +352,11 @@ def _targets(
     return _Targets(x, y, model.reward_inputs(s, a, n), reward_y, termination_y)
 
 
+def _steps_per_epoch(rows: int, batch_size: int) -> int:
+    """Gradient steps in one pass over ``rows`` training rows in batches of at most ``batch_size``."""
+    return max(1, math.ceil(rows / max(1, min(batch_size, rows))))
+
+
 def _termination_pos_weight(terminated: Tensor | None) -> Tensor | None:
     """The positive-class weight of the termination loss: non-terminal / terminal rows, in
     ``[1, MAX_TERMINATION_POS_WEIGHT]`` (1 without terminal rows); None without a termination head."""
@@ -388,7 +393,7 @@ class _Epochs:
         ]
         """The heads' metrics, in history order: ``reward_mse``, ``termination_bce`` (each only with its head)."""
         self.batch = min(config.batch_size, len(train.x))
-        self.steps_per_epoch = max(1, math.ceil(len(train.x) / self.batch))
+        self.steps_per_epoch = _steps_per_epoch(len(train.x), config.batch_size)
         self.generator = torch.Generator(device="cpu").manual_seed(config.seed)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         total_steps = config.epochs * self.steps_per_epoch

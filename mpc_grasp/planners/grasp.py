@@ -492,10 +492,10 @@ class GraspPlanner(Planner):
         synced, states = actions.detach().clone(), None
         if config.sync_samples:
             if problem.init is not None:  # warm
-                count, keep_mean = config.warm_sync_samples, not last or config.warm_final_mean
+                count, keep_mean, local = config.warm_sync_samples, not last or config.warm_final_mean, False
             else:
                 count, keep_mean = (config.final_sync_samples if last else config.sync_samples), True
-            local = last and problem.init is None and bool(config.final_sync_local)
+                local = last and bool(config.final_sync_local)
             synced, states = self._sample_sync(problem, synced, cast(int, count), keep_mean, local)
         for _ in range(config.sync_steps):
             gradient = self._rollout_cost_gradient(problem, synced)
@@ -548,8 +548,9 @@ class GraspPlanner(Planner):
             direction = -gradient / gradient.square().mean((-1, -2), keepdim=True).sqrt().clamp_min(1e-12)
         with torch.no_grad():
             noise = self._sync_noise(candidates, count, white=local)
-            for index, step in enumerate(steps):
-                noise[:, :, 1 + index] = step * direction
+            if steps:
+                sizes = torch.tensor(steps, device=noise.device, dtype=noise.dtype)[:, None, None]
+                noise[:, :, 1 : 1 + len(steps)] = sizes * direction[:, :, None]
             noise = noise * std
             noise[:, :, 0] = 0.0
             samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
