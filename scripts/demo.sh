@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m mpc_grasp.demo "$@"
+.venv/bin/python experiments/demo.py "$@"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mpc_grasp.demo import run_demo
+from demo import run_demo  # experiments/demo.py (experiments/ is on the test path)
 
 
 def test_demo_runs_end_to_end_and_writes_results(tmp_path) -> None:

@@ -55,3 +55,27 @@ def test_the_distribution_ships_the_library_only() -> None:
     setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert all(name == "mpc_grasp" or name.startswith("mpc_grasp.") for name in setup["packages"])
     assert not any("bench" in name or "experiments" in name for name in setup["packages"])
+
+
+def _code_lines(path: Path) -> int:
+    """Lines that are neither blank, comments nor docstrings (what ``cloc`` calls code)."""
+    source = path.read_text()
+    docstring_lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        for statement in body if isinstance(body, list) else []:
+            is_string = isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            if is_string and isinstance(statement.value.value, str) and statement.end_lineno is not None:
+                docstring_lines.update(range(statement.lineno, statement.end_lineno + 1))
+    return sum(
+        1
+        for number, line in enumerate(source.splitlines(), 1)
+        if line.strip() and not line.strip().startswith("#") and number not in docstring_lines
+    )
+
+
+def test_the_library_stays_small_enough_to_hold_in_ones_head() -> None:
+    """The cap of the library/harness split: at most 8k lines of code in ``mpc_grasp/`` (the envs live in ``envs/``)."""
+    assert not (ROOT / "mpc_grasp" / "envs").exists()
+    total = sum(_code_lines(path) for path in (ROOT / "mpc_grasp").rglob("*.py"))
+    assert 1_000 < total <= 8_000, f"mpc_grasp/ has {total} lines of code"

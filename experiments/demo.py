@@ -1,8 +1,8 @@
 """The main job: collect data on grid world `wall`, train a small world model, run GraspMPC episodes.
 
-``python -m mpc_grasp.demo`` prints the success rate and timings and writes
-``results/demo.png`` (executed path vs planned rollout and GRASP's virtual states) and
-``results/demo.json``.
+``python experiments/demo.py`` (``bash scripts/demo.sh``) prints the success rate and timings and writes
+``runs/demo/demo.png`` (executed path vs planned rollout and GRASP's virtual states) and
+``runs/demo/demo.json`` (``--out results`` rewrites the committed run).
 """
 
 from __future__ import annotations
