@@ -31,7 +31,7 @@ from .grid_world import (
     wall_boxes,
 )
 from .pixels import PIXEL_ENV_IDS, PixelCartPoleEnv, PixelGridWorldEnv, register_pixel_envs
-from .rewards import alive_bonus_reward, pendulum_reward
+from .rewards import alive_bonus_reward, pendulum_reward, reacher_reward
 
 _GRID = "mpc_grasp.envs.grid_world:GridWorldEnv"
 _CARTPOLE = "mpc_grasp.envs.cartpole:ContinuousCartPoleEnv"
@@ -82,6 +82,7 @@ __all__ = [
     "map_size",
     "obs_to_state",
     "pendulum_reward",
+    "reacher_reward",
     "register_envs",
     "register_pixel_envs",
     "sample_task",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["alive_bonus_reward", "pendulum_reward"]
+__all__ = ["alive_bonus_reward", "pendulum_reward", "reacher_reward"]
 
 
 def pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
@@ -21,6 +21,14 @@ def pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor
     theta = state[..., 1].atan2(state[..., 0])
     torque = action[..., 0].clamp(-2.0, 2.0)
     return -(theta.square() + 0.1 * state[..., 2].square() + 0.001 * torque.square())
+
+
+def reacher_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
+    """Gymnasium ``Reacher-v5``'s reward on its observation (``[..., 10]``, the last two entries the fingertip
+    minus the target in x, y), differentiable: ``−‖fingertip − target‖ − ‖a‖²`` of the state the step reaches, both
+    weights 1 (the env's defaults)."""
+    del state
+    return -next_state[..., 8:10].norm(dim=-1) - action.square().sum(-1)
 
 
 def alive_bonus_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:

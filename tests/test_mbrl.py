@@ -33,6 +33,7 @@ from mpc_grasp.rl.mbrl import (
     make_agent,
     mbrl_recipe,
     pendulum_reward,
+    reacher_reward,
     reward_error,
     run_mbrl,
 )
@@ -153,18 +154,24 @@ def test_a_learned_terminal_value_round_trips_and_plans(tmp_path: Path) -> None:
     assert np.isfinite(action).all() and agent.last_plan.info["predicted_return"].shape == (1,)
 
 
-def test_pendulum_reward_matches_the_env() -> None:
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "Reacher-v5"])
+def test_known_gymnasium_rewards_match_their_envs(env_id: str) -> None:
+    """``KNOWN_REWARDS``' formulas of Gymnasium's envs pay what the env pays, step by step."""
     import gymnasium as gym
 
-    env = gym.make("Pendulum-v1")
+    if env_id == "Reacher-v5":
+        pytest.importorskip("mujoco")
+    env = gym.make(env_id)
     obs, _ = env.reset(seed=3)
     rng = np.random.default_rng(0)
+    box = env.action_space
     for _ in range(20):
-        action = rng.uniform(-2, 2, 1).astype(np.float32)
+        action = rng.uniform(box.low, box.high).astype(np.float32)
         next_obs, reward, *_ = env.step(action)
-        predicted = pendulum_reward(torch.as_tensor(obs), torch.as_tensor(action), torch.as_tensor(next_obs))
+        predicted = KNOWN_REWARDS[env_id](torch.as_tensor(obs), torch.as_tensor(action), torch.as_tensor(next_obs))
         assert float(predicted) == pytest.approx(reward, abs=1e-4)
         obs = next_obs
+    assert KNOWN_REWARDS["Pendulum-v1"] is pendulum_reward and KNOWN_REWARDS["Reacher-v5"] is reacher_reward
 
 
 def test_cartpole_swingup_reward_matches_the_env() -> None:

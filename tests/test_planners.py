@@ -308,6 +308,7 @@ def test_grasp_warm_plans_sample_closer_to_the_warm_start() -> None:
         iterations=3,
         warm_iterations=3,
         final_sync_samples=None,
+        sync_gradient_steps=(),  # the random samples only
         action_low=-100.0,
         action_high=100.0,
         state_scale=1.0,  # no estimation rollout: the spy below sees only the syncs' rollouts
@@ -377,8 +378,8 @@ def test_a_cold_plans_last_sync_looks_locally_white_and_half_as_wide() -> None:
 
 
 def test_gradient_samples_step_down_the_rollout_cost_gradient_at_their_step_sizes() -> None:
-    """``sync_gradient_steps=(1, 0.25)``: samples 1 and 2 of a sync are the plan moved along the normalised negative
-    gradient of its rollout cost, by 1 and 0.25 sampling stds (RMS per candidate)."""
+    """``sync_gradient_steps=(1, 0.25)``: the last two samples of a sync are the plan moved along the normalised
+    negative gradient of its rollout cost, by 1 and 0.25 sampling stds (RMS per candidate)."""
     planner = make_planner(
         "grasp",
         LinearSystem.point(),
@@ -393,7 +394,7 @@ def test_gradient_samples_step_down_the_rollout_cost_gradient_at_their_step_size
         action_high=10.0,
         state_scale=1.0,
     )
-    count = planner.config.sync_samples + 1
+    count = planner.config.sync_samples + 1 + 2
     rollout, seen = planner.rollout, []
 
     def spy(start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -405,13 +406,40 @@ def test_gradient_samples_step_down_the_rollout_cost_gradient_at_their_step_size
     planner.plan([0.0, 0.0])
     samples = seen[0][0]  # [B, K, T, A]
     std = planner.config.sync_sample_std * 10.0  # half the action range is 10
-    for index, step in ((1, 1.0), (2, 0.25)):
+    for index, step in ((count - 2, 1.0), (count - 1, 0.25)):
         moved = samples[:, index] - samples[:, 0]
         assert bool((moved > 0).all())  # toward (2, 2) on every step and axis
         rms = moved.square().mean((-1, -2)).sqrt()
         torch.testing.assert_close(rms, torch.full_like(rms, step * std), rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="sync_gradient_steps must be positive"):
         make_planner("grasp", LinearSystem.point(), horizon=6, sync_gradient_steps=(0.0,))
+    with pytest.raises(ValueError, match="sync_gradient_every must be >= 1"):
+        make_planner("grasp", LinearSystem.point(), horizon=6, sync_gradient_every=0)
+
+
+def test_reward_objectives_take_gradient_samples_in_one_sync_of_four_by_default() -> None:
+    """Defaults: with a reward the sampling syncs carry gradient samples (one sync in ``sync_gradient_every``,
+    counted across plans); with a goal the lifted loss carries the gradient and the syncs sample only."""
+    reward = make_planner(
+        "grasp", LinearSystem.point(), horizon=6, reward_fn=lambda s, a, n: -n.square().sum(-1), seed=0, iterations=8
+    )
+    goal = make_planner("grasp", LinearSystem.point(), horizon=6, seed=0, iterations=8)
+    assert reward.config.sync_gradient_steps and reward.config.sync_gradient_every == 4
+    assert goal.config.sync_gradient_steps == ()
+    calls = []
+    gradient = reward._rollout_cost_gradient
+
+    def counted(problem, actions):  # type: ignore[no-untyped-def]
+        calls.append(actions.shape)
+        return gradient(problem, actions)
+
+    reward._rollout_cost_gradient = counted  # type: ignore[method-assign]
+    result = reward.plan([1.0, -1.0])  # 8 iterations, each a sync: gradient samples in syncs 1 and 5
+    assert len(calls) == 2
+    for _ in range(4):  # warm plans of one sync each: one of the four takes the gradient samples
+        result = reward.plan([1.0, -1.0], init=result.actions)
+    assert len(calls) == 3
+    assert reward.config.warm_iterations == 1 and bool(torch.isfinite(result.actions).all())
 
 
 @pytest.mark.parametrize("name", PLANNERS)
@@ -639,7 +667,12 @@ def test_grasp_resolves_its_defaults_by_model_kind_and_objective() -> None:
     # warm syncs: half the samples beside the lifted steps, all of them where the syncs are the optimisation
     assert (state.warm_sync_samples, reward.warm_sync_samples) == (config.sync_samples // 2, config.sync_samples)
     assert (state.sync_noise_beta, latent.sync_noise_beta, reward.sync_noise_beta) == (2.0, 2.0, 0.0)  # coloured, white
-    assert (state.final_sync_local, latent.final_sync_local, reward.final_sync_local) == (True, True, False)
+    assert (state.final_sync_local, latent.final_sync_local, reward.final_sync_local) == (True, False, False)
+    assert (reward.sync_gradient_steps, state.sync_gradient_steps, latent.sync_gradient_steps) == (
+        (1.0, 0.3, 0.1),
+        (),
+        (),
+    )
     # warm plans: 4 iterations with the lifted steps, 1 sampling sync with a reward, the full budget for paper()
     assert (state.warm_iterations, latent.warm_iterations, reward.warm_iterations) == (4, 4, 1)
     lifted_reward = GraspConfig(lifted_updates=True).resolve(latent_model=False, maximises_return=True)

@@ -24,7 +24,8 @@ keep the paper's stop-gradient and γ = 1; both use the sampling sync, which car
 information a local gradient cannot see. With a reward objective (``reward_fn`` / ``terminal_value``;
 nothing anchors the end of the lifted chain) the task term games the free virtual states and the lifted
 action steps are one-step greedy, so by default steps 1-3 are skipped there and every iteration is a
-sampling sync (``lifted_updates``). Each mechanism has a flag, so the ablations (no detach / no noise /
+sampling sync (``lifted_updates``) whose samples include a line search along the rollout return's gradient
+(``sync_gradient_steps``, one sync in ``sync_gradient_every``). Each mechanism has a flag, so the ablations (no detach / no noise /
 no goal term / no sync / no lifted steps) run through this same code. Why each default: see
 docs/decisions.md#grasp.
 """
@@ -130,10 +131,11 @@ class GraspConfig(PlannerConfig):
     """Std of the sampling sync's perturbations, in units of the half action range (cold plans)."""
     final_sync_local: bool | None = None
     """Whether the last sync of a cold plan takes a local look: white perturbations at half ``sync_sample_std``.
-    None resolves by objective: on with the lifted steps (goal objectives: the earlier syncs search with coloured
-    noise, whose low frequencies move an arrive-and-stop plan's end point past a tight tolerance; the last one
-    polishes), off where the syncs are the whole optimisation (reward objectives: the last sync still searches).
-    See docs/decisions.md#graspconfigfinal_sync_local."""
+    None resolves by objective and model kind: on with the lifted steps on a state-space model (goal objectives: the
+    earlier syncs search with coloured noise, whose low frequencies move an arrive-and-stop plan's end point past a
+    tight tolerance; the last one polishes), off where the syncs are the whole optimisation (reward objectives: the
+    last sync still searches) and on latent models (a polished latent distance is not a polished state; the search
+    is worth more there). See docs/decisions.md#graspconfigfinal_sync_local."""
     warm_final_mean: bool = False
     """Whether the last sync of a warm-started plan rolls out each candidate's MPPI mean and keeps it where it beats
     the best sample (as every other sync does), or keeps the best sample (default): the mean's rollout is a second
@@ -150,13 +152,19 @@ class GraspConfig(PlannerConfig):
     perturbations move a whole plan, a pump or a detour, where white noise averages out over the horizon), 0 where
     the syncs are the whole optimisation (reward objectives). See
     docs/decisions.md#graspconfigsync_noise_beta."""
-    sync_gradient_steps: tuple[float, ...] = ()
-    """Step sizes, in sampling stds, of the gradient samples of each sampling sync (e.g. ``(1.0, 0.3, 0.1)``): samples
-    1..K step from the plan along the negative gradient of its rollout cost (backpropagated through the model
+    sync_gradient_steps: tuple[float, ...] | None = None
+    """Step sizes, in sampling stds, of the gradient samples of a sampling sync (e.g. ``(1.0, 0.3, 0.1)``): extra
+    samples that step from the plan along the negative gradient of its rollout cost (backpropagated through the model
     rollout, scaled to unit RMS per candidate) and compete with the random samples for the MPPI update and the
-    best-sample pick. A fixed-width random search stalls where actions are costly; a line search along the gradient
-    does not. Off by default: the backward pass through the rollout costs more per sync than the samples' rollout.
-    See docs/decisions.md#graspconfigsync_gradient_steps."""
+    best-sample pick. A fixed-width random search stalls where actions are costly (torque costs); a line search along
+    the gradient does not. None resolves by objective: ``(1.0, 0.3, 0.1)`` where the syncs are the whole optimisation
+    (reward objectives: the gradient's only way into the plan), ``()`` with the lifted steps (goal objectives: the
+    lifted loss carries the gradient). See docs/decisions.md#graspconfigsync_gradient_steps."""
+    sync_gradient_every: int = 4
+    """The gradient samples run in one sampling sync out of this many, counted per planner across plans (a reward
+    objective's warm plan is one sync, so one control step in four): the backward pass through the rollout costs more
+    than the random samples' rollout, and a warm plan inherits the last gradient step through the shifted plan.
+    1 = every sync. See docs/decisions.md#graspconfigsync_gradient_every."""
     sync_temperature: float = 0.1
     """MPPI temperature of the sampling sync, on costs normalised by their spread."""
     sync_reset_states: bool = True
@@ -188,10 +196,13 @@ class GraspConfig(PlannerConfig):
         if self.warm_sync_sample_std is not None:
             check_positive(self.warm_sync_sample_std, "warm_sync_sample_std")
         check_positive(self.sync_temperature, "sync_temperature")
-        steps = tuple(self.sync_gradient_steps)
-        if not all(isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 for step in steps):
-            raise ValueError(f"sync_gradient_steps must be positive step sizes, got {steps!r}")
-        object.__setattr__(self, "sync_gradient_steps", tuple(float(step) for step in steps))
+        if self.sync_gradient_steps is not None:
+            steps = tuple(self.sync_gradient_steps)
+            if not all(isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0 for step in steps):
+                raise ValueError(f"sync_gradient_steps must be positive step sizes, got {steps!r}")
+            object.__setattr__(self, "sync_gradient_steps", tuple(float(step) for step in steps))
+        if self.sync_gradient_every < 1:
+            raise ValueError(f"sync_gradient_every must be >= 1, got {self.sync_gradient_every}")
         if self.final_sync_local not in (None, True, False):
             raise ValueError(f"final_sync_local must be True, False or None, got {self.final_sync_local!r}")
         if self.sync_noise_beta is not None:
@@ -218,7 +229,7 @@ class GraspConfig(PlannerConfig):
     def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
         """Every None default filled in for this model kind and objective (pure; see each field for its rule):
         the stop-gradient and γ by model kind; lifted steps, warm iterations, warm samples, the sync noise's colour
-        and the last sync's locality by objective; the sync period by both; warm candidates, warm sampling std and
+        and the gradient samples by objective; the sync period and the last sync's locality by both; warm candidates, warm sampling std and
         the last sync's samples from their cold counterparts."""
         detach = latent_model if self.detach_states is None else self.detach_states
         lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
@@ -236,7 +247,12 @@ class GraspConfig(PlannerConfig):
             warm_num_candidates=self.warm_num_candidates or self.num_candidates,
             warm_sync_sample_std=self.warm_sync_sample_std or self.sync_sample_std / 2,
             sync_noise_beta=(2.0 if lifted else 0.0) if self.sync_noise_beta is None else self.sync_noise_beta,
-            final_sync_local=lifted if self.final_sync_local is None else self.final_sync_local,
+            final_sync_local=(lifted and not latent_model) if self.final_sync_local is None else self.final_sync_local,
+            sync_gradient_steps=(
+                ((1.0, 0.3, 0.1) if not lifted else ())
+                if self.sync_gradient_steps is None
+                else self.sync_gradient_steps
+            ),
             warm_sync_samples=(
                 (self.sync_samples // 2 if lifted else self.sync_samples)
                 if self.warm_sync_samples is None
@@ -294,6 +310,7 @@ class GraspPlanner(Planner):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         config = self.config
+        self._sampling_syncs = 0  # sampling syncs so far, for ``sync_gradient_every``
         if not config.lifted_updates and not (config.sync_every and (config.sync_samples or config.sync_steps)):
             raise ValueError(
                 "lifted_updates=False leaves GRASP nothing to optimise without syncs: "
@@ -521,6 +538,15 @@ class GraspPlanner(Planner):
             (gradient,) = torch.autograd.grad(cost.sum(), probe)
         return torch.nan_to_num(gradient, nan=0.0, posinf=0.0, neginf=0.0)
 
+    def _gradient_steps(self) -> tuple[float, ...]:
+        """The gradient samples' step sizes for this sync: ``sync_gradient_steps`` in one sync of
+        ``sync_gradient_every``, else none."""
+        steps = cast(tuple[float, ...], self.config.sync_gradient_steps)
+        if not steps:
+            return steps
+        self._sampling_syncs += 1
+        return steps if (self._sampling_syncs - 1) % self.config.sync_gradient_every == 0 else ()
+
     def _sync_noise(self, candidates: int, count: int, white: bool = False) -> Tensor:
         """[N, B, K, T, A] unit-variance perturbations of the sampling sync, white or coloured (``sync_noise_beta``)."""
         beta = 0.0 if white else cast(float, self.config.sync_noise_beta)
@@ -535,25 +561,24 @@ class GraspPlanner(Planner):
         """One MPPI update per candidate: K perturbed copies (the first unperturbed), rollout costs,
         exp(-normalised cost / temperature)-weighted average; the best sample replaces it if cheaper (without
         ``keep_mean`` the best sample is kept and the mean is never rolled out; ``local``: white noise at half the
-        std; samples 1..K are the ``sync_gradient_steps``). Returns the new actions [N, B, T, A] and their model
-        rollout [N, B, T+1, S] (reused by the reset)."""
+        std; the ``sync_gradient_steps`` samples follow the random ones). Returns the new actions [N, B, T, A] and
+        their model rollout [N, B, T+1, S] (reused by the reset)."""
         config = self.config
         size, candidates = actions.shape[:2]
-        count = sample_count + 1
         scale = cast(float, config.warm_sync_sample_std) if problem.init is not None else config.sync_sample_std
         std = (scale / 2 if local else scale) * (self.action_high - self.action_low) / 2
-        steps = config.sync_gradient_steps[: count - 1]
-        if steps:  # gradient samples: a line search along the normalised descent direction
+        steps = self._gradient_steps()
+        with torch.no_grad():
+            noise = self._sync_noise(candidates, sample_count + 1, white=local)
+            noise[:, :, 0] = 0.0
+        if steps:  # gradient samples: a line search along the normalised descent direction, after the random ones
             gradient = self._rollout_cost_gradient(problem, actions)
             direction = -gradient / gradient.square().mean((-1, -2), keepdim=True).sqrt().clamp_min(1e-12)
+            sizes = torch.tensor(steps, device=noise.device, dtype=noise.dtype)[:, None, None]
+            noise = torch.cat([noise, sizes * direction[:, :, None]], dim=2)
+        count = noise.shape[2]
         with torch.no_grad():
-            noise = self._sync_noise(candidates, count, white=local)
-            if steps:
-                sizes = torch.tensor(steps, device=noise.device, dtype=noise.dtype)[:, None, None]
-                noise[:, :, 1 : 1 + len(steps)] = sizes * direction[:, :, None]
-            noise = noise * std
-            noise[:, :, 0] = 0.0
-            samples = self.clamp_actions(actions[:, :, None] + noise)  # [N, B, K, T, A]
+            samples = self.clamp_actions(actions[:, :, None] + noise * std)  # [N, B, K, T, A]
             flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
             sample_states = self.rollout(problem.start, flat).reshape(
                 size, candidates, count, self.horizon + 1, self.state_dim

@@ -39,7 +39,7 @@ from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import EpisodeRecord, run_episodes, summarize_episodes
 from mpc_grasp.data import TransitionDataset, collect_transitions, concatenate_datasets, load_dataset, make_env
 from mpc_grasp.envs.cartpole import cartpole_swingup_reward
-from mpc_grasp.envs.rewards import alive_bonus_reward, pendulum_reward
+from mpc_grasp.envs.rewards import alive_bonus_reward, pendulum_reward, reacher_reward
 from mpc_grasp.models import (
     MLPWorldModel,
     ValueFunction,
@@ -70,6 +70,7 @@ __all__ = [
     "mbrl_recipe",
     "pendulum_reward",
     "plot_learning_curves",
+    "reacher_reward",
     "resume_conflicts",
     "reward_error",
     "run_mbrl",
@@ -80,6 +81,7 @@ KNOWN_REWARDS: dict[str, RewardFn] = {
     "Pendulum-v1": pendulum_reward,
     "InvertedPendulum-v5": alive_bonus_reward,
     "mpc_grasp/CartPoleSwingup-v0": cartpole_swingup_reward,
+    "Reacher-v5": reacher_reward,
 }
 """Envs whose reward is known as a differentiable formula (``MBRLConfig.reward="known"``, for comparison
 with the learned reward head). ``InvertedPendulum-v5``'s is its own alive bonus, 1 per step
