@@ -25,8 +25,8 @@ information a local gradient cannot see. With a reward objective (``reward_fn`` 
 nothing anchors the end of the lifted chain) the task term games the free virtual states and the lifted
 action steps are one-step greedy, so by default steps 1-3 are skipped there and every iteration is a
 sampling sync (``lifted_updates``) whose samples include a line search along the rollout return's gradient
-(``sync_gradient_steps``, one sync in ``sync_gradient_every``). Each mechanism has a flag, so the ablations (no detach / no noise /
-no goal term / no sync / no lifted steps) run through this same code. Why each default: see
+(``sync_gradient_steps``, one sync in ``sync_gradient_every``). Each mechanism has a flag, so the ablations
+(no detach / no noise / no goal term / no sync / no lifted steps) run through this same code. Why each default: see
 docs/decisions.md#grasp.
 """
 
@@ -229,8 +229,8 @@ class GraspConfig(PlannerConfig):
     def resolve(self, *, latent_model: bool, maximises_return: bool) -> Self:
         """Every None default filled in for this model kind and objective (pure; see each field for its rule):
         the stop-gradient and γ by model kind; lifted steps, warm iterations, warm samples, the sync noise's colour
-        and the gradient samples by objective; the sync period and the last sync's locality by both; warm candidates, warm sampling std and
-        the last sync's samples from their cold counterparts."""
+        and the gradient samples by objective; the sync period and the last sync's locality by both; warm
+        candidates, warm sampling std and the last sync's samples from their cold counterparts."""
         detach = latent_model if self.detach_states is None else self.detach_states
         lifted = not maximises_return if self.lifted_updates is None else self.lifted_updates
         warm = (4 if lifted else 1) if self.warm_iterations is None else self.warm_iterations
@@ -568,16 +568,16 @@ class GraspPlanner(Planner):
         scale = cast(float, config.warm_sync_sample_std) if problem.init is not None else config.sync_sample_std
         std = (scale / 2 if local else scale) * (self.action_high - self.action_low) / 2
         steps = self._gradient_steps()
-        with torch.no_grad():
-            noise = self._sync_noise(candidates, sample_count + 1, white=local)
-            noise[:, :, 0] = 0.0
         if steps:  # gradient samples: a line search along the normalised descent direction, after the random ones
             gradient = self._rollout_cost_gradient(problem, actions)
             direction = -gradient / gradient.square().mean((-1, -2), keepdim=True).sqrt().clamp_min(1e-12)
-            sizes = torch.tensor(steps, device=noise.device, dtype=noise.dtype)[:, None, None]
-            noise = torch.cat([noise, sizes * direction[:, :, None]], dim=2)
-        count = noise.shape[2]
         with torch.no_grad():
+            noise = self._sync_noise(candidates, sample_count + 1, white=local)
+            noise[:, :, 0] = 0.0
+            if steps:
+                sizes = torch.tensor(steps, device=noise.device, dtype=noise.dtype)[:, None, None]
+                noise = torch.cat([noise, sizes * direction[:, :, None]], dim=2)
+            count = noise.shape[2]
             samples = self.clamp_actions(actions[:, :, None] + noise * std)  # [N, B, K, T, A]
             flat = samples.reshape(size, candidates * count, self.horizon, self.action_dim)
             sample_states = self.rollout(problem.start, flat).reshape(
