@@ -31,7 +31,7 @@ from .grid_world import (
     wall_boxes,
 )
 from .pixels import PIXEL_ENV_IDS, PixelCartPoleEnv, PixelGridWorldEnv, register_pixel_envs
-from .rewards import alive_bonus_reward, pendulum_reward, reacher_reward
+from .rewards import alive_bonus_reward, inverted_double_pendulum_reward, pendulum_reward, reacher_reward
 
 _GRID = "mpc_grasp.envs.grid_world:GridWorldEnv"
 _CARTPOLE = "mpc_grasp.envs.cartpole:ContinuousCartPoleEnv"
@@ -79,6 +79,7 @@ __all__ = [
     "cartpole_swingup_reward",
     "free_space_bounds",
     "get_layout",
+    "inverted_double_pendulum_reward",
     "map_size",
     "obs_to_state",
     "pendulum_reward",

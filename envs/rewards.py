@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["alive_bonus_reward", "pendulum_reward", "reacher_reward"]
+__all__ = ["alive_bonus_reward", "inverted_double_pendulum_reward", "pendulum_reward", "reacher_reward"]
 
 
 def pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
@@ -40,3 +40,18 @@ def alive_bonus_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Ten
     learned termination head), whose predicted probability of ending cuts the return."""
     del state, next_state
     return action[..., 0] * 0.0 + 1.0
+
+
+def inverted_double_pendulum_reward(state: Tensor, action: Tensor, next_state: Tensor) -> Tensor:
+    """Gymnasium ``InvertedDoublePendulum-v5``'s reward while the episode lives, on its observation ``[x, sin θ1,
+    sin θ2, cos θ1, cos θ2, ẋ, θ̇1, θ̇2, f]``, differentiable: ``10 − 0.01 x_tip² − (y_tip − 2)² − 0.001 θ̇1² −
+    0.005 θ̇2²`` of the state reached, the tip of the second pole from the angles (two 0.6 m poles on the cart).
+
+    The env pays no 10 on the step that ends the episode (tip height <= 1): plan with this beside a
+    ``termination_fn`` (e.g. a learned termination head), as with :func:`alive_bonus_reward`."""
+    del state, action
+    x, sin1, sin2, cos1, cos2 = next_state[..., :5].unbind(-1)
+    tip_x = x + 0.6 * (sin1 + sin1 * cos2 + cos1 * sin2)
+    tip_y = 0.6 * (cos1 + cos1 * cos2 - sin1 * sin2)
+    speeds = 1e-3 * next_state[..., 6].square() + 5e-3 * next_state[..., 7].square()
+    return 10.0 - 0.01 * tip_x.square() - (tip_y - 2.0).square() - speeds

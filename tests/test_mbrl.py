@@ -30,6 +30,7 @@ from mpc_grasp.rl.mbrl import (
     cartpole_swingup_reward,
     evaluate_return,
     fit_models,
+    inverted_double_pendulum_reward,
     make_agent,
     mbrl_recipe,
     pendulum_reward,
@@ -154,22 +155,27 @@ def test_a_learned_terminal_value_round_trips_and_plans(tmp_path: Path) -> None:
     assert np.isfinite(action).all() and agent.last_plan.info["predicted_return"].shape == (1,)
 
 
-@pytest.mark.parametrize("env_id", ["Pendulum-v1", "Reacher-v5"])
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "Reacher-v5", "InvertedDoublePendulum-v5"])
 def test_known_gymnasium_rewards_match_their_envs(env_id: str) -> None:
-    """``KNOWN_REWARDS``' formulas of Gymnasium's envs pay what the env pays, step by step."""
+    """``KNOWN_REWARDS``' formulas of Gymnasium's envs pay what the env pays, step by step (the double pendulum's
+    is its reward while alive: the env drops the 10 on the step that ends the episode)."""
     import gymnasium as gym
 
-    if env_id == "Reacher-v5":
+    if env_id != "Pendulum-v1":
         pytest.importorskip("mujoco")
     env = gym.make(env_id)
     obs, _ = env.reset(seed=3)
     rng = np.random.default_rng(0)
     box = env.action_space
     for _ in range(20):
-        action = rng.uniform(box.low, box.high).astype(np.float32)
-        next_obs, reward, *_ = env.step(action)
+        action = rng.uniform(box.low, box.high).astype(np.float32) * (0.1 if "Double" in env_id else 1.0)
+        next_obs, reward, terminated, *_ = env.step(action)
         predicted = KNOWN_REWARDS[env_id](torch.as_tensor(obs), torch.as_tensor(action), torch.as_tensor(next_obs))
-        assert float(predicted) == pytest.approx(reward, abs=1e-4)
+        assert float(predicted) == pytest.approx(
+            reward + (10.0 if terminated and "Double" in env_id else 0.0), abs=1e-4
+        )
+        if terminated:
+            break
         obs = next_obs
     assert KNOWN_REWARDS["Pendulum-v1"] is pendulum_reward and KNOWN_REWARDS["Reacher-v5"] is reacher_reward
 
@@ -390,6 +396,9 @@ def test_recipes_build_per_env_id() -> None:
     assert config.planner_options is None  # GRASP at its defaults: the recipe sets no planner budget
     assert KNOWN_REWARDS[config.env_id] is alive_bonus_reward and config.learn_termination is True
     assert mbrl_recipe("InvertedPendulum-v5", rounds=2, planner="mppi").rounds == 2
+    double = mbrl_recipe("InvertedDoublePendulum-v5")  # the env's own reward while alive + the learned termination
+    assert double.reward == "known" and double.learn_termination is True and not double.terminal_value
+    assert KNOWN_REWARDS[double.env_id] is inverted_double_pendulum_reward and double.env_steps(double.rounds) == 20_000
     with pytest.raises(ValueError, match="no MBRL recipe"):
         mbrl_recipe("Reacher-v5")
 

@@ -108,11 +108,11 @@ def test_forward_validates_shapes() -> None:
 
 def test_inputs_beyond_the_clip_give_the_clip_boundarys_step() -> None:
     """Inputs are clipped at INPUT_CLIP training stds, so a rollout fed its own far-out predictions drifts at most
-    linearly: a constant-in-data dimension (std floored at 1e-4, as InvertedDoublePendulum's constraint force)
-    moved to 100 (a million stds) gives the step of the boundary state, not an exploding one."""
+    linearly: a constant-in-data dimension (std 1, as InvertedDoublePendulum's constraint force) moved to 100
+    gives the step of the boundary state, not an exploding one."""
     model = make_model()
     states = torch.randn(500, 3, generator=torch.Generator().manual_seed(0))
-    states[:, 2] = 0.0  # constant in the data: its std is floored
+    states[:, 2] = 0.0  # constant in the data
     model.fit_normalizers(states, torch.randn(500, 2), states + 0.1)
     far, boundary = states[:4].clone(), states[:4].clone()
     far[:, 2], boundary[:, 2] = 100.0, float(model.state_mean[2] + INPUT_CLIP * model.state_std[2])
@@ -121,6 +121,24 @@ def test_inputs_beyond_the_clip_give_the_clip_boundarys_step() -> None:
         torch.testing.assert_close(model(far, action) - far, model(boundary, action) - boundary)
         reward_inputs = model.reward_inputs(far, action, far + 1e6)
     assert float(reward_inputs.abs().max()) <= INPUT_CLIP + 1e-6
+
+
+def test_a_dim_constant_in_the_data_keeps_its_units() -> None:
+    """A dim the data never moves (InvertedDoublePendulum's constraint force, 0 until the cart hits its rail) gets
+    std 1, not a floor of 1e-4: the model's own small drift in it (0.01 after one predicted step) must not read as
+    100 stds (clipped to 10) and send the next prediction anywhere."""
+    model = make_model()
+    states = torch.randn(500, 3, generator=torch.Generator().manual_seed(0))
+    states[:, 2] = 0.0
+    model.fit_normalizers(states, torch.randn(500, 2), states + 0.1)
+    assert float(model.state_std[2]) == 1.0 and float(model.state_std[0]) == pytest.approx(float(states[:, 0].std()))
+    start, drifted, clipped = states[:4].clone(), states[:4].clone(), states[:4].clone()
+    drifted[:, 2], clipped[:, 2] = 0.01, INPUT_CLIP
+    action = torch.zeros(4, 2)
+    with torch.no_grad():
+        drift_change = (model(drifted, action) - model(start, action)).abs().max()
+        clip_change = (model(clipped, action) - model(start, action)).abs().max()
+    assert float(drift_change) < 0.01 * float(clip_change)
 
 
 def test_ensemble_members_differ_and_std_includes_disagreement() -> None:

@@ -24,6 +24,13 @@ clipped inputs each step's delta stays bounded (docs/decisions.md#input_clip).""
 
 __all__ = ["ACTIVATIONS", "MLPWorldModel", "ValueFunction"]
 
+
+def _input_std(std: Tensor) -> Tensor:
+    """An input normaliser's std: 1 for a dim constant in the data (std ~0), as scikit-learn's ``StandardScaler``
+    does, so a small drift of a predicted state in it stays small; other stds floored at 1e-4."""
+    return torch.where(std > 1e-6, std.clamp_min(1e-4), torch.ones_like(std))
+
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "silu": F.silu,
     "relu": F.relu,
@@ -224,7 +231,9 @@ class MLPWorldModel(nn.Module):
         delta_mean: Any,
         delta_std: Any,
     ) -> None:
-        """Set the input / output normalisation (std floored so constant dims stay finite)."""
+        """Set the input / output normalisation. A constant input dim (std ~0, e.g. a contact force never seen
+        nonzero) gets std 1 (:func:`_input_std`): the model's own small drift in it must not read as thousands of
+        stds. Delta stds are floored at 1e-6."""
         values = {
             "state_mean": state_mean,
             "state_std": state_std,
@@ -236,8 +245,10 @@ class MLPWorldModel(nn.Module):
         for name, value in values.items():
             buffer: Tensor = getattr(self, name)
             tensor = as_float_tensor(value, name, trailing_shape=tuple(buffer.shape), allowed_ndims=(1,))
-            if name.endswith("_std"):
-                tensor = tensor.clamp_min(1e-6 if name == "delta_std" else 1e-4)
+            if name == "delta_std":
+                tensor = tensor.clamp_min(1e-6)
+            elif name.endswith("_std"):
+                tensor = _input_std(tensor)
             buffer.copy_(tensor.to(buffer.device, buffer.dtype))
 
     def fit_normalizers(self, states: Any, actions: Any, next_states: Any) -> None:
@@ -478,14 +489,12 @@ class ValueFunction(nn.Module):
 
     @torch.no_grad()
     def set_normalizers(self, state_mean: Any, state_std: Any, value_mean: float, value_scale: float) -> None:
-        """Input normalisation and output scale (std and scale floored so they stay finite)."""
+        """Input normalisation (a constant dim gets std 1, as in the world model) and output scale (floored at 1e-4)."""
         self.state_mean.copy_(
             as_float_tensor(state_mean, "state_mean", trailing_shape=(self.state_dim,), allowed_ndims=(1,))
         )
         self.state_std.copy_(
-            as_float_tensor(state_std, "state_std", trailing_shape=(self.state_dim,), allowed_ndims=(1,)).clamp_min(
-                1e-4
-            )
+            _input_std(as_float_tensor(state_std, "state_std", trailing_shape=(self.state_dim,), allowed_ndims=(1,)))
         )
         self.value_mean.fill_(float(value_mean))
         self.value_scale.fill_(max(float(value_scale), 1e-4))

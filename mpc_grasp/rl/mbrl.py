@@ -39,7 +39,7 @@ from mpc_grasp.control.agent import GraspMPC
 from mpc_grasp.control.episodes import EpisodeRecord, run_episodes, summarize_episodes
 from mpc_grasp.data import TransitionDataset, collect_transitions, concatenate_datasets, load_dataset, make_env
 from mpc_grasp.envs.cartpole import cartpole_swingup_reward
-from mpc_grasp.envs.rewards import alive_bonus_reward, pendulum_reward, reacher_reward
+from mpc_grasp.envs.rewards import alive_bonus_reward, inverted_double_pendulum_reward, pendulum_reward, reacher_reward
 from mpc_grasp.models import (
     MLPWorldModel,
     ValueFunction,
@@ -65,6 +65,7 @@ __all__ = [
     "finished_rounds",
     "fit_models",
     "interrupted_phase",
+    "inverted_double_pendulum_reward",
     "learns_termination",
     "make_agent",
     "mbrl_recipe",
@@ -82,6 +83,7 @@ KNOWN_REWARDS: dict[str, RewardFn] = {
     "InvertedPendulum-v5": alive_bonus_reward,
     "mpc_grasp/CartPoleSwingup-v0": cartpole_swingup_reward,
     "Reacher-v5": reacher_reward,
+    "InvertedDoublePendulum-v5": inverted_double_pendulum_reward,
 }
 """Envs whose reward is known as a differentiable formula (``MBRLConfig.reward="known"``, for comparison
 with the learned reward head). ``InvertedPendulum-v5``'s is its own alive bonus, 1 per step
@@ -220,6 +222,14 @@ MBRL_RECIPES: dict[str, dict[str, Any]] = {
         "seed_steps": 200,
         "steps_per_round": 200,
     },
+    "InvertedDoublePendulum-v5": {
+        "reward": "known",
+        "learn_termination": True,
+        "seed_steps": 1000,
+        "steps_per_round": 1000,
+        "rounds": 19,
+        "eval_episodes": 3,
+    },
     "mpc_grasp/CartPoleSwingup-v0": {
         "planner": "grasp",
         "horizon": 50,
@@ -237,6 +247,10 @@ probability that the pole falls cuts the predicted return) and a TD value of the
 value (it sees past the 15-step horizon, e.g. a cart drifting to its rail), horizon 15 (0.6 s: longer rollouts
 of the early models drift), 200 random seed steps (about 30 short random episodes near the upright state), then
 9 rounds of 200 agent steps (2000 env steps in all).
+
+``InvertedDoublePendulum-v5``: the env's own reward formula while alive (:func:`inverted_double_pendulum_reward`)
+with the learned termination head, as InvertedPendulum's but no terminal value, horizon 30; 1000 random seed steps
+(random play falls in ~8 steps), then 19 rounds of 1000 agent steps (20k env steps in all).
 
 ``mpc_grasp/CartPoleSwingup-v0``: the learned reward head, horizon 50 (2 s), 1000 random seed steps, then 9
 rounds of 1000 agent steps (10k env steps in all), and GRASP at its defaults inside ``GraspMPC``.

@@ -78,6 +78,8 @@ RL_ENVS: dict[str, RLEnv] = {
     "pendulum": RLEnv("Pendulum-v1", 5_000, evaluation="return"),
     "inverted_pendulum": RLEnv("InvertedPendulum-v5", 5_000, evaluation="return"),  # the MBRL study's MuJoCo task
     "cartpole_swingup": RLEnv("mpc_grasp/CartPoleSwingup-v0", 10_000, evaluation="return"),  # the MBRL study's curve
+    "reacher": RLEnv("Reacher-v5", 1_000, evaluation="return"),  # the MBRL suite's (bench.suites.mbrl_suite)
+    "inverted_double_pendulum": RLEnv("InvertedDoublePendulum-v5", 5_000, evaluation="return"),
 }
 BASELINE_ENVS: tuple[str, ...] = ("wall", "cartpole")
 """The envs of ``experiments/rl_baselines.py`` (those with a success signal)."""
