@@ -34,13 +34,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--rl-steps", type=int, default=20_000, help="env steps of each SAC / PPO run")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished runs only")
+    parser.add_argument(
+        "--eval-workers", type=int, default=1, help="run a round's evaluation episodes as this many Ray tasks"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=REPO_ROOT / "results")
     parser.add_argument("--runs-dir", type=Path, default=REPO_ROOT / "runs" / "mbrl_suite")
     add_parallel_arguments(parser)
     args = parser.parse_args(argv)
-    if args.rl_steps < 1 or min(args.seeds) < 0:
-        parser.error("--rl-steps must be positive and --seeds non-negative")
+    if args.rl_steps < 1 or args.eval_workers < 1 or min(args.seeds) < 0:
+        parser.error("--rl-steps and --eval-workers must be positive, --seeds non-negative")
     torch.set_num_threads(args.threads)
     if not args.report_only:
         run_suite(
@@ -50,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             seeds=args.seeds,
             rl_steps=args.rl_steps,
             parallel=ParallelOptions.from_args(args),
+            eval_workers=args.eval_workers,
         )
     command = command_line("experiments/mbrl_suite.py", None if argv is None else list(argv))
     report = build_report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,24 @@ def test_a_tiny_suite_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pyte
     json.dumps(report)  # the report is plain JSON
     with pytest.raises(ValueError, match="unknown envs/agents"):
         mbrl_suite.run_suite(runs, envs=["hopper"], agents=["grasp"], seeds=[0])
+    shutil.copytree(runs / "pendulum" / "grasp_seed0", runs / "pendulum" / "grasp_seed1")
+    shutil.rmtree(runs / "pendulum" / "grasp_seed1" / "round_001")  # a loop still running: left out, named
+    partial = mbrl_suite.collect_suite(runs, seeds=[0, 1], rl_steps=120)["pendulum"]
+    assert len(partial["runs"]["grasp"]) == 1 and partial["unfinished"] == ["grasp seed 1"]
     before = (runs / "pendulum" / "grasp_seed0" / "round_001" / "record.json").stat().st_mtime_ns
     mbrl_suite.run_suite(runs, envs=["pendulum"], agents=["grasp"], seeds=[0], rl_steps=120, progress=False)
     assert (runs / "pendulum" / "grasp_seed0" / "round_001" / "record.json").stat().st_mtime_ns == before  # reused
+
+
+def test_the_command_line_refuses_bad_budgets_and_reports_an_empty_suite(tmp_path: Path) -> None:
+    import mbrl_suite as script
+
+    with pytest.raises(SystemExit):
+        script.main(["--rl-steps", "0", "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        script.main(["--envs", "Hopper-v5", "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path)])
+    assert not (tmp_path / "runs").exists()  # refused before any work
+    report = script.main(["--report-only", "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path)])
+    assert all(not env["agents"] for env in report["envs"].values())
+    assert "No finished runs." in (tmp_path / "mbrl_suite.md").read_text()
+    assert (tmp_path / "mbrl_suite.png").stat().st_size > 0

@@ -126,10 +126,12 @@ def run_suite(
     seeds: Sequence[int],
     rl_steps: int = 20_000,
     parallel: ParallelOptions | None = None,
+    eval_workers: int = 1,
     progress: bool = True,
 ) -> None:
     """Run (or continue) every requested run, seed by seed (a partial suite has every env at its first seeds): the
-    loops, then the RL runs through one resume log."""
+    loops (``eval_workers`` > 1: each round's evaluation episodes as Ray tasks), then the RL runs through one resume
+    log (``parallel``: in-process or Ray)."""
     runs = Path(runs_dir)
     unknown = sorted(set(envs) - set(SUITE_ENVS)) + sorted(set(agents) - set(AGENT_LABELS))
     if unknown:
@@ -138,7 +140,8 @@ def run_suite(
         for slug in envs:
             for agent in (agent for agent in agents if agent in LOOP_AGENTS):
                 config = loop_config(SUITE_ENVS[slug], agent, seed)
-                run_mbrl(config, _run_dir(runs, slug, agent, seed), resume=True, progress=progress)
+                folder = _run_dir(runs, slug, agent, seed)
+                run_mbrl(config, folder, resume=True, progress=progress, eval_workers=eval_workers)
     rl = [
         rl_run(SUITE_ENVS[slug], algo, seed, rl_steps)
         for seed in seeds
@@ -154,22 +157,22 @@ def run_suite(
 # --------------------------------------------------------------------------- reading the runs
 
 
-def _loop_run(folder: Path) -> dict[str, Any] | None:
-    """A loop's finished rounds as a run (None when none finished)."""
-    count = finished_rounds(folder)
-    if not count:
+def _loop_run(folder: Path, rounds: int) -> dict[str, Any] | None:
+    """A loop's first ``rounds + 1`` rounds as a run (None until they have all finished: a run still going would cut
+    every seed's curve at its last round)."""
+    if finished_rounds(folder) < rounds + 1:
         return None
-    rounds = [json.loads((folder / f"round_{index:03d}" / "record.json").read_text()) for index in range(count)]
+    records = [json.loads((folder / f"round_{index:03d}" / "record.json").read_text()) for index in range(rounds + 1)]
     config = json.loads((folder / "config.json").read_text())
-    steps = rounds[-1]["env_steps"]
-    train = sum(row["collect_time_s"] + row["train_time_s"] for row in rounds)
-    plan_times = [row["median_plan_time_s"] for row in rounds if row["median_plan_time_s"] is not None]
+    steps = records[-1]["env_steps"]
+    train = sum(row["collect_time_s"] + row["train_time_s"] for row in records)
+    plan_times = [row["median_plan_time_s"] for row in records if row["median_plan_time_s"] is not None]
     return {
         "seed": config["seed"],
         "config": config,
-        "points": [{"env_steps": row["env_steps"], "mean_return": row["mean_return"]} for row in rounds],
+        "points": [{"env_steps": row["env_steps"], "mean_return": row["mean_return"]} for row in records],
         "train_time_per_step_s": train / steps,
-        "eval_time_s": sum(row["eval_time_s"] for row in rounds),
+        "eval_time_s": sum(row["eval_time_s"] for row in records),
         "median_plan_time_s": float(np.median(plan_times)) if plan_times else None,
     }
 
@@ -195,19 +198,28 @@ def _rl_runs(runs_dir: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
 
 
 def collect_suite(runs_dir: str | Path, *, seeds: Sequence[int], rl_steps: int) -> dict[str, Any]:
-    """What has finished under ``runs_dir``: per env slug and agent the runs of ``seeds`` (RL runs of ``rl_steps``)."""
+    """What has finished under ``runs_dir``: per env slug and agent the runs of ``seeds`` (RL runs of ``rl_steps``; loops
+    of the suite's rounds), and the loops begun but not finished (``"unfinished"``, left out of the curves)."""
     runs = Path(runs_dir)
     rl = _rl_runs(runs)
     envs: dict[str, Any] = {}
     for slug, env in SUITE_ENVS.items():
         agents: dict[str, list[dict[str, Any]]] = {}
+        unfinished_runs: list[str] = []
         for agent in LOOP_AGENTS:
-            found = [_loop_run(_run_dir(runs, slug, agent, seed)) for seed in seeds]
+            folders = [_run_dir(runs, slug, agent, seed) for seed in seeds]
+            found = [_loop_run(folder, env.rounds) for folder in folders]
             agents[agent] = [run for run in found if run is not None]
+            unfinished = [
+                f"{agent} seed {seed}"
+                for seed, folder, run in zip(seeds, folders, found)
+                if run is None and finished_rounds(folder)
+            ]
+            unfinished_runs.extend(unfinished)
         for algo in RL_AGENTS:
             found_rl = [rl.get((env.rl_key, algo, seed)) for seed in seeds]
             agents[algo] = [run for run in found_rl if run is not None and run["total_timesteps"] == rl_steps]
-        envs[slug] = {"env_id": env.env_id, "threshold": env.threshold, "runs": agents}
+        envs[slug] = {"env_id": env.env_id, "threshold": env.threshold, "runs": agents, "unfinished": unfinished_runs}
     return envs
 
 
@@ -350,6 +362,8 @@ def _env_section(env: Mapping[str, Any], rl_steps: int) -> list[str]:
         "|---|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     lines += _rows(env, reference)
+    if env.get("unfinished"):
+        lines += ["", "Begun but not finished (left out): " + ", ".join(env["unfinished"]) + "."]
     if reference is not None:
         lines += ["", _fifth_verdict(env, reference, rl_steps)]
     return lines + ["", *_equal_steps_table(env)]
@@ -358,6 +372,8 @@ def _env_section(env: Mapping[str, Any], rl_steps: int) -> list[str]:
 def _equal_steps_table(env: Mapping[str, Any]) -> list[str]:
     """Mean return of every agent at the loops' step counts (equal env steps), then at each run's last count."""
     agents = {name: summary for name, summary in env["agents"].items() if summary["steps"]}
+    if not agents:
+        return ["No finished runs."]
     loop_steps = sorted({step for name in LOOP_AGENTS if name in agents for step in agents[name]["steps"]})
     finals = sorted({summary["steps"][-1] for summary in agents.values()} - set(loop_steps))
     lines = [
@@ -436,7 +452,10 @@ def plot_suite(report: Mapping[str, Any], path: Path) -> Path:
         ax.set_xlabel("training env steps")
         ax.set_ylabel("mean evaluation return")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes, color="0.4")
     for ax in list(axes.flat)[len(envs) :]:
         ax.axis("off")
     fig.tight_layout()
