@@ -250,7 +250,7 @@ of the early models drift), 200 random seed steps (about 30 short random episode
 
 ``InvertedDoublePendulum-v5``: the env's own reward formula while alive (:func:`inverted_double_pendulum_reward`)
 with the learned termination head, as InvertedPendulum's but no terminal value, horizon 30; 1000 random seed steps
-(random play falls in ~8 steps), then 19 rounds of 1000 agent steps (20k env steps in all).
+(random episodes are short: many starts), then 19 rounds of 1000 agent steps (20k env steps in all).
 
 ``mpc_grasp/CartPoleSwingup-v0``: the learned reward head, horizon 50 (2 s), 1000 random seed steps, then 9
 rounds of 1000 agent steps (10k env steps in all), and GRASP at its defaults inside ``GraspMPC``.
