@@ -35,6 +35,7 @@ from mpc_grasp.rl.mbrl import (
     mbrl_recipe,
     pendulum_reward,
     reacher_reward,
+    resume_conflicts,
     reward_error,
     run_mbrl,
 )
@@ -117,6 +118,23 @@ def test_warm_started_training_continues_from_the_previous_weights(reward_model)
     torch.testing.assert_close(warm.state_mean, model.state_mean)  # the normalisers are kept
     with pytest.raises(ValueError, match="init_model has reward head"):
         train_world_model(linear_reward_dataset(400, 2), epochs=1, init_model=model, reward=False, progress=False)
+
+
+def test_the_loop_refits_from_scratch_on_all_its_data_unless_told_to_warm_start() -> None:
+    """Each round's fit sees the grown data's scales (not round 0's) and runs every epoch (no held-out episode
+    to stop on); ``warm_start`` keeps the previous model's normalisers and weights."""
+    small = dict(hidden_sizes=(16, 16), epochs=3, retrain_epochs=2, min_train_steps=0, batch_size=100)
+    first, _ = fit_models(linear_reward_dataset(200, 0), MBRLConfig(**small), 0)
+    grown = linear_reward_dataset(400, 1)
+    grown.observations[:] *= 3.0  # the agent's later states span a wider range than the seed data's
+    refit, _ = fit_models(grown, MBRLConfig(**small), 1, (first, None))
+    assert refit.training_history["epoch"] == [1, 2, 3] and refit.training_history["n_val"] == 0
+    torch.testing.assert_close(refit.state_mean, torch.as_tensor(grown.observations.mean(0)), atol=1e-5, rtol=0)
+    warm, _ = fit_models(grown, MBRLConfig(**small, warm_start=True), 1, (first, None))
+    assert len(warm.training_history["epoch"]) == 2
+    torch.testing.assert_close(warm.state_mean, first.state_mean)
+    with pytest.raises(ValueError, match="val_fraction"):
+        MBRLConfig(val_fraction=1.0)
 
 
 def test_td_value_of_a_constant_reward_is_its_discounted_sum() -> None:
@@ -260,6 +278,11 @@ def test_the_loop_resumes_where_it_stopped(tiny_run, tmp_path: Path) -> None:
         run_mbrl(MBRLConfig(rounds=2, **TINY), out, progress=False)
     with pytest.raises(ValueError, match="differs in"):
         run_mbrl(MBRLConfig(rounds=2, **{**TINY, "horizon": 9}), out, resume=True, progress=False)
+    saved = json.loads((out / "config.json").read_text())
+    legacy = {key: value for key, value in saved.items() if key not in ("warm_start", "val_fraction")}
+    (out / "config.json").write_text(json.dumps(legacy))  # saved before the loop refitted from scratch
+    assert set(resume_conflicts(out, MBRLConfig(rounds=2, **TINY))) == {"warm_start", "val_fraction"}
+    (out / "config.json").write_text(json.dumps(saved))
     # mark the finished rounds: a resumed run must load them, not recompute them
     for folder in ("round_000", "round_001"):
         record = json.loads((out / folder / "record.json").read_text())
@@ -540,6 +563,9 @@ def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
     changed = config("mpc_grasp/CartPoleSwingup-v0", "--rounds", "2", "--planner", "cem", "--hidden-sizes", "64,64")
     assert changed.rounds == 2 and changed.hidden_sizes == (64, 64) and changed.horizon == 50
     assert changed.planner == "cem" and changed.planner_options is None
+    assert config("Pendulum-v1", "--warm-start", "--retrain-epochs", "7") == MBRLConfig(
+        warm_start=True, retrain_epochs=7
+    )
     tuned = config("mpc_grasp/CartPoleSwingup-v0", "--set", "warm_iterations=5")
     assert tuned.planner == "grasp" and tuned.planner_options == {"warm_iterations": 5}
 

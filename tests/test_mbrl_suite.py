@@ -86,6 +86,12 @@ def test_a_tiny_suite_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pyte
     before = (runs / "pendulum" / "grasp_seed0" / "round_001" / "record.json").stat().st_mtime_ns
     mbrl_suite.run_suite(runs, envs=["pendulum"], agents=["grasp"], seeds=[0], rl_steps=120, progress=False)
     assert (runs / "pendulum" / "grasp_seed0" / "round_001" / "record.json").stat().st_mtime_ns == before  # reused
+    assert env["agents"]["grasp"]["config_differs"] == [] and "†" not in markdown
+    config_path = runs / "pendulum" / "grasp_seed0" / "config.json"
+    config_path.write_text(config_path.read_text().replace('"warm_start": false', '"warm_start": true'))
+    stale = mbrl_suite.build_report(runs, seeds=[0], rl_steps=120, command="test", threads=1)
+    assert stale["envs"]["pendulum"]["agents"]["grasp"]["config_differs"] == ["warm_start"]  # kept, and marked
+    assert "(1)†" in mbrl_suite.suite_markdown(stale) and "differs in warm_start" in mbrl_suite.suite_markdown(stale)
 
 
 def test_the_command_line_refuses_bad_budgets_and_reports_an_empty_suite(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ _CONFIG_FLAGS = (
     "terminal_value",
     "learn_termination",
     "epochs",
+    "warm_start",
     "retrain_epochs",
     "eval_episodes",
     "seed",
@@ -86,8 +87,11 @@ def register_mbrl(subparsers: Any) -> None:
         "that may end (default: when the random seed data holds a termination)",
     )
     p.add_argument("--hidden-sizes", help="world-model hidden layers, e.g. 200,200")
-    p.add_argument("--epochs", type=int, help="epochs of the first fit")
-    p.add_argument("--retrain-epochs", type=int, help="epochs of each warm refit")
+    p.add_argument("--epochs", type=int, help="epochs of each fit from scratch")
+    p.add_argument(
+        "--warm-start", action="store_true", default=None, help="refit each round from the previous round's model"
+    )
+    p.add_argument("--retrain-epochs", type=int, help="epochs of each warm refit (with --warm-start)")
     p.add_argument("--eval-episodes", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument(

@@ -134,9 +134,15 @@ class MBRLConfig:
     """World model (and reward head) hidden layers: small enough to train in seconds on a CPU."""
     ensemble_size: int = 1
     epochs: int = 100
-    """Epochs of the first fit (round 0; early stopping on a validation split)."""
+    """Epochs of each fit from scratch (every round's, unless ``warm_start``)."""
+    warm_start: bool = False
+    """Refit each round from the previous round's weights and normalisers (those of round 0's random data)
+    instead of from scratch. See docs/decisions.md#mbrlconfigwarm_start-and-val_fraction."""
     retrain_epochs: int = 40
-    """Epochs of each warm-started refit (the previous weights are a good start)."""
+    """Epochs of each warm-started refit (with ``warm_start``)."""
+    val_fraction: float = 0.0
+    """Whole episodes held out for early stopping and model selection (``TrainingConfig.val_fraction``); 0: each
+    fit runs all its epochs (an early round holds a few episodes, too few to select a model on one of them)."""
     min_train_steps: int = 1000
     """Every fit takes at least this many gradient steps (``TrainingConfig.min_steps``): the early rounds' data
     is one or a few batches per epoch. See docs/decisions.md#mbrlconfigmin_train_steps."""
@@ -181,6 +187,8 @@ class MBRLConfig:
             raise ValueError(f"value_discount must be in (0, 1), got {self.value_discount}")
         if not self.policy_noise >= 0:
             raise ValueError(f"policy_noise must be >= 0, got {self.policy_noise!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.exploration not in ("random", "correlated"):
@@ -315,13 +323,15 @@ def fit_models(
     previous: tuple[MLPWorldModel, ValueFunction | None] | None = None,
 ) -> tuple[MLPWorldModel, ValueFunction | None]:
     """Train the world model with its reward head and, when :func:`learns_termination`, its termination head
-    (warm-started from ``previous``) and, with ``config.terminal_value``, the value function on ``dataset``."""
+    (from scratch, or warm-started from ``previous`` with ``config.warm_start``) and, with
+    ``config.terminal_value``, the value function (warm-started) on ``dataset``."""
     previous_model, previous_value = previous if previous is not None else (None, None)
+    init_model = previous_model if config.warm_start else None
     model = train_world_model(
         dataset,
         hidden_sizes=config.hidden_sizes,
         ensemble_size=config.ensemble_size,
-        epochs=config.epochs if previous_model is None else config.retrain_epochs,
+        epochs=config.epochs if init_model is None else config.retrain_epochs,
         min_steps=config.min_train_steps,
         batch_size=config.batch_size,
         lr=config.lr,
@@ -329,7 +339,8 @@ def fit_models(
         progress=False,
         reward=True,
         termination=learns_termination(config, dataset, previous_model),
-        init_model=previous_model,
+        init_model=init_model,
+        val_fraction=config.val_fraction,
     )
     value = None
     if config.terminal_value:
@@ -732,16 +743,20 @@ def finished_rounds(out_dir: str | Path) -> int:
 
 def resume_conflicts(out_dir: str | Path, config: MBRLConfig) -> dict[str, tuple[Any, Any]]:
     """``field -> (saved, given)`` for each config field other than ``rounds`` in which ``config`` differs from
-    the ``config.json`` in ``out_dir`` (fields added since that run count at their defaults); empty
-    without a saved config."""
+    the ``config.json`` in ``out_dir`` (fields added since that run count at what the loop then did:
+    :data:`_BEFORE_FIELD`, else their defaults); empty without a saved config."""
     saved_path = Path(out_dir) / "config.json"
     if not saved_path.is_file():
         return {}
     defaults = MBRLConfig(env_id=config.env_id).to_json()
-    saved = {**defaults, **json.loads(saved_path.read_text())}
+    saved = {**defaults, **_BEFORE_FIELD, **json.loads(saved_path.read_text())}
     current = config.to_json()
     keys = sorted(key for key in set(saved) | set(current) if key != "rounds" and saved.get(key) != current.get(key))
     return {key: (saved.get(key), current.get(key)) for key in keys}
+
+
+_BEFORE_FIELD = {"warm_start": True, "val_fraction": 0.1}
+"""What the loop did before these ``MBRLConfig`` fields existed (a run saved then must not resume as another)."""
 
 
 def _prepare_out_dir(out: Path, config: MBRLConfig, resume: bool) -> None:

@@ -31,7 +31,7 @@ from bench.engine import ResumeLog
 from bench.suites.mbrl import first_reaching
 from bench.suites.rl import RLRun, run_rl_runs
 from mpc_grasp.parallel import ParallelOptions
-from mpc_grasp.rl.mbrl import MBRL_RECIPES, MBRLConfig, finished_rounds, mbrl_recipe, run_mbrl
+from mpc_grasp.rl.mbrl import MBRL_RECIPES, MBRLConfig, finished_rounds, mbrl_recipe, resume_conflicts, run_mbrl
 
 __all__ = [
     "LOOP_AGENTS",
@@ -157,9 +157,11 @@ def run_suite(
 # --------------------------------------------------------------------------- reading the runs
 
 
-def _loop_run(folder: Path, rounds: int) -> dict[str, Any] | None:
-    """A loop's first ``rounds + 1`` rounds as a run (None until they have all finished: a run still going would cut
-    every seed's curve at its last round)."""
+def _loop_run(folder: Path, expected: MBRLConfig) -> dict[str, Any] | None:
+    """A loop's first ``expected.rounds + 1`` rounds as a run (None until they have all finished: a run still going
+    would cut every seed's curve at its last round), with the config fields in which it differs from ``expected``
+    (a run of earlier defaults: kept, and marked in the report)."""
+    rounds = expected.rounds
     if finished_rounds(folder) < rounds + 1:
         return None
     records = [json.loads((folder / f"round_{index:03d}" / "record.json").read_text()) for index in range(rounds + 1)]
@@ -174,6 +176,7 @@ def _loop_run(folder: Path, rounds: int) -> dict[str, Any] | None:
         "train_time_per_step_s": train / steps,
         "eval_time_s": sum(row["eval_time_s"] for row in records),
         "median_plan_time_s": float(np.median(plan_times)) if plan_times else None,
+        "config_differs": sorted(resume_conflicts(folder, expected)),
     }
 
 
@@ -208,7 +211,7 @@ def collect_suite(runs_dir: str | Path, *, seeds: Sequence[int], rl_steps: int) 
         unfinished_runs: list[str] = []
         for agent in LOOP_AGENTS:
             folders = [_run_dir(runs, slug, agent, seed) for seed in seeds]
-            found = [_loop_run(folder, env.rounds) for folder in folders]
+            found = [_loop_run(folder, loop_config(env, agent, seed)) for seed, folder in zip(seeds, folders)]
             agents[agent] = [run for run in found if run is not None]
             unfinished = [
                 f"{agent} seed {seed}"
@@ -262,6 +265,7 @@ def agent_summary(runs: Sequence[Mapping[str, Any]], threshold: float, reference
         "steps_to_reference": None if reference is None else first_reaching(steps, means, reference),
         "train_time_per_step_s": float(np.mean([run["train_time_per_step_s"] for run in runs])) if runs else None,
         "median_plan_time_s": _median_or_none([run.get("median_plan_time_s") for run in runs]),
+        "config_differs": sorted({field for run in runs for field in run.get("config_differs", [])}),
     }
 
 
@@ -339,8 +343,19 @@ def suite_markdown(report: Mapping[str, Any]) -> str:
                 ""
                 if summary is None
                 else f"{_steps_cell(summary['steps_to_threshold'], summary)} ({len(summary['seeds'])})"
+                + ("†" if summary.get("config_differs") else "")
             )
         lines.append(f"| {env['env_id']} | {env['threshold']:g} | " + " | ".join(cells) + " |")
+    differing = sorted(
+        {
+            field
+            for env in report["envs"].values()
+            for s in env["agents"].values()
+            for field in s.get("config_differs", [])
+        }
+    )
+    if differing:
+        lines += ["", f"†: loops run with an earlier config than today's suite (differing in {', '.join(differing)})."]
     for env in report["envs"].values():
         lines += ["", *_env_section(env, report["rl_steps"])]
     return "\n".join(lines)
@@ -364,6 +379,12 @@ def _env_section(env: Mapping[str, Any], rl_steps: int) -> list[str]:
     lines += _rows(env, reference)
     if env.get("unfinished"):
         lines += ["", "Begun but not finished (left out): " + ", ".join(env["unfinished"]) + "."]
+    for name, summary in env["agents"].items():
+        if summary.get("config_differs"):
+            lines += [
+                "",
+                f"{AGENT_LABELS[name]}: run with an earlier config (differs in {', '.join(summary['config_differs'])}).",
+            ]
     if reference is not None:
         lines += ["", _fifth_verdict(env, reference, rl_steps)]
     return lines + ["", *_equal_steps_table(env)]
