@@ -459,7 +459,7 @@ def plot_suite(report: Mapping[str, Any], path: Path) -> Path:
         for name, summary in env["agents"].items():
             if not summary["steps"]:
                 continue
-            label = f"{AGENT_LABELS[name]} ({len(summary['seeds'])})"
+            label = f"{AGENT_LABELS[name]} ({len(summary['seeds'])}){'†' if summary.get('config_differs') else ''}"
             color = f"C{list(AGENT_LABELS).index(name)}"  # one colour per agent in every panel
             ax.plot(
                 summary["steps"], summary["mean"], "o-" if name in LOOP_AGENTS else "-", ms=3, color=color, label=label
