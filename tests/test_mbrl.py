@@ -133,6 +133,8 @@ def test_the_loop_refits_from_scratch_on_all_its_data_unless_told_to_warm_start(
     warm, _ = fit_models(grown, MBRLConfig(**small, warm_start=True), 1, (first, None))
     assert len(warm.training_history["epoch"]) == 2
     torch.testing.assert_close(warm.state_mean, first.state_mean)
+    rollouts, _ = fit_models(grown, MBRLConfig(**small, rollout_steps=3), 1)
+    assert rollouts.training_history["config"]["rollout_steps"] == 3
     with pytest.raises(ValueError, match="val_fraction"):
         MBRLConfig(val_fraction=1.0)
 
@@ -563,8 +565,8 @@ def test_the_cli_takes_the_envs_recipe_and_the_flags_given() -> None:
     changed = config("mpc_grasp/CartPoleSwingup-v0", "--rounds", "2", "--planner", "cem", "--hidden-sizes", "64,64")
     assert changed.rounds == 2 and changed.hidden_sizes == (64, 64) and changed.horizon == 50
     assert changed.planner == "cem" and changed.planner_options is None
-    assert config("Pendulum-v1", "--warm-start", "--retrain-epochs", "7") == MBRLConfig(
-        warm_start=True, retrain_epochs=7
+    assert config("Pendulum-v1", "--warm-start", "--retrain-epochs", "7", "--rollout-steps", "4") == MBRLConfig(
+        warm_start=True, retrain_epochs=7, rollout_steps=4
     )
     tuned = config("mpc_grasp/CartPoleSwingup-v0", "--set", "warm_iterations=5")
     assert tuned.planner == "grasp" and tuned.planner_options == {"warm_iterations": 5}

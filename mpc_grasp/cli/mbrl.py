@@ -36,6 +36,7 @@ _CONFIG_FLAGS = (
     "epochs",
     "warm_start",
     "retrain_epochs",
+    "rollout_steps",
     "eval_episodes",
     "seed",
 )
@@ -92,6 +93,7 @@ def register_mbrl(subparsers: Any) -> None:
         "--warm-start", action="store_true", default=None, help="refit each round from the previous round's model"
     )
     p.add_argument("--retrain-epochs", type=int, help="epochs of each warm refit (with --warm-start)")
+    p.add_argument("--rollout-steps", type=int, help="also train the model on its own rollouts of this many steps")
     p.add_argument("--eval-episodes", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument(

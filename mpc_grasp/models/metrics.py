@@ -70,8 +70,9 @@ def one_step_error(model: Any, dataset: TransitionDataset, *, batch_size: int = 
     return result
 
 
-def _windows(dataset: TransitionDataset, max_horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start rows ``[W]``, row indices of each window's steps ``[W, H]`` (padded) and validity ``[W, H]``."""
+def episode_windows(dataset: TransitionDataset, max_horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start rows ``[W]``, row indices of each window's steps ``[W, H]`` (padded past the end of the start row's
+    episode run: ``valid`` ``[W, H]`` is False there), one window per row; windows never cross an episode boundary."""
     starts, rows, valid = [], [], []
     steps = np.arange(max_horizon)
     for traj in dataset.trajectories():
@@ -111,7 +112,7 @@ def open_loop_rollouts(
     if int(horizon) < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     horizon = int(horizon)
-    starts, rows, valid = _windows(dataset, horizon)
+    starts, rows, valid = episode_windows(dataset, horizon)
     if max_windows is not None and len(starts) > max_windows:
         pick = np.sort(np.random.default_rng(seed).choice(len(starts), size=int(max_windows), replace=False))
         starts, rows, valid = starts[pick], rows[pick], valid[pick]

@@ -14,7 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mpc_grasp.data import TransitionDataset
+from mpc_grasp.models.metrics import episode_windows
 from mpc_grasp.models.mlp import ACTIVATIONS, MLPWorldModel, ValueFunction
 from mpc_grasp.options import config_from_options
 from mpc_grasp.validation import is_integer_at_least
@@ -77,6 +78,10 @@ class TrainingConfig:
     None = whether ``init_model`` has one."""
     termination_hidden_sizes: tuple[int, ...] | None = None
     """Hidden layers of the termination head; None = ``hidden_sizes``."""
+    rollout_steps: int = 1
+    """Also train on the model's own open-loop rollouts of this many steps along the stored episodes (1 = one-step
+    loss only): each batch adds the mean squared error of steps 2..K, each predicted from the model's previous
+    prediction, so errors that compound over a plan's horizon are trained away (docs/decisions.md#rollout_steps)."""
     epochs: int = 100
     min_steps: int = 0
     """At least this many gradient steps: ``epochs`` is raised to reach them on the training split (a few hundred
@@ -109,7 +114,7 @@ class TrainingConfig:
             if value is not None and _sizes(value) is None:
                 raise ValueError(f"{name} must be non-empty positive integers or None, got {value!r}")
             object.__setattr__(self, name, None if value is None else _sizes(value))
-        for name in ("ensemble_size", "epochs", "batch_size"):
+        for name in ("ensemble_size", "epochs", "batch_size", "rollout_steps"):
             if not is_integer_at_least(getattr(self, name), 1):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not is_integer_at_least(self.min_steps, 0):
@@ -200,7 +205,7 @@ def train_world_model(
         with torch.no_grad():
             train = _targets(model, train_set, train_tensors, config)
             val = None if val_set is None else _targets(model, val_set, _tensors(val_set, device), config)
-        epochs = _Epochs(model, train, val, config, start_time)
+        epochs = _Epochs(model, train, val, config, start_time, _rollouts(train_set, train_tensors, config))
         fit = _fit(epochs, config, progress)
         if fit.best_state is None:
             raise RuntimeError(
@@ -352,6 +357,18 @@ def _targets(
     return _Targets(x, y, model.reward_inputs(s, a, n), reward_y, termination_y)
 
 
+def _rollouts(
+    dataset: TransitionDataset, tensors: tuple[Tensor, Tensor, Tensor], config: TrainingConfig
+) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    """``(states, actions, next_states, windows)`` for the rollout loss: ``windows`` [W, K] holds the rows of every
+    run of K = ``rollout_steps`` consecutive transitions of one episode; None for K = 1 or without such a run."""
+    _, rows, valid = episode_windows(dataset, config.rollout_steps)
+    rows = rows[valid.all(axis=1)]
+    if config.rollout_steps == 1 or len(rows) == 0:
+        return None
+    return (*tensors, torch.as_tensor(rows, device=tensors[0].device))
+
+
 def _steps_per_epoch(rows: int, batch_size: int) -> int:
     """Gradient steps in one pass over ``rows`` training rows in batches of at most ``batch_size``."""
     return max(1, math.ceil(rows / max(1, min(batch_size, rows))))
@@ -381,9 +398,16 @@ class _Epochs:
     :meth:`train_epoch` runs one shuffled pass over the training split, :meth:`validate` scores the model."""
 
     def __init__(
-        self, model: MLPWorldModel, train: _Targets, val: _Targets | None, config: TrainingConfig, start_time: float
+        self,
+        model: MLPWorldModel,
+        train: _Targets,
+        val: _Targets | None,
+        config: TrainingConfig,
+        start_time: float,
+        rollouts: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
     ) -> None:
         self.model, self.train, self.val, self.config, self.start_time = model, train, val, config, start_time
+        self.rollouts = rollouts
         self.pos_weight = _termination_pos_weight(train.termination_y)
         """The termination loss's positive-class weight (from the training split; None without the head)."""
         self.head_names = [
@@ -440,6 +464,8 @@ class _Epochs:
             idx = order[:, k * self.batch : (k + 1) * self.batch]  # [E, B]
             mean, log_std = model.normalized_outputs(train.x[idx])
             objective = _loss(mean, log_std, train.y[idx], self.config.loss)
+            if self.rollouts is not None:
+                objective = objective + self.rollout_loss(idx.shape)
             for name, head_loss in self.head_losses(train, idx[0]).items():
                 objective = objective + head_loss
                 head_totals[name] += head_loss.detach()
@@ -454,6 +480,18 @@ class _Epochs:
                 timed_out = True
                 break
         return float(total) / (k + 1), {name: float(v) / (k + 1) for name, v in head_totals.items()}, timed_out
+
+    def rollout_loss(self, shape: torch.Size) -> Tensor:
+        """Mean squared error (normalised deltas) of steps 2..K of open-loop rollouts from ``shape`` = [E, B] random
+        windows, each step predicted from the previous predicted state (gradients through the whole rollout)."""
+        model, (states, actions, next_states, windows) = self.model, self.rollouts  # type: ignore[misc]
+        rows = windows[torch.randint(len(windows), tuple(shape), generator=self.generator).to(windows.device)]
+        state, errors = states[rows[..., 0]], []
+        for k in range(rows.shape[-1]):
+            mean, _ = model.normalized_outputs(model.normalize_inputs(state, actions[rows[..., k]]))
+            state = state + mean * model.delta_std + model.delta_mean
+            errors.append(((state - next_states[rows[..., k]]) / model.delta_std).square().mean())
+        return torch.stack(errors[1:]).mean()
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float, dict[str, float]]:
@@ -536,20 +574,7 @@ def _training_history(
         "n_train": len(train_set),
         "n_val": len(val_set) if val_set is not None else 0,
         "config": {
-            "hidden_sizes": list(config.hidden_sizes),
-            "ensemble_size": config.ensemble_size,
-            "epochs": config.epochs,
-            "min_steps": config.min_steps,
-            "batch_size": config.batch_size,
-            "lr": config.lr,
-            "weight_decay": config.weight_decay,
-            "val_fraction": config.val_fraction,
-            "patience": config.patience,
-            "max_time_s": config.max_time_s,
-            "seed": config.seed,
-            "loss": config.loss,
-            "activation": config.activation,
-            "lr_decay": config.lr_decay,
+            **{name: list(v) if isinstance(v, tuple) else v for name, v in asdict(config).items()},
             "reward": bool(config.reward),
             "reward_hidden_sizes": None if model.reward_hidden_sizes is None else list(model.reward_hidden_sizes),
             "termination": bool(config.termination),
@@ -563,12 +588,9 @@ def _training_history(
 
 def _model_metadata(dataset: TransitionDataset) -> dict[str, Any]:
     """``model.metadata``: what the model was trained on (env, spaces, dataset size, seed, exploration)."""
+    described = ("env_id", "env_kwargs", "obs_key", "observation_space", "action_space")
     return {
-        "env_id": dataset.metadata.get("env_id"),
-        "env_kwargs": dataset.metadata.get("env_kwargs"),
-        "obs_key": dataset.metadata.get("obs_key"),
-        "observation_space": dataset.metadata.get("observation_space"),
-        "action_space": dataset.metadata.get("action_space"),
+        **{key: dataset.metadata.get(key) for key in described},
         "dataset_n_steps": len(dataset),
         "dataset_seed": dataset.metadata.get("seed"),
         "dataset_exploration": dataset.metadata.get("exploration"),

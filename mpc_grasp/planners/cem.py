@@ -38,7 +38,32 @@ class CEMConfig(PlannerConfig):
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
 
 
-class CEMPlanner(Planner):
+class EliteSamplingPlanner(Planner):
+    """What CEM and iCEM share: their candidates are the best sample seen and the final mean of the sampling
+    distribution (selection keeps the cheaper), for every problem of a batch and for one frozen by the early stop."""
+
+    def _finish(
+        self,
+        best_actions: torch.Tensor,
+        mean: torch.Tensor,
+        history: dict[str, torch.Tensor],
+        iterations: int,
+        early_stopped: bool,
+    ) -> Candidates:
+        """The candidates (:meth:`_candidates`) and the first ``iterations`` entries of each ``history`` series."""
+        series = {name: values[:iterations] for name, values in history.items()}
+        return Candidates(self._candidates(best_actions, mean), None, series, iterations, early_stopped)
+
+    def _frozen(self, best_actions: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The candidates of a problem frozen by the early stop (no virtual states)."""
+        return self._candidates(best_actions, mean), None
+
+    def _candidates(self, best_actions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """[N, 2, T, A]: the best sample seen and the final mean (selection picks the cheaper)."""
+        return torch.cat([best_actions, self.clamp_actions(mean)[:, None]], dim=1)
+
+
+class CEMPlanner(EliteSamplingPlanner):
     """Sample, score by model rollout, refit mean/std to the elites; return the best of mean and samples."""
 
     name = "cem"
@@ -78,18 +103,4 @@ class CEMPlanner(Planner):
                 if self.should_stop(iteration, problem, best_actions, partial(self._frozen, best_actions, mean)):
                     early_stopped = True
                     break
-        iterations = iteration + 1
-        return Candidates(
-            actions=self._candidates(best_actions, mean),
-            history={name: values[:iterations] for name, values in history.items()},
-            iterations=iterations,
-            early_stopped=early_stopped,
-        )
-
-    def _frozen(self, best_actions: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, None]:
-        """The candidates of a problem frozen by the early stop (no virtual states)."""
-        return self._candidates(best_actions, mean), None
-
-    def _candidates(self, best_actions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """[N, 2, T, A]: the best sample seen and the final mean (selection picks the cheaper)."""
-        return torch.cat([best_actions, self.clamp_actions(mean)[:, None]], dim=1)
+        return self._finish(best_actions, mean, history, iteration + 1, early_stopped)

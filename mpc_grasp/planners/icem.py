@@ -14,7 +14,8 @@ from typing import Self
 import torch
 from torch import Tensor
 
-from mpc_grasp.planners.base import Candidates, Planner, PlannerConfig, Problem
+from mpc_grasp.planners.base import Candidates, PlannerConfig, Problem
+from mpc_grasp.planners.cem import EliteSamplingPlanner
 from mpc_grasp.validation import check_positive
 
 
@@ -131,7 +132,7 @@ def coloured_noise(
     return coloured_noise_from_white(white, beta, horizon)
 
 
-class ICEMPlanner(Planner):
+class ICEMPlanner(EliteSamplingPlanner):
     """Sample with coloured noise, score by model rollout, refit mean/std (with momentum) to the elites, keep a
     fraction of them for the next iteration; return the best of the best sample seen and the final mean."""
 
@@ -192,18 +193,4 @@ class ICEMPlanner(Planner):
                 if self.should_stop(iteration, problem, best_actions, partial(self._frozen, best_actions, mean)):
                     early_stopped = True
                     break
-        iterations = iteration + 1
-        return Candidates(
-            actions=self._candidates(best_actions, mean),
-            history={name: values[:iterations] for name, values in history.items()},
-            iterations=iterations,
-            early_stopped=early_stopped,
-        )
-
-    def _frozen(self, best_actions: Tensor, mean: Tensor) -> tuple[Tensor, None]:
-        """The candidates of a problem frozen by the early stop (no virtual states)."""
-        return self._candidates(best_actions, mean), None
-
-    def _candidates(self, best_actions: Tensor, mean: Tensor) -> Tensor:
-        """[N, 2, T, A]: the best sample seen and the final mean (selection picks the cheaper)."""
-        return torch.cat([best_actions, self.clamp_actions(mean)[:, None]], dim=1)
+        return self._finish(best_actions, mean, history, iteration + 1, early_stopped)

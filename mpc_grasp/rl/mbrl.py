@@ -146,6 +146,9 @@ class MBRLConfig:
     min_train_steps: int = 1000
     """Every fit takes at least this many gradient steps (``TrainingConfig.min_steps``): the early rounds' data
     is one or a few batches per epoch. See docs/decisions.md#mbrlconfigmin_train_steps."""
+    rollout_steps: int = 1
+    """Each fit also trains on the model's own open-loop rollouts of this many steps (``TrainingConfig.rollout_steps``;
+    1 = one-step loss only): plans that look further than a few steps need rollouts that stay on the data."""
     batch_size: int = 256
     lr: float = 1e-3
     eval_episodes: int = 5
@@ -166,23 +169,20 @@ class MBRLConfig:
             "batch_size",
             "ensemble_size",
             "value_epochs",
+            "rollout_steps",
         ):
             value = getattr(self, name)
             if not is_integer_at_least(value, 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not is_integer_at_least(self.min_train_steps, 0):
-            raise ValueError(f"min_train_steps must be an integer >= 0, got {self.min_train_steps!r}")
-        if not is_integer_at_least(self.rounds, 0):
-            raise ValueError(f"rounds must be a non-negative integer, got {self.rounds!r}")
+        for name in ("min_train_steps", "rounds", "seed", "eval_seed"):
+            if not is_integer_at_least(getattr(self, name), 0):
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if self.learn_termination not in (None, True, False):
             raise ValueError(f"learn_termination must be True, False or None, got {self.learn_termination!r}")
         if self.reward not in ("learned", "known"):
             raise ValueError(f"reward must be 'learned' or 'known', got {self.reward!r}")
         if self.reward == "known" and self.env_id not in KNOWN_REWARDS:
             raise ValueError(f"reward='known' needs a formula for {self.env_id!r}; known: {sorted(KNOWN_REWARDS)}")
-        for name in ("seed", "eval_seed"):
-            if not is_integer_at_least(getattr(self, name), 0):
-                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
         if not 0.0 < self.value_discount < 1.0:
             raise ValueError(f"value_discount must be in (0, 1), got {self.value_discount}")
         if not self.policy_noise >= 0:
@@ -333,6 +333,7 @@ def fit_models(
         ensemble_size=config.ensemble_size,
         epochs=config.epochs if init_model is None else config.retrain_epochs,
         min_steps=config.min_train_steps,
+        rollout_steps=config.rollout_steps,
         batch_size=config.batch_size,
         lr=config.lr,
         seed=config.seed + round_index,
@@ -508,11 +509,7 @@ def run_mbrl(
     history = {"config": config.to_json(), "learned_termination": termination, "rounds": [r.to_json() for r in records]}
     atomic_write_text(out / "history.json", json.dumps(history, indent=2))
     label = f"GraspMPC ({config.planner}, {config.reward} reward{', learned termination' if termination else ''})"
-    plot_learning_curves(
-        {label: _curve(records)},
-        out / "learning_curve.png",
-        title=config.env_id,
-    )
+    plot_learning_curves({label: _curve(records)}, out / "learning_curve.png", title=config.env_id)
     return records
 
 
