@@ -362,9 +362,11 @@ def _rollouts(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
     """``(states, actions, next_states, windows)`` for the rollout loss: ``windows`` [W, K] holds the rows of every
     run of K = ``rollout_steps`` consecutive transitions of one episode; None for K = 1 or without such a run."""
+    if config.rollout_steps == 1:
+        return None
     _, rows, valid = episode_windows(dataset, config.rollout_steps)
     rows = rows[valid.all(axis=1)]
-    if config.rollout_steps == 1 or len(rows) == 0:
+    if len(rows) == 0:
         return None
     return (*tensors, torch.as_tensor(rows, device=tensors[0].device))
 
